@@ -1,0 +1,1 @@
+//! crux-compiler

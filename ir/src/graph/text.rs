@@ -1,0 +1,1 @@
+//! Text format of the graph IR (printing and parsing). Being written.

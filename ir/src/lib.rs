@@ -1,0 +1,27 @@
+//! # crux-ir
+//!
+//! The intermediate representations of the crux compiler and their reference
+//! semantics.
+//!
+//! * [`graph`]: the tensor graph IR. A hash-consed arena of nodes with static
+//!   shapes; residual expressions, log-densities and their derivatives are
+//!   graphs. It has a verifier, a text format that round-trips, a flop
+//!   counter, and a reference interpreter that is the oracle for every later
+//!   stage.
+//! * [`rng`]: the counter-based Philox-4x32-10 generator. Every random draw
+//!   in crux (synthetic noise, sampler proposals) is a pure function of
+//!   `(seed, stream, counter)`, so results never depend on thread count,
+//!   chunking or backend.
+//!
+//! The crate has light dependencies on purpose: it is the part every other
+//! crate and every test links against.
+
+#![warn(missing_docs)]
+
+pub mod graph;
+pub mod rng;
+
+pub use graph::{
+    BinaryOp, CmpOp, DType, DataId, Graph, GraphError, Node, NodeId, Op, ParamId, Shape, Tensor,
+    UnaryOp,
+};

@@ -1,0 +1,1 @@
+//! Philox (being written).
