@@ -23,6 +23,7 @@ pub use interp::{eval, eval_all, Tensor};
 pub use op::{check, ArgType, BinaryOp, CmpOp, Op, UnaryOp};
 pub use stats::{Cost, node_cost};
 pub use types::{DType, DataId, NodeId, ParamId, Shape};
+pub use text::{parse, print};
 pub use verify::verify;
 
 /// Errors raised while building, verifying, parsing or interpreting a graph.
@@ -223,6 +224,12 @@ impl Graph {
     pub fn add(&mut self, node: Node) -> Result<NodeId, GraphError> {
         if let Some(&id) = self.dedup.get(&node) {
             return Ok(id);
+        }
+        if node.shape.checked_numel().is_none() {
+            return Err(GraphError::Invalid {
+                op: node.op.name(),
+                msg: format!("shape {} has more elements than fit in memory", node.shape),
+            });
         }
         for &a in &node.args {
             if a.index() >= self.nodes.len() {

@@ -518,7 +518,7 @@ pub fn check(op: &Op, args: &[ArgType<'_>], dtype: DType, shape: &Shape) -> Resu
         }
         Op::Reshape => {
             float_result()?;
-            if args[0].dtype != dtype || args[0].shape.numel() != shape.numel() {
+            if args[0].dtype != dtype || args[0].shape.checked_numel().is_none() || args[0].shape.checked_numel() != shape.checked_numel() {
                 return Err(err(op, format!("cannot reshape {} to {shape}", args[0].shape)));
             }
             Ok(())
@@ -560,7 +560,8 @@ pub fn check(op: &Op, args: &[ArgType<'_>], dtype: DType, shape: &Shape) -> Resu
                 }
             }
             let n = small.0[ax];
-            if n > 0 && start + (n - 1) * step >= big.0[ax] {
+            let last = (n.max(1) - 1).checked_mul(*step).and_then(|o| o.checked_add(*start));
+            if n > 0 && last.is_none_or(|l| l >= big.0[ax]) {
                 return Err(err(op, format!("indices {start}..+{n}*{step} out of range {}", big.0[ax])));
             }
             Ok(())

@@ -94,6 +94,12 @@ impl Shape {
         &self.0
     }
 
+    /// Number of elements, `None` if it overflows `usize` (shapes read from
+    /// text or user input are checked with this before anything is allocated).
+    pub fn checked_numel(&self) -> Option<usize> {
+        self.0.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+    }
+
     /// Row-major strides, in elements.
     pub fn strides(&self) -> Vec<usize> {
         let mut s = vec![1; self.0.len()];
