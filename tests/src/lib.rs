@@ -1,0 +1,7 @@
+//! Shared helpers of crux's cross-crate tests: random graph generators
+//! (proptest strategies) used by the optimiser differential tests now and by
+//! the backend differential tests later.
+
+#![warn(missing_docs)]
+
+pub mod gen;
