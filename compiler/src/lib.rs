@@ -1,1 +1,20 @@
-//! crux-compiler
+//! # crux-compiler
+//!
+//! The passes between the modelling DSL and the backends:
+//!
+//! * [`ad`]: automatic differentiation as graph-to-graph transforms —
+//!   reverse mode for `∇θ log p`, forward mode (nested for higher orders)
+//!   for derivatives of fields with respect to coordinates.
+//! * [`stage`]: partial evaluation of everything that does not depend on a
+//!   runtime parameter (points, observations, noise drawn once).
+//! * [`optimise`]: the e-graph optimiser over elementwise regions, followed
+//!   by CSE and DCE.
+//! * [`pipeline`]: the staged pipeline as a whole, with per-stage statistics
+//!   for `--inspect`.
+
+#![warn(missing_docs)]
+
+pub mod ad;
+pub mod optimise;
+pub mod pipeline;
+pub mod stage;

@@ -1,0 +1,3 @@
+//! crux benchmarks live in `src/bin/`: each is a release-mode program that
+//! measures one thing and reports ratios against a baseline taken in the
+//! same process.

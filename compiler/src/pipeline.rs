@@ -1,0 +1,167 @@
+//! The front half of the compiler as one pipeline, with statistics per stage.
+//!
+//! `traced` (the log-density as built from the user's expressions) →
+//! `differentiated` (log-density and its gradient, reverse mode) → `staged`
+//! (parameter-independent subgraphs evaluated once) → `optimised` (e-graph
+//! rewrites of elementwise regions, CSE, DCE). The last stage is what
+//! lowering receives.
+
+use crux_ir::graph::{DType, Graph, GraphError, NodeId, Shape};
+
+use crate::ad::{self, AdError};
+use crate::optimise::{self, EggLimits, EggReport, OptimiseError};
+use crate::stage::{self, StageReport};
+
+/// Errors of the pipeline. These are compiler bugs or resource limits, not
+/// user errors: the DSL validates user input before building graphs.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// A graph operation failed.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// Differentiation failed.
+    #[error(transparent)]
+    Ad(#[from] AdError),
+    /// The e-graph optimiser failed.
+    #[error(transparent)]
+    Optimise(#[from] OptimiseError),
+    /// The graph to differentiate has no scalar output of that name.
+    #[error("the graph has no scalar output `{0}` to differentiate")]
+    NoScalarOutput(String),
+}
+
+/// Size and cost of one stage's graph.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StageStats {
+    /// Stage name (`traced`, `differentiated`, `staged`, `optimised`).
+    pub stage: &'static str,
+    /// Nodes the outputs need.
+    pub nodes: usize,
+    /// Arithmetic operations per evaluation.
+    pub flops: u64,
+    /// Transcendental evaluations per evaluation.
+    pub transcendentals: u64,
+}
+
+/// One stage: its name, graph and statistics.
+#[derive(Clone, Debug)]
+pub struct Stage {
+    /// Statistics.
+    pub stats: StageStats,
+    /// The graph after this stage.
+    pub graph: Graph,
+}
+
+impl Stage {
+    fn new(stage: &'static str, graph: Graph) -> Stage {
+        let c = graph.cost();
+        Stage {
+            stats: StageStats {
+                stage,
+                nodes: graph.live_nodes(),
+                flops: c.flops,
+                transcendentals: c.transcendentals,
+            },
+            graph,
+        }
+    }
+}
+
+/// What the optimising passes did.
+#[derive(Clone, Debug, Default)]
+pub struct OptimiseReport {
+    /// Staging.
+    pub stage: StageReport,
+    /// The e-graph pass.
+    pub egg: EggReport,
+}
+
+/// Stages a graph, then optimises it (e-graph rewrites, CSE, DCE). The
+/// result computes the same outputs from the same parameters.
+pub fn optimise(
+    graph: &Graph,
+    limits: &EggLimits,
+) -> Result<(Graph, OptimiseReport), CompileError> {
+    let (staged, stage_report) = stage::stage(graph)?;
+    let (opt, egg) = optimise::optimise_elementwise(&staged, limits)?;
+    Ok((
+        opt,
+        OptimiseReport {
+            stage: stage_report,
+            egg,
+        },
+    ))
+}
+
+/// Output name of the gradient with respect to parameter slot `i`.
+pub fn grad_output_name(i: usize) -> String {
+    format!("grad.p{i}")
+}
+
+/// A compiled log-density: every stage of the pipeline, the last one
+/// computing `logp` and `grad.p<i>` for every parameter slot.
+#[derive(Clone, Debug)]
+pub struct CompiledLogDensity {
+    /// Stages in pipeline order.
+    pub stages: Vec<Stage>,
+    /// What the optimising passes did.
+    pub report: OptimiseReport,
+}
+
+impl CompiledLogDensity {
+    /// The graph handed to lowering.
+    pub fn final_graph(&self) -> &Graph {
+        &self.stages.last().expect("pipeline has stages").graph
+    }
+
+    /// The stage with this name.
+    pub fn stage(&self, name: &str) -> Option<&Stage> {
+        self.stages.iter().find(|s| s.stats.stage == name)
+    }
+}
+
+/// Runs the pipeline on a traced log-density: `traced` must have a scalar
+/// float output `logp`; every parameter slot is differentiated.
+pub fn compile_log_density(
+    traced: &Graph,
+    limits: &EggLimits,
+) -> Result<CompiledLogDensity, CompileError> {
+    let logp = traced
+        .output("logp")
+        .map_err(|_| CompileError::NoScalarOutput("logp".into()))?;
+    let (dt, sh) = traced.ty(logp);
+    if *sh != Shape::scalar() || dt == DType::Bool {
+        return Err(CompileError::NoScalarOutput("logp".into()));
+    }
+    let traced_only = {
+        let mut g = traced.clone();
+        g.clear_outputs();
+        g.set_output("logp", logp);
+        g.compacted()?
+    };
+    let mut diff = traced_only.clone();
+    let logp = diff.output("logp")?;
+    let mut wrt: Vec<NodeId> = Vec::with_capacity(diff.params().len());
+    for i in 0..diff.params().len() {
+        wrt.push(diff.param(crux_ir::ParamId(i as u32))?);
+    }
+    let grads = ad::grad(&mut diff, logp, &wrt)?;
+    for (i, g) in grads.into_iter().enumerate() {
+        diff.set_output(grad_output_name(i), g);
+    }
+    let diff = diff.compacted()?;
+    let (staged, stage_report) = stage::stage(&diff)?;
+    let (opt, egg) = optimise::optimise_elementwise(&staged, limits)?;
+    Ok(CompiledLogDensity {
+        stages: vec![
+            Stage::new("traced", traced_only),
+            Stage::new("differentiated", diff),
+            Stage::new("staged", staged),
+            Stage::new("optimised", opt),
+        ],
+        report: OptimiseReport {
+            stage: stage_report,
+            egg,
+        },
+    })
+}

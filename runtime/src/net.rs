@@ -1,0 +1,213 @@
+//! Multilayer perceptrons as models.
+
+use std::sync::Arc;
+
+use crux_ir::graph::Shape;
+
+use crate::error::{Error, Result};
+use crate::expr::Expr;
+use crate::ids::ModelId;
+use crate::param::{Model, Param};
+
+/// Hidden-layer activation of an MLP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Activation {
+    /// Hyperbolic tangent (the usual choice for PINNs: smooth derivatives).
+    Tanh,
+    /// Sine.
+    Sin,
+    /// `ln(1 + eˣ)`.
+    Softplus,
+    /// Logistic sigmoid.
+    Sigmoid,
+    /// `max(x, 0)` (its second derivative is zero almost everywhere).
+    Relu,
+}
+
+impl Activation {
+    fn apply(self, x: &Expr) -> Expr {
+        match self {
+            Activation::Tanh => x.tanh(),
+            Activation::Sin => x.sin(),
+            Activation::Softplus => x.softplus(),
+            Activation::Sigmoid => x.sigmoid(),
+            Activation::Relu => x.relu(),
+        }
+    }
+}
+
+/// A multilayer perceptron: `layers` hidden layers of width `hidden`, then a
+/// linear output layer. Weights are laid out `(out, in)` (so their
+/// `fan_in` is the input width) and biases `(out,)`.
+#[derive(Clone)]
+pub struct Net(Arc<NetState>);
+
+struct NetState {
+    id: ModelId,
+    name: String,
+    input: usize,
+    output: usize,
+    activation: Activation,
+    layers: Vec<(Param, Param)>,
+}
+
+impl Net {
+    /// An MLP named `net` with weights and biases drawn from
+    /// `U(−1/√fan_in, 1/√fan_in)`, deterministic in `seed`.
+    pub fn mlp(
+        input: usize,
+        output: usize,
+        hidden: usize,
+        layers: usize,
+        activation: Activation,
+        seed: u64,
+    ) -> Result<Net> {
+        Net::mlp_named("net", input, output, hidden, layers, activation, seed)
+    }
+
+    /// [`Net::mlp`] with a name (used for its leaves: `name.layers.0.weight`, ...).
+    pub fn mlp_named(
+        name: impl Into<String>,
+        input: usize,
+        output: usize,
+        hidden: usize,
+        layers: usize,
+        activation: Activation,
+        seed: u64,
+    ) -> Result<Net> {
+        let name = name.into();
+        for (what, v) in [
+            ("input width", input),
+            ("output width", output),
+            ("hidden width", hidden),
+        ] {
+            if v == 0 {
+                return Err(Error::InvalidArgument {
+                    what: format!("MLP {what}"),
+                    reason: "must be at least 1".into(),
+                });
+            }
+        }
+        if hidden.saturating_mul(hidden).saturating_mul(layers) > 100_000_000 {
+            return Err(Error::InvalidArgument {
+                what: "MLP size".into(),
+                reason: format!("{layers} layers of width {hidden} exceed 10⁸ weights"),
+            });
+        }
+        let id = ModelId::fresh();
+        let mut widths = vec![input];
+        widths.extend(std::iter::repeat_n(hidden, layers));
+        widths.push(output);
+        let mut leaves = Vec::with_capacity(widths.len() - 1);
+        for (l, w) in widths.windows(2).enumerate() {
+            let (fan_in, fan_out) = (w[0], w[1]);
+            let bound = 1.0 / (fan_in as f64).sqrt();
+            let draw = |stream: u64, n: usize| -> Vec<f64> {
+                (0..n as u64)
+                    .map(|i| bound * (2.0 * crux_ir::rng::uniform(seed, stream, i) - 1.0))
+                    .collect()
+            };
+            let weight = Param::leaf(
+                id,
+                name.clone(),
+                format!("{name}.layers.{l}.weight"),
+                Shape(vec![fan_out, fan_in]),
+                Some(draw(2 * l as u64, fan_out * fan_in)),
+            );
+            let bias = Param::leaf(
+                id,
+                name.clone(),
+                format!("{name}.layers.{l}.bias"),
+                Shape(vec![fan_out]),
+                Some(draw(2 * l as u64 + 1, fan_out)),
+            );
+            leaves.push((weight, bias));
+        }
+        Ok(Net(Arc::new(NetState {
+            id,
+            name,
+            input,
+            output,
+            activation,
+            layers: leaves,
+        })))
+    }
+
+    /// Input width.
+    pub fn input_width(&self) -> usize {
+        self.0.input
+    }
+
+    /// Output width.
+    pub fn output_width(&self) -> usize {
+        self.0.output
+    }
+
+    /// Number of scalar parameters.
+    pub fn num_params(&self) -> usize {
+        self.leaves().iter().map(Param::len).sum()
+    }
+
+    /// The network applied pointwise to coordinate expressions: the inputs,
+    /// each `(P, k)`, are joined column-wise into `(P, input)`, and the
+    /// result is `(P, output)`.
+    pub fn call(&self, inputs: &[&Expr]) -> Expr {
+        let x = Expr::concat(inputs, 1);
+        if x.check().is_err() {
+            return x;
+        }
+        if x.shape().len() != 2 || x.shape()[1] != self.0.input {
+            return Expr::invalid(Error::InvalidOperation {
+                op: "Net::call",
+                expr: format!("{}({x})", self.0.name),
+                reason: format!(
+                    "the network takes {} input columns, the inputs give shape {:?}; pass one (P, 1) coordinate per input",
+                    self.0.input,
+                    x.shape()
+                ),
+            });
+        }
+        let last = self.0.layers.len() - 1;
+        let mut h = x;
+        for (l, (w, b)) in self.0.layers.iter().enumerate() {
+            let z = h.matmul(&w.expr().t()) + b;
+            h = if l < last {
+                self.0.activation.apply(&z)
+            } else {
+                z
+            };
+        }
+        h
+    }
+}
+
+impl Model for Net {
+    fn model_id(&self) -> ModelId {
+        self.0.id
+    }
+    fn model_name(&self) -> String {
+        self.0.name.clone()
+    }
+    fn leaves(&self) -> Vec<Param> {
+        self.0
+            .layers
+            .iter()
+            .flat_map(|(w, b)| [w.clone(), b.clone()])
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Net({}: {} -> {} x {} ({:?}) -> {})",
+            self.0.name,
+            self.0.input,
+            self.0.layers.len() - 1,
+            self.0.layers.first().map(|l| l.0.shape()[0]).unwrap_or(0),
+            self.0.activation,
+            self.0.output
+        )
+    }
+}

@@ -1,0 +1,222 @@
+//! Parameters (tensor leaves of models) and the [`Model`] trait.
+
+use std::sync::{Arc, RwLock};
+
+use crux_ir::graph::Shape;
+
+use crate::error::{Error, Result};
+use crate::expr::{Expr, Kind};
+use crate::ids::{LeafId, ModelId};
+
+/// Something with parameters that a problem can optimise or sample: a
+/// [`Param`] (one tensor) or a [`crate::Net`] (its weights and biases).
+pub trait Model {
+    /// Identity shared by all leaves of the model.
+    fn model_id(&self) -> ModelId;
+    /// Name used in messages and outputs.
+    fn model_name(&self) -> String;
+    /// The parameter tensors, in a fixed order.
+    fn leaves(&self) -> Vec<Param>;
+}
+
+/// A named parameter tensor. Cloning gives another handle to the same
+/// parameter (its value is shared).
+#[derive(Clone)]
+pub struct Param(Arc<ParamState>);
+
+struct ParamState {
+    leaf: LeafId,
+    model: ModelId,
+    model_name: String,
+    name: String,
+    shape: Shape,
+    value: RwLock<Vec<f64>>,
+}
+
+impl Param {
+    /// A standalone parameter (its own model), initial value zero — as in
+    /// the reference library.
+    pub fn new(name: impl Into<String>, shape: impl AsRef<[usize]>) -> Param {
+        let name = name.into();
+        Param::leaf(
+            ModelId::fresh(),
+            name.clone(),
+            name,
+            Shape(shape.as_ref().to_vec()),
+            None,
+        )
+    }
+
+    pub(crate) fn leaf(
+        model: ModelId,
+        model_name: String,
+        name: String,
+        shape: Shape,
+        value: Option<Vec<f64>>,
+    ) -> Param {
+        let n = shape.checked_numel().unwrap_or(0);
+        Param(Arc::new(ParamState {
+            leaf: LeafId::fresh(),
+            model,
+            model_name,
+            name,
+            value: RwLock::new(value.unwrap_or_else(|| vec![0.0; n])),
+            shape,
+        }))
+    }
+
+    /// The parameter's name.
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The parameter's shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.0.shape.0
+    }
+
+    /// Number of scalar entries.
+    pub fn len(&self) -> usize {
+        self.0.shape.numel()
+    }
+
+    /// Whether the parameter has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn leaf_id(&self) -> LeafId {
+        self.0.leaf
+    }
+
+    /// `fan_in` of the reference library's priors: the product of
+    /// `shape[1..]` (weights are laid out `(out, in, ...)`).
+    pub fn fan_in(&self) -> usize {
+        self.0.shape.0.iter().skip(1).product()
+    }
+
+    /// The current value, flattened row-major.
+    pub fn values(&self) -> Vec<f64> {
+        self.0
+            .value
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The current value as an array of the parameter's shape.
+    pub fn value(&self) -> ndarray::ArrayD<f64> {
+        ndarray::ArrayD::from_shape_vec(self.0.shape.0.clone(), self.values())
+            .expect("value matches shape")
+    }
+
+    /// Sets the value from a flat row-major slice.
+    pub fn set_values(&self, v: &[f64]) -> Result<()> {
+        if v.len() != self.len() {
+            return Err(Error::InvalidArgument {
+                what: format!("value of parameter `{}`", self.name()),
+                reason: format!(
+                    "expected {} entries for shape {}, got {}",
+                    self.len(),
+                    self.0.shape,
+                    v.len()
+                ),
+            });
+        }
+        if let Some(bad) = v.iter().find(|x| !x.is_finite()) {
+            return Err(Error::NonFinite {
+                what: format!("the value of parameter `{}`", self.name()),
+                value: *bad,
+            });
+        }
+        *self.0.value.write().unwrap_or_else(|e| e.into_inner()) = v.to_vec();
+        Ok(())
+    }
+
+    /// Sets the value from an array of the parameter's shape.
+    pub fn set_value<S, D>(&self, a: &ndarray::ArrayBase<S, D>) -> Result<()>
+    where
+        S: ndarray::Data<Elem = f64>,
+        D: ndarray::Dimension,
+    {
+        if a.shape() != self.shape() {
+            return Err(Error::InvalidArgument {
+                what: format!("value of parameter `{}`", self.name()),
+                reason: format!("expected shape {:?}, got {:?}", self.shape(), a.shape()),
+            });
+        }
+        self.set_values(&a.iter().copied().collect::<Vec<_>>())
+    }
+
+    /// Builder form of [`Param::set_value`].
+    pub fn with_value<S, D>(self, a: &ndarray::ArrayBase<S, D>) -> Result<Param>
+    where
+        S: ndarray::Data<Elem = f64>,
+        D: ndarray::Dimension,
+    {
+        self.set_value(a)?;
+        Ok(self)
+    }
+
+    /// Builder: every entry set to `v`.
+    pub fn with_constant(self, v: f64) -> Result<Param> {
+        self.set_values(&vec![v; self.len()])?;
+        Ok(self)
+    }
+
+    /// Builder: entries drawn i.i.d. from `N(0, std²)` with a counter-based
+    /// generator keyed by `seed` (the same seed gives the same values).
+    pub fn with_normal(self, std: f64, seed: u64) -> Result<Param> {
+        if !(std.is_finite() && std >= 0.0) {
+            return Err(Error::InvalidArgument {
+                what: "std".into(),
+                reason: format!("must be finite and >= 0, got {std}"),
+            });
+        }
+        let v: Vec<f64> = (0..self.len() as u64)
+            .map(|i| std * crux_ir::rng::normal(seed, 0, i))
+            .collect();
+        self.set_values(&v)?;
+        Ok(self)
+    }
+
+    /// An expression reading this parameter.
+    pub fn expr(&self) -> Expr {
+        Expr::make(Kind::Leaf(self.clone()), self.0.shape.clone(), None)
+    }
+
+    /// Element `i` along the first axis (see [`Expr::at`]).
+    pub fn at(&self, i: usize) -> Expr {
+        self.expr().at(i)
+    }
+}
+
+impl Model for Param {
+    fn model_id(&self) -> ModelId {
+        self.0.model
+    }
+    fn model_name(&self) -> String {
+        self.0.model_name.clone()
+    }
+    fn leaves(&self) -> Vec<Param> {
+        vec![self.clone()]
+    }
+}
+
+impl Param {
+    /// Name of the model this parameter belongs to.
+    pub fn owner_name(&self) -> &str {
+        &self.0.model_name
+    }
+
+    /// Identity of the model this parameter belongs to.
+    pub fn owner(&self) -> ModelId {
+        self.0.model
+    }
+}
+
+impl std::fmt::Debug for Param {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Param({}: {})", self.0.name, self.0.shape)
+    }
+}

@@ -1,0 +1,233 @@
+//! Priors: log-densities over a sampled model's parameter leaves.
+//!
+//! The built-in factories follow the reference library (unnormalised,
+//! additive over leaves; `fan_in` = product of `shape[1..]`, weights laid
+//! out `(out, in)`), with its validation messages. A custom prior is any
+//! function from the leaves (as expressions) to a scalar expression, so it
+//! is compiled and differentiated like the rest of the log-density.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::expr::Expr;
+use crate::param::Param;
+
+type PriorFn = dyn Fn(&[Expr]) -> Expr + Send + Sync;
+
+/// A prior over a model's parameters.
+#[derive(Clone)]
+pub enum Prior {
+    /// `−½ Σ_leaf ‖θ‖² / σ²`; with `fan_in_aware`, leaves of rank ≥ 2 use
+    /// `fan_in / σ²` instead of `1 / σ²`.
+    Gaussian {
+        /// Standard deviation.
+        sigma: f64,
+        /// Scale σ by `1/√fan_in` per weight tensor.
+        fan_in_aware: bool,
+    },
+    /// `−Σ|θ| / scale`.
+    Laplace {
+        /// Scale.
+        scale: f64,
+    },
+    /// `−(df+1)/2 · Σ ln(1 + θ² / (scale² · df))`.
+    StudentT {
+        /// Degrees of freedom (> 2).
+        df: f64,
+        /// Scale.
+        scale: f64,
+    },
+    /// Per leaf `N(0, σ²)` with `σ = base/√fan_in` for weights (rank ≥ 2;
+    /// `base` alone without `fan_in_aware`) and `σ = default` for biases.
+    LayerwiseGaussian {
+        /// σ of weight tensors before the fan-in scaling.
+        base_sigma: f64,
+        /// σ of leaves of rank < 2.
+        default_sigma: f64,
+        /// Scale weights' σ by `1/√fan_in`.
+        fan_in_aware: bool,
+    },
+    /// A user-written log-prior over the leaves.
+    Custom(CustomPrior),
+}
+
+/// A user-written log-prior: a function from the model's leaves (as
+/// expressions, in the model's leaf order) to a scalar expression.
+#[derive(Clone)]
+pub struct CustomPrior {
+    name: String,
+    f: Arc<PriorFn>,
+}
+
+impl fmt::Debug for Prior {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Prior::Gaussian { sigma, fan_in_aware } => write!(f, "gaussian(sigma={sigma}, fan_in_aware={fan_in_aware})"),
+            Prior::Laplace { scale } => write!(f, "laplace(scale={scale})"),
+            Prior::StudentT { df, scale } => write!(f, "student_t(df={df}, scale={scale})"),
+            Prior::LayerwiseGaussian {
+                base_sigma,
+                default_sigma,
+                fan_in_aware,
+            } => write!(
+                f,
+                "layerwise_gaussian(base_sigma={base_sigma}, default_sigma={default_sigma}, fan_in_aware={fan_in_aware})"
+            ),
+            Prior::Custom(c) => write!(f, "custom({})", c.name),
+        }
+    }
+}
+
+impl Default for Prior {
+    /// The reference library's default: Gaussian with σ = 10.
+    fn default() -> Prior {
+        Prior::Gaussian {
+            sigma: 10.0,
+            fan_in_aware: false,
+        }
+    }
+}
+
+fn positive(v: f64) -> bool {
+    v.is_finite() && v > 0.0
+}
+
+impl Prior {
+    /// Gaussian prior; `sigma` must be > 0.
+    pub fn gaussian(sigma: f64, fan_in_aware: bool) -> Result<Prior> {
+        if !positive(sigma) {
+            return Err(Error::InvalidPrior(format!(
+                "gaussian prior: sigma must be > 0, got {sigma}"
+            )));
+        }
+        Ok(Prior::Gaussian {
+            sigma,
+            fan_in_aware,
+        })
+    }
+
+    /// Laplace prior; `scale` must be > 0.
+    pub fn laplace(scale: f64) -> Result<Prior> {
+        if !positive(scale) {
+            return Err(Error::InvalidPrior(format!(
+                "laplace prior: scale must be > 0, got {scale}"
+            )));
+        }
+        Ok(Prior::Laplace { scale })
+    }
+
+    /// Student-t prior; `df` must be > 2 (finite variance) and `scale` > 0.
+    pub fn student_t(df: f64, scale: f64) -> Result<Prior> {
+        if !(df.is_finite() && df > 2.0) {
+            return Err(Error::InvalidPrior(format!(
+                "student_t prior: df must be > 2 for finite variance, got {df}"
+            )));
+        }
+        if !positive(scale) {
+            return Err(Error::InvalidPrior(format!(
+                "student_t prior: scale must be > 0, got {scale}"
+            )));
+        }
+        Ok(Prior::StudentT { df, scale })
+    }
+
+    /// Layer-wise Gaussian prior (the standard BNN-PINN prior); both σ must be > 0.
+    pub fn layerwise_gaussian(
+        base_sigma: f64,
+        default_sigma: f64,
+        fan_in_aware: bool,
+    ) -> Result<Prior> {
+        if !(positive(base_sigma) && positive(default_sigma)) {
+            return Err(Error::InvalidPrior(format!(
+                "layerwise_gaussian prior: base_sigma and default_sigma must be > 0, got base_sigma={base_sigma}, default_sigma={default_sigma}"
+            )));
+        }
+        Ok(Prior::LayerwiseGaussian {
+            base_sigma,
+            default_sigma,
+            fan_in_aware,
+        })
+    }
+
+    /// A custom log-prior built from the leaves' expressions; it must return
+    /// a scalar (shape `[]` or `[1]`).
+    pub fn custom(
+        name: impl Into<String>,
+        f: impl Fn(&[Expr]) -> Expr + Send + Sync + 'static,
+    ) -> Prior {
+        Prior::Custom(CustomPrior {
+            name: name.into(),
+            f: Arc::new(f),
+        })
+    }
+
+    /// The log-prior of `leaves` as a scalar expression.
+    pub(crate) fn log_prior(&self, leaves: &[Param]) -> Result<Expr> {
+        let sum_sq = |p: &Param| p.expr().square().sum();
+        let mut total = Expr::scalar(0.0);
+        match self {
+            Prior::Gaussian {
+                sigma,
+                fan_in_aware,
+            } => {
+                for p in leaves {
+                    let mut inv_s2 = 1.0 / (sigma * sigma);
+                    if *fan_in_aware && p.shape().len() >= 2 {
+                        inv_s2 *= p.fan_in() as f64;
+                    }
+                    total = total + sum_sq(p) * (-0.5 * inv_s2);
+                }
+            }
+            Prior::Laplace { scale } => {
+                for p in leaves {
+                    total = total + p.expr().abs().sum() * (-1.0 / scale);
+                }
+            }
+            Prior::StudentT { df, scale } => {
+                for p in leaves {
+                    let t = (p.expr().square() * (1.0 / (scale * scale * df)))
+                        .log1p()
+                        .sum();
+                    total = total + t * (-(df + 1.0) / 2.0);
+                }
+            }
+            Prior::LayerwiseGaussian {
+                base_sigma,
+                default_sigma,
+                fan_in_aware,
+            } => {
+                for p in leaves {
+                    let inv_s2 = if p.shape().len() >= 2 {
+                        let base = 1.0 / (base_sigma * base_sigma);
+                        if *fan_in_aware {
+                            base * p.fan_in() as f64
+                        } else {
+                            base
+                        }
+                    } else {
+                        1.0 / (default_sigma * default_sigma)
+                    };
+                    total = total + sum_sq(p) * (-0.5 * inv_s2);
+                }
+            }
+            Prior::Custom(c) => {
+                let exprs: Vec<Expr> = leaves.iter().map(Param::expr).collect();
+                let v = (c.f)(&exprs);
+                v.check()?;
+                if v.shape().iter().product::<usize>() != 1 {
+                    return Err(Error::InvalidArgument {
+                        what: format!("custom prior `{}`", c.name),
+                        reason: format!(
+                            "must return a scalar log-density, got shape {:?}; sum it",
+                            v.shape()
+                        ),
+                    });
+                }
+                total = v.reshape(&[]);
+            }
+        }
+        total.check()?;
+        Ok(total)
+    }
+}

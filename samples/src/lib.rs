@@ -1,0 +1,49 @@
+//! Shared pieces of the sample programs: the `--inspect` / `--ir` reports.
+
+#![warn(missing_docs)]
+
+pub mod problems;
+
+use crux::LogDensity;
+
+/// The `--inspect` JSON object: points, parameter count, and per-stage
+/// node, flop and transcendental counts in pipeline order.
+pub fn inspect_json(ld: &LogDensity) -> serde_json::Value {
+    let stages: Vec<serde_json::Value> = ld
+        .stages()
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "stage": s.stage,
+                "nodes": s.nodes,
+                "flops": s.flops,
+                "transcendentals": s.transcendentals,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "points": ld.num_points(),
+        "params": ld.dim(),
+        "stages": stages,
+    })
+}
+
+/// Handles `--inspect` and `--ir STAGE`: prints the report and returns
+/// `true` when one of them was requested (the sample then stops).
+pub fn report(ld: &LogDensity, inspect: bool, ir: Option<&str>) -> crux::Result<bool> {
+    if let Some(stage) = ir {
+        print!("{}", ld.stage_ir(stage)?);
+        return Ok(true);
+    }
+    if inspect {
+        println!("{}", inspect_json(ld));
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// Prints an error with its cause chain and exits with status 1.
+pub fn exit_with(e: crux::Error) -> ! {
+    eprintln!("error: {e}");
+    std::process::exit(1)
+}

@@ -1,0 +1,89 @@
+//! The spec's problems, defined once for the sample programs, the
+//! benchmarks and the tests.
+
+use crux::{noise, Activation, Crux, Domain, Expr, LogDensity, Net, Param, Prior, PI};
+
+/// The quick example's true coefficients.
+pub const QUICKSTART_TRUTH: (f64, f64) = (3.14, -2.71);
+
+/// The quick example: `a·sin(πx) + b·cos(πx) − target` on 101 points of
+/// [0, 1], target `3.14 sin(πx) − 2.71 cos(πx) + N(0, 0.1²)` drawn once.
+pub struct Quickstart {
+    /// The problem (one `.mse()` constraint).
+    pub problem: Crux,
+    /// Coefficient of `sin(πx)`.
+    pub a: Param,
+    /// Coefficient of `cos(πx)`.
+    pub b: Param,
+    /// The coordinate variable.
+    pub x: Expr,
+    /// The noisy observations.
+    pub target: Expr,
+}
+
+impl Quickstart {
+    /// Builds the problem with the noise drawn from `seed`.
+    pub fn new(seed: u64) -> crux::Result<Quickstart> {
+        let dom = Domain::line(0.0, 1.0, 0.01)?;
+        let x = dom.variable("interior")?;
+        let (a_true, b_true) = QUICKSTART_TRUTH;
+        let target = a_true * (PI * &x).sin() + b_true * (PI * &x).cos() + noise::gaussian(0.1);
+        let a = Param::new("a", [1]);
+        let b = Param::new("b", [1]);
+        let residual = &a * (PI * &x).sin() + &b * (PI * &x).cos() - &target;
+        let problem = Crux::new([residual.mse()])?.with_seed(seed);
+        Ok(Quickstart {
+            problem,
+            a,
+            b,
+            x,
+            target,
+        })
+    }
+
+    /// The log-density of (a, b) under the default prior.
+    pub fn log_density(&self, likelihood_scale: f64) -> crux::Result<LogDensity> {
+        self.problem
+            .log_density()
+            .sample(&self.a, Prior::default())
+            .sample(&self.b, Prior::default())
+            .likelihood_scale(likelihood_scale)
+            .build()
+    }
+}
+
+/// The spec's Bayesian PINN: `u'' + π² sin(πx) = 0` on 101 points of [0, 1],
+/// `u(0) = u(1) = 0`, `u` an MLP 1→32→32→32→1 with tanh.
+pub struct Bpinn {
+    /// The problem (`pde.mse()`, `bc.mse()`).
+    pub problem: Crux,
+    /// The network.
+    pub net: Net,
+    /// The field `u(x)` on the interior points.
+    pub u: Expr,
+    /// The coordinate variable of the interior points.
+    pub x: Expr,
+}
+
+impl Bpinn {
+    /// Builds the problem with the network's weights drawn from `seed`.
+    pub fn new(seed: u64) -> crux::Result<Bpinn> {
+        let dom = Domain::line(0.0, 1.0, 0.01)?;
+        let x = dom.variable("interior")?;
+        let xb = dom.variable("boundary")?;
+        let net = Net::mlp(1, 1, 32, 3, Activation::Tanh, seed)?;
+        let u = net.call(&[&x]);
+        let pde = u.dd(&x) + (PI * PI) * (PI * &x).sin();
+        let bc = net.call(&[&xb]);
+        let problem = Crux::new([pde.mse(), bc.mse()])?;
+        Ok(Bpinn { problem, net, u, x })
+    }
+
+    /// The log-density of the network's weights under the default prior.
+    pub fn log_density(&self) -> crux::Result<LogDensity> {
+        self.problem
+            .log_density()
+            .sample(&self.net, Prior::default())
+            .build()
+    }
+}
