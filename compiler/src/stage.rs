@@ -75,7 +75,10 @@ pub fn stage(graph: &Graph) -> Result<(Graph, StageReport), GraphError> {
 
     // Evaluate the frontier once. Parameters are not read by any frontier
     // node, so zeros stand in for them.
-    let frontier_ids: Vec<NodeId> = (0..n).filter(|&i| frontier[i] && live[i]).map(|i| NodeId(i as u32)).collect();
+    let frontier_ids: Vec<NodeId> = (0..n)
+        .filter(|&i| frontier[i] && live[i])
+        .map(|i| NodeId(i as u32))
+        .collect();
     let dummy: Vec<Tensor> = graph
         .params()
         .iter()
@@ -84,7 +87,9 @@ pub fn stage(graph: &Graph) -> Result<(Graph, StageReport), GraphError> {
     let vals = eval_all(graph, &dummy, &frontier_ids)?;
     let before = graph.reachable(&roots);
     let mut report = StageReport {
-        folded_nodes: (0..n).filter(|&i| !varying[i] && !live[i] && before[i]).count(),
+        folded_nodes: (0..n)
+            .filter(|&i| !varying[i] && !live[i] && before[i])
+            .count(),
         ..StageReport::default()
     };
 
@@ -129,7 +134,11 @@ pub fn stage(graph: &Graph) -> Result<(Graph, StageReport), GraphError> {
                 }
             }
         } else {
-            let args = node.args.iter().map(|a| map[a.index()].expect("arguments precede users")).collect();
+            let args = node
+                .args
+                .iter()
+                .map(|a| map[a.index()].expect("arguments precede users"))
+                .collect();
             dst.add(Node {
                 op: node.op.clone(),
                 args,
@@ -158,7 +167,9 @@ mod tests {
         let xs: Vec<f64> = (0..5).map(|i| i as f64 / 4.0).collect();
         let d = g.add_data("x", Tensor::f64([5, 1], xs.clone()).unwrap());
         let x = g.data_node(d).unwrap();
-        let pi = g.constant(std::f64::consts::PI, DType::F64, [5, 1]).unwrap();
+        let pi = g
+            .constant(std::f64::consts::PI, DType::F64, [5, 1])
+            .unwrap();
         let px = g.mul(pi, x).unwrap();
         let s = g.unary(UnaryOp::Sin, px).unwrap();
         let a = g.param(p).unwrap();

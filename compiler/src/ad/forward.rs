@@ -9,7 +9,11 @@ use crux_ir::graph::{Graph, NodeId};
 /// tangents are, so an interior node (a coordinate sliced out of a point
 /// set, say) can be a seed. Returns the tangent of each output (`None`
 /// when the output does not depend on any seed).
-pub fn jvp(g: &mut Graph, outputs: &[NodeId], seeds: &[(NodeId, NodeId)]) -> Result<Vec<Option<NodeId>>, AdError> {
+pub fn jvp(
+    g: &mut Graph,
+    outputs: &[NodeId],
+    seeds: &[(NodeId, NodeId)],
+) -> Result<Vec<Option<NodeId>>, AdError> {
     for &(n, t) in seeds {
         let (nd, ns) = (g.node(n).dtype, g.node(n).shape.clone());
         let (td, tsh) = (g.node(t).dtype, g.node(t).shape.clone());
@@ -48,7 +52,12 @@ pub fn jvp(g: &mut Graph, outputs: &[NodeId], seeds: &[(NodeId, NodeId)]) -> Res
 /// ones at `x`; the result of one pass is differentiated again for the next,
 /// so mixed partials come from calling this with different coordinates.
 /// A field that does not depend on `x` has derivative zero.
-pub fn field_derivative(g: &mut Graph, u: NodeId, x: NodeId, order: u32) -> Result<NodeId, AdError> {
+pub fn field_derivative(
+    g: &mut Graph,
+    u: NodeId,
+    x: NodeId,
+    order: u32,
+) -> Result<NodeId, AdError> {
     let mut cur = u;
     for _ in 0..order {
         let ones = g.constant_like(1.0, x)?;

@@ -8,7 +8,12 @@ use crux_ir::graph::{Graph, NodeId};
 /// node in `wrt`. Returns one cotangent per `wrt` node, zeros where the
 /// output does not depend on it. Only nodes on a path from `wrt` to
 /// `output` are visited.
-pub fn vjp(g: &mut Graph, output: NodeId, cotangent: NodeId, wrt: &[NodeId]) -> Result<Vec<NodeId>, AdError> {
+pub fn vjp(
+    g: &mut Graph,
+    output: NodeId,
+    cotangent: NodeId,
+    wrt: &[NodeId],
+) -> Result<Vec<NodeId>, AdError> {
     let (od, os) = (g.node(output).dtype, g.node(output).shape.clone());
     let (cd, cs) = (g.node(cotangent).dtype, g.node(cotangent).shape.clone());
     if od != cd || os != cs {
@@ -37,7 +42,10 @@ pub fn vjp(g: &mut Graph, output: NodeId, cotangent: NodeId, wrt: &[NodeId]) -> 
         }
         let id = NodeId(i as u32);
         let args = g.node(id).args.clone();
-        let need: Vec<bool> = args.iter().map(|a| dep[a.index()] && differentiable(g.node(*a).dtype)).collect();
+        let need: Vec<bool> = args
+            .iter()
+            .map(|a| dep[a.index()] && differentiable(g.node(*a).dtype))
+            .collect();
         if !need.iter().any(|n| *n) {
             continue;
         }

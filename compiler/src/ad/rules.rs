@@ -86,7 +86,13 @@ fn or_zeros(g: &mut Graph, t: Option<NodeId>, like: NodeId) -> R<NodeId> {
 /// `a` with size-1 axes inserted at the reduced `axes`, then broadcast to `full`.
 fn unreduce(g: &mut Graph, a: NodeId, axes: &[u8], full: &Shape) -> R<NodeId> {
     let keep: Vec<usize> = (0..full.rank())
-        .map(|i| if axes.contains(&(i as u8)) { 1 } else { full.0[i] })
+        .map(|i| {
+            if axes.contains(&(i as u8)) {
+                1
+            } else {
+                full.0[i]
+            }
+        })
         .collect();
     let r = g.reshape(a, keep)?;
     g.broadcast(r, full.clone())
@@ -94,7 +100,11 @@ fn unreduce(g: &mut Graph, a: NodeId, axes: &[u8], full: &Shape) -> R<NodeId> {
 
 /// `x` and the argument `a` of `max`/`min`-style selection: `a >= b` (max) or `a <= b` (min).
 fn pick_first(g: &mut Graph, op: BinaryOp, a: NodeId, b: NodeId) -> R<NodeId> {
-    let c = if op == BinaryOp::Max { CmpOp::Ge } else { CmpOp::Le };
+    let c = if op == BinaryOp::Max {
+        CmpOp::Ge
+    } else {
+        CmpOp::Le
+    };
     g.compare(c, a, b)
 }
 

@@ -73,12 +73,25 @@ fn check(case: &Case, seed: u64) {
     }
 
     let draw = |rng: &mut Rng, s: &Shape, lo: f64, hi: f64| {
-        Tensor::f64(s.clone(), (0..s.numel()).map(|_| rng.range(lo, hi)).collect()).unwrap()
+        Tensor::f64(
+            s.clone(),
+            (0..s.numel()).map(|_| rng.range(lo, hi)).collect(),
+        )
+        .unwrap()
     };
-    let x: Vec<Tensor> = case.shapes.iter().map(|s| draw(&mut rng, &Shape::from(*s), case.domain.0, case.domain.1)).collect();
-    let u: Vec<Tensor> = case.shapes.iter().map(|s| draw(&mut rng, &Shape::from(*s), -1.0, 1.0)).collect();
+    let x: Vec<Tensor> = case
+        .shapes
+        .iter()
+        .map(|s| draw(&mut rng, &Shape::from(*s), case.domain.0, case.domain.1))
+        .collect();
+    let u: Vec<Tensor> = case
+        .shapes
+        .iter()
+        .map(|s| draw(&mut rng, &Shape::from(*s), -1.0, 1.0))
+        .collect();
     let v = draw(&mut rng, &ys, -1.0, 1.0);
-    let args = |x: &[Tensor]| -> Vec<Tensor> { x.iter().chain(&u).cloned().chain([v.clone()]).collect() };
+    let args =
+        |x: &[Tensor]| -> Vec<Tensor> { x.iter().chain(&u).cloned().chain([v.clone()]).collect() };
     let out = eval(&g, &args(&x)).unwrap();
     let fwd = dot(&v, &out[1]);
     let rev: f64 = (0..x.len()).map(|i| dot(&out[2 + i], &u[i])).sum();
@@ -94,7 +107,17 @@ fn check(case: &Case, seed: u64) {
             let xh: Vec<Tensor> = x
                 .iter()
                 .zip(&u)
-                .map(|(xi, ui)| Tensor::f64(xi.shape.clone(), xi.data.iter().zip(&ui.data).map(|(a, b)| a + sign * h * b).collect()).unwrap())
+                .map(|(xi, ui)| {
+                    Tensor::f64(
+                        xi.shape.clone(),
+                        xi.data
+                            .iter()
+                            .zip(&ui.data)
+                            .map(|(a, b)| a + sign * h * b)
+                            .collect(),
+                    )
+                    .unwrap()
+                })
                 .collect();
             dot(&v, &eval(&g, &args(&xh)).unwrap()[0])
         };
@@ -414,7 +437,13 @@ fn ad_errors_are_values() {
     let p = g.add_param("a", DType::F64, [2]);
     let a = g.param(p).unwrap();
     let s = g.sum_all(a).unwrap();
-    assert!(matches!(vjp(&mut g, s, a, &[a]), Err(AdError::CotangentShape { .. })));
+    assert!(matches!(
+        vjp(&mut g, s, a, &[a]),
+        Err(AdError::CotangentShape { .. })
+    ));
     let bad = g.constant(1.0, DType::F64, [3]).unwrap();
-    assert!(matches!(jvp(&mut g, &[s], &[(a, bad)]), Err(AdError::SeedType { .. })));
+    assert!(matches!(
+        jvp(&mut g, &[s], &[(a, bad)]),
+        Err(AdError::SeedType { .. })
+    ));
 }

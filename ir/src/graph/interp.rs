@@ -24,12 +24,20 @@ impl Tensor {
     /// A tensor from its parts; values are rounded to `dtype`.
     ///
     /// Returns an error when the element count does not match the shape.
-    pub fn new(dtype: DType, shape: impl Into<Shape>, data: Vec<f64>) -> Result<Tensor, GraphError> {
+    pub fn new(
+        dtype: DType,
+        shape: impl Into<Shape>,
+        data: Vec<f64>,
+    ) -> Result<Tensor, GraphError> {
         let shape = shape.into();
         if shape.numel() != data.len() {
             return Err(GraphError::Invalid {
                 op: "tensor",
-                msg: format!("shape {shape} needs {} elements, got {}", shape.numel(), data.len()),
+                msg: format!(
+                    "shape {shape} needs {} elements, got {}",
+                    shape.numel(),
+                    data.len()
+                ),
             });
         }
         Ok(Tensor {
@@ -65,7 +73,11 @@ impl Tensor {
         self.dtype == other.dtype
             && self.shape == other.shape
             && self.data.len() == other.data.len()
-            && self.data.iter().zip(&other.data).all(|(a, b)| a.to_bits() == b.to_bits())
+            && self
+                .data
+                .iter()
+                .zip(&other.data)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
     }
 
     /// If every element has the same bits, that value.
@@ -111,7 +123,11 @@ fn check_params(graph: &Graph, params: &[Tensor]) -> Result<(), GraphError> {
 
 /// Evaluates every node needed by `roots`; the result is indexed by node id
 /// (`None` for nodes that were not needed).
-pub fn eval_all(graph: &Graph, params: &[Tensor], roots: &[NodeId]) -> Result<Vec<Option<Tensor>>, GraphError> {
+pub fn eval_all(
+    graph: &Graph,
+    params: &[Tensor],
+    roots: &[NodeId],
+) -> Result<Vec<Option<Tensor>>, GraphError> {
     check_params(graph, params)?;
     let live = graph.reachable(roots);
     let mut vals: Vec<Option<Tensor>> = vec![None; graph.len()];
@@ -119,7 +135,11 @@ pub fn eval_all(graph: &Graph, params: &[Tensor], roots: &[NodeId]) -> Result<Ve
         if !live[i] {
             continue;
         }
-        let arg = |k: usize| -> &Tensor { vals[node.args[k].index()].as_ref().expect("arguments precede users") };
+        let arg = |k: usize| -> &Tensor {
+            vals[node.args[k].index()]
+                .as_ref()
+                .expect("arguments precede users")
+        };
         let dt = node.dtype;
         let shape = &node.shape;
         let data: Vec<f64> = match &node.op {
@@ -142,20 +162,32 @@ pub fn eval_all(graph: &Graph, params: &[Tensor], roots: &[NodeId]) -> Result<Ve
             Op::Select => {
                 let (c, a, b) = (arg(0), arg(1), arg(2));
                 (0..shape.numel())
-                    .map(|k| if c.data[k] != 0.0 { a.data[k] } else { b.data[k] })
+                    .map(|k| {
+                        if c.data[k] != 0.0 {
+                            a.data[k]
+                        } else {
+                            b.data[k]
+                        }
+                    })
                     .collect()
             }
             Op::Cast => arg(0).data.iter().map(|&x| dt.round(x)).collect(),
             Op::Sum { axes } => reduce(arg(0), axes, 0.0, |acc, x| acc + x, dt),
-            Op::ReduceMax { axes } => reduce(arg(0), axes, f64::NEG_INFINITY, |acc, x| {
-                if acc.is_nan() || x.is_nan() {
-                    f64::NAN
-                } else if x > acc {
-                    x
-                } else {
-                    acc
-                }
-            }, dt),
+            Op::ReduceMax { axes } => reduce(
+                arg(0),
+                axes,
+                f64::NEG_INFINITY,
+                |acc, x| {
+                    if acc.is_nan() || x.is_nan() {
+                        f64::NAN
+                    } else if x > acc {
+                        x
+                    } else {
+                        acc
+                    }
+                },
+                dt,
+            ),
             Op::Broadcast => broadcast(arg(0), shape),
             Op::Reshape => arg(0).data.clone(),
             Op::Transpose { perm } => transpose(arg(0), perm, shape),
@@ -196,7 +228,9 @@ fn gather_by(out: &Shape, mut map: impl FnMut(&[usize]) -> usize) -> Vec<usize> 
 }
 
 fn reduce(x: &Tensor, axes: &[u8], init: f64, f: impl Fn(f64, f64) -> f64, dt: DType) -> Vec<f64> {
-    let kept: Vec<usize> = (0..x.shape.rank()).filter(|i| !axes.contains(&(*i as u8))).collect();
+    let kept: Vec<usize> = (0..x.shape.rank())
+        .filter(|i| !axes.contains(&(*i as u8)))
+        .collect();
     let out_shape = Shape(kept.iter().map(|&i| x.shape.0[i]).collect());
     let out_strides = out_shape.strides();
     let mut out = vec![init; out_shape.numel()];
@@ -204,7 +238,11 @@ fn reduce(x: &Tensor, axes: &[u8], init: f64, f: impl Fn(f64, f64) -> f64, dt: D
     // reduced axes is fixed (ascending), which every backend reproduces.
     let mut idx = vec![0usize; x.shape.rank()];
     for &v in &x.data {
-        let o: usize = kept.iter().zip(&out_strides).map(|(&ax, &s)| idx[ax] * s).sum();
+        let o: usize = kept
+            .iter()
+            .zip(&out_strides)
+            .map(|(&ax, &s)| idx[ax] * s)
+            .sum();
         out[o] = dt.round(f(out[o], v));
         for ax in (0..x.shape.rank()).rev() {
             idx[ax] += 1;
@@ -222,7 +260,13 @@ fn broadcast(x: &Tensor, out: &Shape) -> Vec<f64> {
     let strides = x.shape.strides();
     gather_by(out, |idx| {
         (0..x.shape.rank())
-            .map(|i| if x.shape.0[i] == 1 { 0 } else { idx[i + off] * strides[i] })
+            .map(|i| {
+                if x.shape.0[i] == 1 {
+                    0
+                } else {
+                    idx[i + off] * strides[i]
+                }
+            })
             .sum()
     })
     .into_iter()
@@ -232,10 +276,15 @@ fn broadcast(x: &Tensor, out: &Shape) -> Vec<f64> {
 
 fn transpose(x: &Tensor, perm: &[u8], out: &Shape) -> Vec<f64> {
     let strides = x.shape.strides();
-    gather_by(out, |idx| perm.iter().enumerate().map(|(o, &p)| idx[o] * strides[p as usize]).sum())
-        .into_iter()
-        .map(|k| x.data[k])
-        .collect()
+    gather_by(out, |idx| {
+        perm.iter()
+            .enumerate()
+            .map(|(o, &p)| idx[o] * strides[p as usize])
+            .sum()
+    })
+    .into_iter()
+    .map(|k| x.data[k])
+    .collect()
 }
 
 fn slice(x: &Tensor, axis: usize, start: usize, step: usize, out: &Shape) -> Vec<f64> {
@@ -243,7 +292,13 @@ fn slice(x: &Tensor, axis: usize, start: usize, step: usize, out: &Shape) -> Vec
     gather_by(out, |idx| {
         idx.iter()
             .enumerate()
-            .map(|(i, &v)| if i == axis { (start + v * step) * strides[i] } else { v * strides[i] })
+            .map(|(i, &v)| {
+                if i == axis {
+                    (start + v * step) * strides[i]
+                } else {
+                    v * strides[i]
+                }
+            })
             .sum()
     })
     .into_iter()
@@ -257,7 +312,13 @@ fn pad(x: &Tensor, axis: usize, start: usize, step: usize, out: &Shape) -> Vec<f
     let targets = gather_by(&x.shape, |idx| {
         idx.iter()
             .enumerate()
-            .map(|(i, &v)| if i == axis { (start + v * step) * out_strides[i] } else { v * out_strides[i] })
+            .map(|(i, &v)| {
+                if i == axis {
+                    (start + v * step) * out_strides[i]
+                } else {
+                    v * out_strides[i]
+                }
+            })
             .sum()
     });
     for (k, t) in targets.into_iter().enumerate() {

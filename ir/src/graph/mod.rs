@@ -21,9 +21,9 @@ use std::collections::HashMap;
 
 pub use interp::{eval, eval_all, Tensor};
 pub use op::{check, ArgType, BinaryOp, CmpOp, Op, UnaryOp};
-pub use stats::{Cost, node_cost};
-pub use types::{DType, DataId, NodeId, ParamId, Shape};
+pub use stats::{node_cost, Cost};
 pub use text::{parse, print};
+pub use types::{DType, DataId, NodeId, ParamId, Shape};
 pub use verify::verify;
 
 /// Errors raised while building, verifying, parsing or interpreting a graph.
@@ -186,7 +186,12 @@ impl Graph {
     }
 
     /// Declares a parameter slot.
-    pub fn add_param(&mut self, name: impl Into<String>, dtype: DType, shape: impl Into<Shape>) -> ParamId {
+    pub fn add_param(
+        &mut self,
+        name: impl Into<String>,
+        dtype: DType,
+        shape: impl Into<Shape>,
+    ) -> ParamId {
         self.params.push(ParamInfo {
             name: name.into(),
             dtype,
@@ -238,12 +243,13 @@ impl Graph {
         }
         match node.op {
             Op::Param(p) => {
-                let info = self
-                    .params
-                    .get(p.index())
-                    .ok_or_else(|| GraphError::Dangling(format!("parameter {p} is not declared")))?;
+                let info = self.params.get(p.index()).ok_or_else(|| {
+                    GraphError::Dangling(format!("parameter {p} is not declared"))
+                })?;
                 if info.shape != node.shape || info.dtype != node.dtype {
-                    return Err(GraphError::Dangling(format!("node type differs from parameter {p}")));
+                    return Err(GraphError::Dangling(format!(
+                        "node type differs from parameter {p}"
+                    )));
                 }
             }
             Op::Data(d) => {
@@ -252,7 +258,9 @@ impl Graph {
                     .get(d.index())
                     .ok_or_else(|| GraphError::Dangling(format!("data {d} is not stored")))?;
                 if info.value.shape != node.shape || info.value.dtype != node.dtype {
-                    return Err(GraphError::Dangling(format!("node type differs from data {d}")));
+                    return Err(GraphError::Dangling(format!(
+                        "node type differs from data {d}"
+                    )));
                 }
             }
             _ => {}
@@ -277,8 +285,19 @@ impl Graph {
         Ok(id)
     }
 
-    fn push(&mut self, op: Op, args: Vec<NodeId>, dtype: DType, shape: Shape) -> Result<NodeId, GraphError> {
-        self.add(Node { op, args, dtype, shape })
+    fn push(
+        &mut self,
+        op: Op,
+        args: Vec<NodeId>,
+        dtype: DType,
+        shape: Shape,
+    ) -> Result<NodeId, GraphError> {
+        self.add(Node {
+            op,
+            args,
+            dtype,
+            shape,
+        })
     }
 
     /// Type of a node: `(dtype, shape)`.
@@ -308,7 +327,12 @@ impl Graph {
     }
 
     /// A constant tensor whose elements all equal `value` (rounded to `dtype`).
-    pub fn constant(&mut self, value: f64, dtype: DType, shape: impl Into<Shape>) -> Result<NodeId, GraphError> {
+    pub fn constant(
+        &mut self,
+        value: f64,
+        dtype: DType,
+        shape: impl Into<Shape>,
+    ) -> Result<NodeId, GraphError> {
         let v = dtype.round(value);
         self.push(Op::Const(v.to_bits()), vec![], dtype, shape.into())
     }
@@ -461,7 +485,9 @@ impl Graph {
 
     /// Axis permutation (identity permutations return `x`).
     pub fn transpose(&mut self, x: NodeId, perm: &[u8]) -> Result<NodeId, GraphError> {
-        if perm.iter().enumerate().all(|(i, &p)| i == p as usize) && perm.len() == self.ty(x).1.rank() {
+        if perm.iter().enumerate().all(|(i, &p)| i == p as usize)
+            && perm.len() == self.ty(x).1.rank()
+        {
             return Ok(x);
         }
         let (dt, sh) = self.ty(x);
@@ -469,11 +495,25 @@ impl Graph {
             .iter()
             .map(|&p| sh.0.get(p as usize).copied().unwrap_or(0))
             .collect();
-        self.push(Op::Transpose { perm: perm.to_vec() }, vec![x], dt, Shape(out))
+        self.push(
+            Op::Transpose {
+                perm: perm.to_vec(),
+            },
+            vec![x],
+            dt,
+            Shape(out),
+        )
     }
 
     /// `len` elements `start, start+step, ...` along `axis`.
-    pub fn slice(&mut self, x: NodeId, axis: u8, start: usize, len: usize, step: usize) -> Result<NodeId, GraphError> {
+    pub fn slice(
+        &mut self,
+        x: NodeId,
+        axis: u8,
+        start: usize,
+        len: usize,
+        step: usize,
+    ) -> Result<NodeId, GraphError> {
         let (dt, sh) = self.ty(x);
         let mut out = sh.clone();
         if (axis as usize) < out.rank() {
@@ -486,7 +526,14 @@ impl Graph {
     }
 
     /// The adjoint of [`Graph::slice`]: `x` placed into zeros of length `full` along `axis`.
-    pub fn pad(&mut self, x: NodeId, axis: u8, start: usize, step: usize, full: usize) -> Result<NodeId, GraphError> {
+    pub fn pad(
+        &mut self,
+        x: NodeId,
+        axis: u8,
+        start: usize,
+        step: usize,
+        full: usize,
+    ) -> Result<NodeId, GraphError> {
         let (dt, sh) = self.ty(x);
         let mut out = sh.clone();
         if (axis as usize) < out.rank() {
@@ -503,18 +550,16 @@ impl Graph {
         if xs.len() == 1 {
             return Ok(xs[0]);
         }
-        let first = xs
-            .first()
-            .ok_or_else(|| GraphError::Invalid {
-                op: "concat",
-                msg: "needs at least one argument".into(),
-            })?;
+        let first = xs.first().ok_or_else(|| GraphError::Invalid {
+            op: "concat",
+            msg: "needs at least one argument".into(),
+        })?;
         let (dt, sh) = self.ty(*first);
         let mut out = sh.clone();
         if (axis as usize) < out.rank() {
             out.0[axis as usize] = xs
                 .iter()
-                .map(|&x| self.ty(x).1.0.get(axis as usize).copied().unwrap_or(0))
+                .map(|&x| self.ty(x).1 .0.get(axis as usize).copied().unwrap_or(0))
                 .sum();
         }
         self.push(Op::Concat { axis }, xs.to_vec(), dt, out)
@@ -529,7 +574,12 @@ impl Graph {
     }
 
     /// Numpy-style binary op: broadcasts both operands to their common shape first.
-    pub fn binary_bcast(&mut self, op: BinaryOp, a: NodeId, b: NodeId) -> Result<NodeId, GraphError> {
+    pub fn binary_bcast(
+        &mut self,
+        op: BinaryOp,
+        a: NodeId,
+        b: NodeId,
+    ) -> Result<NodeId, GraphError> {
         let (sa, sb) = (self.ty(a).1.clone(), self.ty(b).1.clone());
         let out = sa.broadcast_with(&sb).ok_or_else(|| GraphError::Invalid {
             op: op.name(),

@@ -242,7 +242,14 @@ pub enum CmpOp {
 
 impl CmpOp {
     /// Every comparison, in declaration order.
-    pub const ALL: [CmpOp; 6] = [CmpOp::Lt, CmpOp::Le, CmpOp::Gt, CmpOp::Ge, CmpOp::Eq, CmpOp::Ne];
+    pub const ALL: [CmpOp; 6] = [
+        CmpOp::Lt,
+        CmpOp::Le,
+        CmpOp::Gt,
+        CmpOp::Ge,
+        CmpOp::Eq,
+        CmpOp::Ne,
+    ];
 
     /// Text-format name.
     pub fn name(self) -> &'static str {
@@ -401,7 +408,10 @@ fn check_axes(op: &Op, axes: &[u8], rank: usize) -> Result<(), GraphError> {
         }
     }
     if axes.iter().any(|&a| a as usize >= rank) {
-        return Err(err(op, format!("reduction axis out of range for rank {rank}")));
+        return Err(err(
+            op,
+            format!("reduction axis out of range for rank {rank}"),
+        ));
     }
     Ok(())
 }
@@ -432,13 +442,19 @@ pub fn check(op: &Op, args: &[ArgType<'_>], dtype: DType, shape: &Shape) -> Resu
         }
     };
     if args.len() != arity {
-        return Err(err(op, format!("expected {arity} arguments, got {}", args.len())));
+        return Err(err(
+            op,
+            format!("expected {arity} arguments, got {}", args.len()),
+        ));
     }
     let same_as = |a: &ArgType<'_>| -> Result<(), GraphError> {
         if a.dtype != dtype || a.shape != shape {
             return Err(err(
                 op,
-                format!("argument {}{} does not match result {}{}", a.dtype, a.shape, dtype, shape),
+                format!(
+                    "argument {}{} does not match result {}{}",
+                    a.dtype, a.shape, dtype, shape
+                ),
             ));
         }
         Ok(())
@@ -478,7 +494,10 @@ pub fn check(op: &Op, args: &[ArgType<'_>], dtype: DType, shape: &Shape) -> Resu
         Op::Select => {
             float_result()?;
             if args[0].dtype != DType::Bool || args[0].shape != shape {
-                return Err(err(op, "select condition must be bool with the result's shape"));
+                return Err(err(
+                    op,
+                    "select condition must be bool with the result's shape",
+                ));
             }
             same_as(&args[1])?;
             same_as(&args[2])
@@ -486,7 +505,10 @@ pub fn check(op: &Op, args: &[ArgType<'_>], dtype: DType, shape: &Shape) -> Resu
         Op::Cast => {
             float_result()?;
             if !args[0].dtype.is_float() || args[0].shape != shape {
-                return Err(err(op, "cast argument must be float with the result's shape"));
+                return Err(err(
+                    op,
+                    "cast argument must be float with the result's shape",
+                ));
             }
             Ok(())
         }
@@ -502,9 +524,17 @@ pub fn check(op: &Op, args: &[ArgType<'_>], dtype: DType, shape: &Shape) -> Resu
                 .map(|i| a.shape.0[i])
                 .collect();
             if kept != shape.0 {
-                return Err(err(op, format!("reducing {} over {axes:?} gives {:?}, not {shape}", a.shape, kept)));
+                return Err(err(
+                    op,
+                    format!(
+                        "reducing {} over {axes:?} gives {:?}, not {shape}",
+                        a.shape, kept
+                    ),
+                ));
             }
-            if matches!(op, Op::ReduceMax { .. }) && axes.iter().any(|&x| a.shape.0[x as usize] == 0) {
+            if matches!(op, Op::ReduceMax { .. })
+                && axes.iter().any(|&x| a.shape.0[x as usize] == 0)
+            {
                 return Err(err(op, "maximum over an empty axis"));
             }
             Ok(())
@@ -512,14 +542,23 @@ pub fn check(op: &Op, args: &[ArgType<'_>], dtype: DType, shape: &Shape) -> Resu
         Op::Broadcast => {
             float_result()?;
             if args[0].dtype != dtype || !args[0].shape.broadcasts_to(shape) {
-                return Err(err(op, format!("{} does not broadcast to {shape}", args[0].shape)));
+                return Err(err(
+                    op,
+                    format!("{} does not broadcast to {shape}", args[0].shape),
+                ));
             }
             Ok(())
         }
         Op::Reshape => {
             float_result()?;
-            if args[0].dtype != dtype || args[0].shape.checked_numel().is_none() || args[0].shape.checked_numel() != shape.checked_numel() {
-                return Err(err(op, format!("cannot reshape {} to {shape}", args[0].shape)));
+            if args[0].dtype != dtype
+                || args[0].shape.checked_numel().is_none()
+                || args[0].shape.checked_numel() != shape.checked_numel()
+            {
+                return Err(err(
+                    op,
+                    format!("cannot reshape {} to {shape}", args[0].shape),
+                ));
             }
             Ok(())
         }
@@ -551,7 +590,11 @@ pub fn check(op: &Op, args: &[ArgType<'_>], dtype: DType, shape: &Shape) -> Resu
                 (args[0].shape, shape)
             };
             let ax = *axis as usize;
-            if args[0].dtype != dtype || small.rank() != big.rank() || ax >= big.rank() || *step == 0 {
+            if args[0].dtype != dtype
+                || small.rank() != big.rank()
+                || ax >= big.rank()
+                || *step == 0
+            {
                 return Err(err(op, "slice/pad rank, axis or step invalid"));
             }
             for i in 0..big.rank() {
@@ -560,9 +603,14 @@ pub fn check(op: &Op, args: &[ArgType<'_>], dtype: DType, shape: &Shape) -> Resu
                 }
             }
             let n = small.0[ax];
-            let last = (n.max(1) - 1).checked_mul(*step).and_then(|o| o.checked_add(*start));
+            let last = (n.max(1) - 1)
+                .checked_mul(*step)
+                .and_then(|o| o.checked_add(*start));
             if n > 0 && last.is_none_or(|l| l >= big.0[ax]) {
-                return Err(err(op, format!("indices {start}..+{n}*{step} out of range {}", big.0[ax])));
+                return Err(err(
+                    op,
+                    format!("indices {start}..+{n}*{step} out of range {}", big.0[ax]),
+                ));
             }
             Ok(())
         }
@@ -599,7 +647,10 @@ pub fn check(op: &Op, args: &[ArgType<'_>], dtype: DType, shape: &Shape) -> Resu
                 return Err(err(op, "matmul takes two matrices of the result dtype"));
             }
             if a.shape.0[1] != b.shape.0[0] || shape.0 != [a.shape.0[0], b.shape.0[1]] {
-                return Err(err(op, format!("cannot multiply {} by {} into {shape}", a.shape, b.shape)));
+                return Err(err(
+                    op,
+                    format!("cannot multiply {} by {} into {shape}", a.shape, b.shape),
+                ));
             }
             Ok(())
         }

@@ -44,9 +44,13 @@ pub fn node_cost(graph: &Graph, id: NodeId) -> Cost {
             flops: elems,
             transcendentals: 0,
         },
-        Op::Cast | Op::Broadcast | Op::Reshape | Op::Transpose { .. } | Op::Slice { .. } | Op::Pad { .. } | Op::Concat { .. } => {
-            Cost::default()
-        }
+        Op::Cast
+        | Op::Broadcast
+        | Op::Reshape
+        | Op::Transpose { .. }
+        | Op::Slice { .. }
+        | Op::Pad { .. }
+        | Op::Concat { .. } => Cost::default(),
         Op::Sum { .. } | Op::ReduceMax { .. } => {
             let input = graph.node(n.args[0]).shape.numel() as u64;
             Cost {

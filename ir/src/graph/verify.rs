@@ -11,26 +11,40 @@ pub fn verify(graph: &Graph) -> Result<(), GraphError> {
     for (i, d) in graph.data().iter().enumerate() {
         let t = &d.value;
         if t.data.len() != t.shape.numel() {
-            return Err(GraphError::Dangling(format!("data d{i} has {} values for shape {}", t.data.len(), t.shape)));
+            return Err(GraphError::Dangling(format!(
+                "data d{i} has {} values for shape {}",
+                t.data.len(),
+                t.shape
+            )));
         }
-        if !t.dtype.is_float() || t.data.iter().any(|v| t.dtype.round(*v).to_bits() != v.to_bits() && !v.is_nan()) {
-            return Err(GraphError::Dangling(format!("data d{i} holds values not of its dtype {}", t.dtype)));
+        if !t.dtype.is_float()
+            || t.data
+                .iter()
+                .any(|v| t.dtype.round(*v).to_bits() != v.to_bits() && !v.is_nan())
+        {
+            return Err(GraphError::Dangling(format!(
+                "data d{i} holds values not of its dtype {}",
+                t.dtype
+            )));
         }
     }
     for (i, n) in graph.nodes().iter().enumerate() {
         for a in &n.args {
             if a.index() >= i {
-                return Err(GraphError::Dangling(format!("node %{i} uses {a}, which does not precede it")));
+                return Err(GraphError::Dangling(format!(
+                    "node %{i} uses {a}, which does not precede it"
+                )));
             }
         }
         match n.op {
             Op::Param(p) => {
-                let info = graph
-                    .params()
-                    .get(p.index())
-                    .ok_or_else(|| GraphError::Dangling(format!("node %{i} reads undeclared {p}")))?;
+                let info = graph.params().get(p.index()).ok_or_else(|| {
+                    GraphError::Dangling(format!("node %{i} reads undeclared {p}"))
+                })?;
                 if info.shape != n.shape || info.dtype != n.dtype {
-                    return Err(GraphError::Dangling(format!("node %{i} does not match the type of {p}")));
+                    return Err(GraphError::Dangling(format!(
+                        "node %{i} does not match the type of {p}"
+                    )));
                 }
             }
             Op::Data(d) => {
@@ -39,7 +53,9 @@ pub fn verify(graph: &Graph) -> Result<(), GraphError> {
                     .get(d.index())
                     .ok_or_else(|| GraphError::Dangling(format!("node %{i} reads missing {d}")))?;
                 if info.value.shape != n.shape || info.value.dtype != n.dtype {
-                    return Err(GraphError::Dangling(format!("node %{i} does not match the type of {d}")));
+                    return Err(GraphError::Dangling(format!(
+                        "node %{i} does not match the type of {d}"
+                    )));
                 }
             }
             _ => {}
@@ -59,7 +75,9 @@ pub fn verify(graph: &Graph) -> Result<(), GraphError> {
     }
     for (name, o) in graph.outputs() {
         if o.index() >= graph.len() {
-            return Err(GraphError::Dangling(format!("output `{name}` refers to missing {o}")));
+            return Err(GraphError::Dangling(format!(
+                "output `{name}` refers to missing {o}"
+            )));
         }
     }
     Ok(())
