@@ -266,3 +266,116 @@ impl LogDensity {
         Ok(self.logp_and_grad(theta)?.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Crux, Domain, Error, Param, Prior};
+
+    fn problem() -> (Crux, Param, Param) {
+        let d = Domain::line(0.0, 1.0, 0.25).unwrap();
+        let x = d.variable("interior").unwrap();
+        let a = Param::new("a", [1]);
+        let b = Param::new("b", [2]).with_constant(0.5).unwrap();
+        let r = &a * &x + b.at(0) - 1.0;
+        (Crux::new([r.mse(), (b.expr() - 2.0).mse()]).unwrap(), a, b)
+    }
+
+    #[test]
+    fn builder_errors() {
+        let (p, a, _) = problem();
+        let other = Param::new("c", [1]);
+        let err = |r: crate::Result<super::LogDensity>| r.unwrap_err();
+        assert!(matches!(
+            err(p.log_density().build()),
+            Error::NothingSampled
+        ));
+        assert!(matches!(
+            err(p.log_density().sample(&other, Prior::default()).build()),
+            Error::ModelNotInProblem(_)
+        ));
+        assert!(matches!(
+            err(p
+                .log_density()
+                .sample(&a, Prior::default())
+                .sample(&a, Prior::default())
+                .build()),
+            Error::DuplicateModel(_)
+        ));
+        for s in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let e = err(p
+                .log_density()
+                .sample(&a, Prior::default())
+                .likelihood_scale(s)
+                .build());
+            assert!(
+                e.to_string().contains("likelihood_scale must be positive"),
+                "{e}"
+            );
+        }
+        let ld = p
+            .log_density()
+            .sample(&a, Prior::default())
+            .build()
+            .unwrap();
+        assert!(matches!(
+            ld.logp(&[1.0, 2.0]),
+            Err(Error::PositionLength {
+                expected: 1,
+                got: 2
+            })
+        ));
+    }
+
+    /// Held models enter at their current values; the mean over constraints
+    /// divides by their number; layout and initial position follow the
+    /// order of `sample` calls.
+    #[test]
+    fn semantics_of_the_log_density() {
+        let (p, a, b) = problem();
+        a.set_values(&[0.25]).unwrap();
+        let ld = p
+            .log_density()
+            .sample(&b, Prior::laplace(2.0).unwrap())
+            .sample(&a, Prior::default())
+            .likelihood_scale(3.0)
+            .build()
+            .unwrap();
+        assert_eq!(
+            ld.layout()
+                .iter()
+                .map(|s| (s.name.as_str(), s.offset, s.len))
+                .collect::<Vec<_>>(),
+            [("b", 0, 2), ("a", 2, 1)]
+        );
+        assert_eq!(ld.initial_position(), &[0.5, 0.5, 0.25]);
+        let (av, b0, b1) = (0.7, -0.3, 1.1);
+        let xs = [0.0, 0.25, 0.5, 0.75, 1.0];
+        let c1: f64 = xs
+            .iter()
+            .map(|x| (av * x + b0 - 1.0f64).powi(2))
+            .sum::<f64>()
+            / 5.0;
+        let c2 = ((b0 - 2.0f64).powi(2) + (b1 - 2.0f64).powi(2)) / 2.0;
+        let expect = -3.0 * (c1 + c2) / 2.0 - (b0.abs() + b1.abs()) / 2.0 - av * av / 200.0;
+        let got = ld.logp(&[b0, b1, av]).unwrap();
+        assert!(
+            (got - expect).abs() <= 1e-13 * expect.abs(),
+            "{got} vs {expect}"
+        );
+
+        // Sampling only `a`: `b` is held at its current value 0.5.
+        let ld = p
+            .log_density()
+            .sample(&a, Prior::default())
+            .build()
+            .unwrap();
+        let c1: f64 = xs
+            .iter()
+            .map(|x| (av * x + 0.5 - 1.0f64).powi(2))
+            .sum::<f64>()
+            / 5.0;
+        let c2 = 1.5f64.powi(2);
+        let expect = -(c1 + c2) / 2.0 - av * av / 200.0;
+        assert!((ld.logp(&[av]).unwrap() - expect).abs() <= 1e-13 * expect.abs());
+    }
+}

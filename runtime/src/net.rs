@@ -211,3 +211,56 @@ impl std::fmt::Debug for Net {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mlp_layout_and_initialisation() {
+        let net = Net::mlp(1, 1, 32, 3, Activation::Tanh, 0).unwrap();
+        let shapes: Vec<Vec<usize>> = net.leaves().iter().map(|p| p.shape().to_vec()).collect();
+        assert_eq!(
+            shapes,
+            [
+                vec![32, 1],
+                vec![32],
+                vec![32, 32],
+                vec![32],
+                vec![32, 32],
+                vec![32],
+                vec![1, 32],
+                vec![1]
+            ]
+        );
+        assert_eq!(net.num_params(), 2209);
+        for p in net.leaves() {
+            let bound = match p.name() {
+                n if n.contains("layers.0") => 1.0,
+                _ => 1.0 / 32f64.sqrt(),
+            };
+            assert!(p.values().iter().all(|v| v.abs() <= bound), "{}", p.name());
+            // Not degenerate: the values spread over the interval.
+            let max = p.values().iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            assert!(p.len() < 4 || max > 0.5 * bound, "{}", p.name());
+        }
+        assert_eq!(net.leaves()[2].name(), "net.layers.1.weight");
+        // Deterministic in the seed.
+        let again = Net::mlp(1, 1, 32, 3, Activation::Tanh, 0).unwrap();
+        let other = Net::mlp(1, 1, 32, 3, Activation::Tanh, 1).unwrap();
+        assert_eq!(net.leaves()[2].values(), again.leaves()[2].values());
+        assert_ne!(net.leaves()[2].values(), other.leaves()[2].values());
+    }
+
+    #[test]
+    fn bad_networks_and_calls_are_errors() {
+        assert!(Net::mlp(0, 1, 4, 1, Activation::Tanh, 0).is_err());
+        assert!(Net::mlp(1, 1, 0, 1, Activation::Tanh, 0).is_err());
+        let d = crate::Domain::line(0.0, 1.0, 0.5).unwrap();
+        let x = d.variable("interior").unwrap();
+        let net = Net::mlp(2, 1, 4, 1, Activation::Relu, 0).unwrap();
+        let e = net.call(&[&x]).check().unwrap_err();
+        assert!(e.to_string().contains("takes 2 input columns"), "{e}");
+        assert_eq!(net.call(&[&x, &x]).shape(), &[3, 1]);
+    }
+}

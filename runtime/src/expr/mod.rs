@@ -81,6 +81,45 @@ pub(crate) enum Kind {
     Invalid(Arc<Error>),
 }
 
+/// A shared empty constant that replaces a node's kind while it is being
+/// dropped (no allocation in `drop`).
+static EMPTY: std::sync::LazyLock<Arc<Tensor>> =
+    std::sync::LazyLock::new(|| Arc::new(Tensor::scalar(0.0)));
+
+fn take_children(kind: &mut Kind, out: &mut Vec<Expr>) {
+    let k = std::mem::replace(kind, Kind::Constant(EMPTY.clone()));
+    match k {
+        Kind::Coord { .. }
+        | Kind::Constant(_)
+        | Kind::Leaf(_)
+        | Kind::Noise { .. }
+        | Kind::Invalid(_) => {}
+        Kind::Unary(_, a)
+        | Kind::Sum { arg: a, .. }
+        | Kind::Transpose(a, _)
+        | Kind::Reshape(a)
+        | Kind::Slice { arg: a, .. } => out.push(a),
+        Kind::Binary(_, a, b) | Kind::MatMul(a, b) => out.extend([a, b]),
+        Kind::Concat(xs, _) => out.extend(xs),
+        Kind::Derivative { of, wrt, .. } => out.extend([of, wrt]),
+    }
+}
+
+impl Drop for Node {
+    /// Drops the DAG below this node iteratively: a user may build a chain
+    /// of 10⁵ operations, and the default recursive drop would overflow
+    /// the stack.
+    fn drop(&mut self) {
+        let mut stack = Vec::new();
+        take_children(&mut self.kind, &mut stack);
+        while let Some(e) = stack.pop() {
+            if let Ok(mut node) = Arc::try_unwrap(e.0) {
+                take_children(&mut node.kind, &mut stack);
+            }
+        }
+    }
+}
+
 impl Expr {
     pub(crate) fn make(kind: Kind, shape: Shape, domain: Option<DomainId>) -> Expr {
         Expr(Arc::new(Node {
@@ -224,3 +263,6 @@ pub(crate) fn merge_domains(
         (None, None) => Ok(None),
     }
 }
+
+#[cfg(test)]
+mod tests;
