@@ -3,7 +3,8 @@
 
 use crux::{noise, Activation, Crux, Domain, Expr, LogDensity, Net, Param, Prior, PI};
 
-/// The quick example's true coefficients.
+/// The quick example's true coefficients (3.14 is the spec's value, not π).
+#[allow(clippy::approx_constant)]
 pub const QUICKSTART_TRUTH: (f64, f64) = (3.14, -2.71);
 
 /// The quick example: `a·sin(πx) + b·cos(πx) − target` on 101 points of

@@ -46,7 +46,12 @@ fn theta_gradient_matches_finite_differences() {
         let fd = (8.0 * (at(k, h) - at(k, -h)) - (at(k, 2.0 * h) - at(k, -2.0 * h))) / (12.0 * h);
         let err = (fd - g[k]).abs() / g[k].abs().max(1e-3 * gmax);
         worst = worst.max(err);
-        assert!(err <= 1e-6, "component {k} ({}): fd {fd} vs reverse {}", slot_name(&ld, k), g[k]);
+        assert!(
+            err <= 1e-6,
+            "component {k} ({}): fd {fd} vs reverse {}",
+            slot_name(&ld, k),
+            g[k]
+        );
     }
     eprintln!("worst relative FD error over sampled components: {worst:.2e}");
 }
@@ -76,7 +81,11 @@ fn forward_reverse_and_fd_agree_along_directions() {
     let mut seeds = Vec::new();
     for i in 0..n_slots {
         let info = traced.params()[i].clone();
-        let t = traced.add_param(format!("tangent.{}", info.name), DType::F64, info.shape.clone());
+        let t = traced.add_param(
+            format!("tangent.{}", info.name),
+            DType::F64,
+            info.shape.clone(),
+        );
         let pn = traced.param(crux_ir::ParamId(i as u32)).unwrap();
         let tn = traced.param(t).unwrap();
         seeds.push((pn, tn));
@@ -91,19 +100,37 @@ fn forward_reverse_and_fd_agree_along_directions() {
         let split = |v: &[f64]| -> Vec<Tensor> {
             ld.layout()
                 .iter()
-                .map(|s| Tensor::new(DType::F64, s.shape.clone(), v[s.offset..s.offset + s.len].to_vec()).unwrap())
+                .map(|s| {
+                    Tensor::new(
+                        DType::F64,
+                        s.shape.clone(),
+                        v[s.offset..s.offset + s.len].to_vec(),
+                    )
+                    .unwrap()
+                })
                 .collect()
         };
         let mut args = split(&theta);
         args.extend(split(&u));
         let out = eval(&traced, &args).unwrap();
-        let fwd = out[traced.outputs().iter().position(|(n, _)| n == "tangent").unwrap()].data[0];
-        assert!((fwd - rev).abs() <= 1e-10 * rev.abs(), "forward {fwd} vs reverse {rev}");
+        let fwd = out[traced
+            .outputs()
+            .iter()
+            .position(|(n, _)| n == "tangent")
+            .unwrap()]
+        .data[0];
+        assert!(
+            (fwd - rev).abs() <= 1e-10 * rev.abs(),
+            "forward {fwd} vs reverse {rev}"
+        );
         let h = 1e-6;
         let tp: Vec<f64> = theta.iter().zip(&u).map(|(t, d)| t + h * d).collect();
         let tm: Vec<f64> = theta.iter().zip(&u).map(|(t, d)| t - h * d).collect();
         let fd = (ld.logp(&tp).unwrap() - ld.logp(&tm).unwrap()) / (2.0 * h);
-        assert!((fd - rev).abs() <= 1e-6 * rev.abs(), "fd {fd} vs reverse {rev}");
+        assert!(
+            (fd - rev).abs() <= 1e-6 * rev.abs(),
+            "fd {fd} vs reverse {rev}"
+        );
     }
 }
 
@@ -125,8 +152,16 @@ fn second_derivative_matches_finite_differences() {
     for i in 0..uxx.len() {
         let fd2 = (up[[i, 0]] - 2.0 * u0[[i, 0]] + um[[i, 0]]) / (h * h);
         let fd1 = (up[[i, 0]] - um[[i, 0]]) / (2.0 * h);
-        assert!((fd2 - uxx[[i, 0]]).abs() <= 1e-5 * uxx[[i, 0]].abs().max(1e-2), "u'' at point {i}: fd {fd2} vs AD {}", uxx[[i, 0]]);
-        assert!((fd1 - ux[[i, 0]]).abs() <= 1e-6 * ux[[i, 0]].abs().max(1e-2), "u' at point {i}: fd {fd1} vs AD {}", ux[[i, 0]]);
+        assert!(
+            (fd2 - uxx[[i, 0]]).abs() <= 1e-5 * uxx[[i, 0]].abs().max(1e-2),
+            "u'' at point {i}: fd {fd2} vs AD {}",
+            uxx[[i, 0]]
+        );
+        assert!(
+            (fd1 - ux[[i, 0]]).abs() <= 1e-6 * ux[[i, 0]].abs().max(1e-2),
+            "u' at point {i}: fd {fd1} vs AD {}",
+            ux[[i, 0]]
+        );
     }
 }
 
@@ -153,6 +188,10 @@ fn mixed_partials_in_2d() {
     for i in 0..pts.nrows() {
         let fd = (pp[[i, 0]] - pm[[i, 0]] - mp[[i, 0]] + mm[[i, 0]]) / (4.0 * h * h);
         assert!((uxy[[i, 0]] - uyx[[i, 0]]).abs() <= 1e-12 * uxy[[i, 0]].abs().max(1.0));
-        assert!((fd - uxy[[i, 0]]).abs() <= 1e-5 * uxy[[i, 0]].abs().max(1e-2), "point {i}: fd {fd} vs AD {}", uxy[[i, 0]]);
+        assert!(
+            (fd - uxy[[i, 0]]).abs() <= 1e-5 * uxy[[i, 0]].abs().max(1e-2),
+            "point {i}: fd {fd} vs AD {}",
+            uxy[[i, 0]]
+        );
     }
 }

@@ -9,13 +9,19 @@ fn check(ld: &LogDensity, thetas: &[Vec<f64>]) {
     for theta in thetas {
         let (lp0, g0) = ld.logp_and_grad_at_stage("differentiated", theta).unwrap();
         let (lp1, g1) = ld.logp_and_grad(theta).unwrap();
-        assert!((lp0 - lp1).abs() <= 1e-12 * lp0.abs(), "logp {lp0} vs {lp1}");
+        assert!(
+            (lp0 - lp1).abs() <= 1e-12 * lp0.abs(),
+            "logp {lp0} vs {lp1}"
+        );
         // Gradient entries are judged against the gradient's largest entry:
         // tiny entries are sums of cancelling terms whose ulp-level changes
         // are relative to the terms, not to the (small) result.
         let scale = g0.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         for (k, (a, b)) in g0.iter().zip(&g1).enumerate() {
-            assert!((a - b).abs() <= 1e-12 * a.abs().max(scale), "grad[{k}] {a} vs {b}");
+            assert!(
+                (a - b).abs() <= 1e-12 * a.abs().max(scale),
+                "grad[{k}] {a} vs {b}"
+            );
         }
     }
 }

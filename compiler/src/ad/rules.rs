@@ -58,8 +58,8 @@ pub fn unary_derivative(g: &mut Graph, op: UnaryOp, a: NodeId, y: NodeId) -> R<O
 /// `t * factor`, folding the trivial `-1` factor of `neg` into a negation.
 fn times(g: &mut Graph, t: NodeId, factor: NodeId) -> R<NodeId> {
     match g.const_value(factor) {
-        Some(v) if v == -1.0 => g.neg(t),
-        Some(v) if v == 1.0 => Ok(t),
+        Some(-1.0) => g.neg(t),
+        Some(1.0) => Ok(t),
         _ => g.mul(t, factor),
     }
 }
