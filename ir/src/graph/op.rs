@@ -385,7 +385,7 @@ impl Op {
     }
 }
 
-/// The type and shape of an argument, as seen by [`infer`].
+/// The type and shape of an argument, as seen by [`check`].
 #[derive(Clone, Debug)]
 pub struct ArgType<'a> {
     /// Element type.
