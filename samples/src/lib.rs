@@ -6,6 +6,17 @@ pub mod problems;
 
 use crux::LogDensity;
 
+/// The compiler-report flags every sample takes.
+#[derive(clap::Args, Debug)]
+pub struct InspectArgs {
+    /// Print per-stage compiler statistics as JSON and stop.
+    #[arg(long)]
+    pub inspect: bool,
+    /// Print the graph IR of a stage (traced, differentiated, staged, optimised) and stop.
+    #[arg(long, value_name = "STAGE")]
+    pub ir: Option<String>,
+}
+
 /// The `--inspect` JSON object: points, parameter count, and per-stage
 /// node, flop and transcendental counts in pipeline order.
 pub fn inspect_json(ld: &LogDensity) -> serde_json::Value {
@@ -30,12 +41,12 @@ pub fn inspect_json(ld: &LogDensity) -> serde_json::Value {
 
 /// Handles `--inspect` and `--ir STAGE`: prints the report and returns
 /// `true` when one of them was requested (the sample then stops).
-pub fn report(ld: &LogDensity, inspect: bool, ir: Option<&str>) -> crux::Result<bool> {
-    if let Some(stage) = ir {
+pub fn report(ld: &LogDensity, args: &InspectArgs) -> crux::Result<bool> {
+    if let Some(stage) = &args.ir {
         print!("{}", ld.stage_ir(stage)?);
         return Ok(true);
     }
-    if inspect {
+    if args.inspect {
         println!("{}", inspect_json(ld));
         return Ok(true);
     }

@@ -8,18 +8,6 @@ use crux_compiler::ad::jvp;
 use crux_ir::graph::{eval, DType, Tensor};
 use crux_samples::problems::Bpinn;
 
-/// splitmix64 for test directions.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-    }
-}
-
 /// Fourth-order central differences per component (five-point stencil,
 /// `h = 1e-4`: truncation ~h⁴, rounding ~ε·|log p|/h ≈ 5e-11): each
 /// gradient entry within `1e-6` relative, measured against
@@ -93,9 +81,10 @@ fn forward_reverse_and_fd_agree_along_directions() {
     let tangent = jvp(&mut traced, &[logp], &seeds).unwrap()[0].unwrap();
     traced.set_output("tangent", tangent);
 
-    let mut rng = Rng(11);
-    for _ in 0..3 {
-        let u: Vec<f64> = (0..theta.len()).map(|_| rng.next()).collect();
+    for dir in 0..3u64 {
+        let u: Vec<f64> = (0..theta.len() as u64)
+            .map(|i| 2.0 * crux_ir::rng::uniform(11, dir, i) - 1.0)
+            .collect();
         let rev: f64 = g.iter().zip(&u).map(|(a, b)| a * b).sum();
         let split = |v: &[f64]| -> Vec<Tensor> {
             ld.layout()

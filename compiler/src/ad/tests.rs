@@ -5,18 +5,15 @@
 use super::*;
 use crux_ir::graph::{eval, BinaryOp, CmpOp, DType, Graph, NodeId, Shape, Tensor, UnaryOp};
 
-/// splitmix64: a tiny deterministic generator for test inputs.
-struct Rng(u64);
+/// Test inputs from the counter-based generator: draw `n` of stream `seed`.
+struct Rng {
+    seed: u64,
+    n: u64,
+}
 impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
     fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.next()
+        self.n += 1;
+        lo + (hi - lo) * crux_ir::rng::uniform(self.seed, 0, self.n)
     }
 }
 
@@ -41,7 +38,7 @@ fn dot(a: &Tensor, b: &Tensor) -> f64 {
 }
 
 fn check(case: &Case, seed: u64) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng { seed, n: 0 };
     let mut g = Graph::new();
     let ps: Vec<_> = case
         .shapes

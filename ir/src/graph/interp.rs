@@ -287,39 +287,34 @@ fn transpose(x: &Tensor, perm: &[u8], out: &Shape) -> Vec<f64> {
     .collect()
 }
 
+/// Flat offset of multi-index `idx` under `strides`, with `axis` mapped
+/// to `start + idx[axis] * step` (the strided placement of slice and pad).
+fn strided_offset(
+    idx: &[usize],
+    strides: &[usize],
+    axis: usize,
+    start: usize,
+    step: usize,
+) -> usize {
+    idx.iter()
+        .enumerate()
+        .map(|(i, &v)| if i == axis { start + v * step } else { v } * strides[i])
+        .sum()
+}
+
 fn slice(x: &Tensor, axis: usize, start: usize, step: usize, out: &Shape) -> Vec<f64> {
     let strides = x.shape.strides();
-    gather_by(out, |idx| {
-        idx.iter()
-            .enumerate()
-            .map(|(i, &v)| {
-                if i == axis {
-                    (start + v * step) * strides[i]
-                } else {
-                    v * strides[i]
-                }
-            })
-            .sum()
-    })
-    .into_iter()
-    .map(|k| x.data[k])
-    .collect()
+    gather_by(out, |idx| strided_offset(idx, &strides, axis, start, step))
+        .into_iter()
+        .map(|k| x.data[k])
+        .collect()
 }
 
 fn pad(x: &Tensor, axis: usize, start: usize, step: usize, out: &Shape) -> Vec<f64> {
     let mut res = vec![0.0; out.numel()];
     let out_strides = out.strides();
     let targets = gather_by(&x.shape, |idx| {
-        idx.iter()
-            .enumerate()
-            .map(|(i, &v)| {
-                if i == axis {
-                    (start + v * step) * out_strides[i]
-                } else {
-                    v * out_strides[i]
-                }
-            })
-            .sum()
+        strided_offset(idx, &out_strides, axis, start, step)
     });
     for (k, t) in targets.into_iter().enumerate() {
         res[t] = x.data[k];

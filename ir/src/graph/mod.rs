@@ -241,6 +241,18 @@ impl Graph {
                 return Err(GraphError::Dangling(format!("argument {a} does not exist")));
             }
         }
+        self.check_node(&node)?;
+        let id = NodeId(self.nodes.len() as u32);
+        self.nodes.push(node.clone());
+        self.dedup.insert(node, id);
+        Ok(id)
+    }
+
+    /// Checks a node against the graph: leaves must match their parameter
+    /// or data declaration, and the op's type rule must accept the
+    /// arguments (which must already exist). Shared by [`Graph::add`] and
+    /// [`verify`].
+    pub(crate) fn check_node(&self, node: &Node) -> Result<(), GraphError> {
         match node.op {
             Op::Param(p) => {
                 let info = self.params.get(p.index()).ok_or_else(|| {
@@ -279,10 +291,7 @@ impl Graph {
                 .collect();
             check(&node.op, &args, node.dtype, &node.shape)?;
         }
-        let id = NodeId(self.nodes.len() as u32);
-        self.nodes.push(node.clone());
-        self.dedup.insert(node, id);
-        Ok(id)
+        Ok(())
     }
 
     fn push(
@@ -514,15 +523,7 @@ impl Graph {
         len: usize,
         step: usize,
     ) -> Result<NodeId, GraphError> {
-        let (dt, sh) = self.ty(x);
-        let mut out = sh.clone();
-        if (axis as usize) < out.rank() {
-            if start == 0 && step == 1 && len == out.0[axis as usize] {
-                return Ok(x);
-            }
-            out.0[axis as usize] = len;
-        }
-        self.push(Op::Slice { axis, start, step }, vec![x], dt, out)
+        self.strided(Op::Slice { axis, start, step }, x, len)
     }
 
     /// The adjoint of [`Graph::slice`]: `x` placed into zeros of length `full` along `axis`.
@@ -534,15 +535,24 @@ impl Graph {
         step: usize,
         full: usize,
     ) -> Result<NodeId, GraphError> {
+        self.strided(Op::Pad { axis, start, step }, x, full)
+    }
+
+    /// A `Slice` or `Pad` whose result has `len` elements along its axis;
+    /// the identity (start 0, step 1, same length) returns `x`.
+    fn strided(&mut self, op: Op, x: NodeId, len: usize) -> Result<NodeId, GraphError> {
+        let (Op::Slice { axis, start, step } | Op::Pad { axis, start, step }) = op else {
+            unreachable!("strided builds slices and pads only")
+        };
         let (dt, sh) = self.ty(x);
         let mut out = sh.clone();
         if (axis as usize) < out.rank() {
-            if start == 0 && step == 1 && full == out.0[axis as usize] {
+            if start == 0 && step == 1 && len == out.0[axis as usize] {
                 return Ok(x);
             }
-            out.0[axis as usize] = full;
+            out.0[axis as usize] = len;
         }
-        self.push(Op::Pad { axis, start, step }, vec![x], dt, out)
+        self.push(op, vec![x], dt, out)
     }
 
     /// Concatenation along `axis` (a single argument is returned as is).

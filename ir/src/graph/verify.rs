@@ -1,6 +1,5 @@
 //! The graph verifier: every invariant the rest of the compiler relies on.
 
-use super::op::{check, ArgType, Op};
 use super::{Graph, GraphError};
 
 /// Checks that `graph` is well formed: arguments precede users, every node
@@ -36,42 +35,10 @@ pub fn verify(graph: &Graph) -> Result<(), GraphError> {
                 )));
             }
         }
-        match n.op {
-            Op::Param(p) => {
-                let info = graph.params().get(p.index()).ok_or_else(|| {
-                    GraphError::Dangling(format!("node %{i} reads undeclared {p}"))
-                })?;
-                if info.shape != n.shape || info.dtype != n.dtype {
-                    return Err(GraphError::Dangling(format!(
-                        "node %{i} does not match the type of {p}"
-                    )));
-                }
-            }
-            Op::Data(d) => {
-                let info = graph
-                    .data()
-                    .get(d.index())
-                    .ok_or_else(|| GraphError::Dangling(format!("node %{i} reads missing {d}")))?;
-                if info.value.shape != n.shape || info.value.dtype != n.dtype {
-                    return Err(GraphError::Dangling(format!(
-                        "node %{i} does not match the type of {d}"
-                    )));
-                }
-            }
-            _ => {}
-        }
-        let args: Vec<ArgType<'_>> = n
-            .args
-            .iter()
-            .map(|a| {
-                let m = graph.node(*a);
-                ArgType {
-                    dtype: m.dtype,
-                    shape: &m.shape,
-                }
-            })
-            .collect();
-        check(&n.op, &args, n.dtype, &n.shape)?;
+        graph.check_node(n).map_err(|e| match e {
+            GraphError::Dangling(m) => GraphError::Dangling(format!("node %{i}: {m}")),
+            other => other,
+        })?;
     }
     for (name, o) in graph.outputs() {
         if o.index() >= graph.len() {

@@ -11,14 +11,10 @@ use crux_samples::problems::Bpinn;
 
 /// Bayesian PINN for u'' = -π² sin(πx), u(0) = u(1) = 0.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
-    /// Print per-stage compiler statistics as JSON and stop.
-    #[arg(long)]
-    inspect: bool,
-    /// Print the graph IR of a stage (traced, differentiated, staged, optimised) and stop.
-    #[arg(long, value_name = "STAGE")]
-    ir: Option<String>,
+    #[command(flatten)]
+    report: crux_samples::InspectArgs,
     /// Seed of the network's initial weights.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -34,7 +30,7 @@ fn run(args: Args) -> crux::Result<()> {
         .sample(&net, crux::Prior::default())
         .build()?;
     let compile = t0.elapsed();
-    if crux_samples::report(&ld, args.inspect, args.ir.as_deref())? {
+    if crux_samples::report(&ld, &args.report)? {
         return Ok(());
     }
     let theta = ld.initial_position().to_vec();

@@ -14,14 +14,10 @@ use crux_samples::problems::Quickstart;
 
 /// Bayesian inverse problem: A·sin(πx) + B·cos(πx) from noisy data.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
-    /// Print per-stage compiler statistics as JSON and stop.
-    #[arg(long)]
-    inspect: bool,
-    /// Print the graph IR of a stage (traced, differentiated, staged, optimised) and stop.
-    #[arg(long, value_name = "STAGE")]
-    ir: Option<String>,
+    #[command(flatten)]
+    report: crux_samples::InspectArgs,
     /// Seed of the synthetic observation noise.
     #[arg(long, default_value_t = crux::DEFAULT_SEED)]
     seed: u64,
@@ -64,7 +60,7 @@ fn run(args: Args) -> crux::Result<()> {
     let t0 = std::time::Instant::now();
     let ld = build(&args)?;
     let compile = t0.elapsed();
-    if crux_samples::report(&ld, args.inspect, args.ir.as_deref())? {
+    if crux_samples::report(&ld, &args.report)? {
         return Ok(());
     }
     let (mean, cov) = gaussian_posterior(&ld)?;
