@@ -301,6 +301,31 @@ impl Graph {
         dtype: DType,
         shape: Shape,
     ) -> Result<NodeId, GraphError> {
+        // A constant is shape-polymorphic: moving its data around (broadcast,
+        // reshape, transpose, slice) is the same constant in the new shape.
+        // Canonicalising here keeps `x * broadcast(1)` visible to the
+        // elementwise optimiser as `x * 1`.
+        let moves_data = matches!(
+            op,
+            Op::Broadcast | Op::Reshape | Op::Transpose { .. } | Op::Slice { .. }
+        );
+        if moves_data && args.len() == 1 {
+            if let Op::Const(bits) = self.node(args[0]).op {
+                let node = Node {
+                    op,
+                    args,
+                    dtype,
+                    shape,
+                };
+                self.check_node(&node)?;
+                return self.add(Node {
+                    op: Op::Const(bits),
+                    args: vec![],
+                    dtype: node.dtype,
+                    shape: node.shape,
+                });
+            }
+        }
         self.add(Node {
             op,
             args,
