@@ -20,7 +20,15 @@
 //!   a result is a small difference of large terms: `(x + c) - x` is `c` up
 //!   to an ulp of `x`, not up to `1e-12` of `c`. Comparisons (and `sign`)
 //!   whose operands are closer than that tolerance are undecided, and a
-//!   `select` on them may take either branch.
+//!   `select` on them may take either branch;
+//! * the one exception to the first rule: where the original's own error
+//!   bound makes the *kind* of a value undecided — the inexact argument of
+//!   `log`/`sqrt`/`recip`/`log1p`, a divisor or a `pow` base lies within
+//!   tolerance of the pole or domain edge, a negative `pow` base meets an
+//!   inexact exponent, or an undecided `select` chooses between a finite
+//!   and a non-finite branch — any value is accepted there and downstream
+//!   ([`crux_tests::gen::UNDECIDED`]). Exact values (parameters, constants,
+//!   overflowed or underflowed results) never make anything undecided.
 //!
 //! Properties: (1) optimisation preserves values under this rule and both
 //! graphs verify; (2) the text format round-trips the generated and the
@@ -163,7 +171,8 @@ fn generator_statistics() {
     let n = 1000;
     let mut ops: BTreeMap<&'static str, usize> = BTreeMap::new();
     let (mut nodes, mut live_before, mut live_after, mut changed, mut folded) = (0, 0, 0, 0, 0);
-    let (mut elems, mut nonfinite, mut cases_nonfinite, mut unbounded) = (0, 0, 0, 0);
+    let (mut elems, mut nonfinite, mut cases_nonfinite, mut unbounded, mut undecided) =
+        (0, 0, 0, 0, 0);
     let mut f32_cases = 0;
     for _ in 0..n {
         let case = strat.new_tree(&mut runner).unwrap().current();
@@ -195,7 +204,9 @@ fn generator_statistics() {
                     nonfinite += 1;
                     any = true;
                 }
-                if !e.is_finite() {
+                if e.is_nan() {
+                    undecided += 1;
+                } else if e.is_infinite() {
                     unbounded += 1;
                 }
             }
@@ -203,7 +214,10 @@ fn generator_statistics() {
         cases_nonfinite += usize::from(any);
     }
     println!("{n} cases: {nodes} nodes, live {live_before} -> {live_after} after optimise; {changed} changed by optimise, {folded} with staging work, {f32_cases} with f32");
-    println!("output elements: {elems}, non-finite {nonfinite} (in {cases_nonfinite} cases), unbounded {unbounded}");
+    println!(
+        "output elements: {elems}, non-finite {nonfinite} (in {cases_nonfinite} cases), \
+         with an infinite error bound {unbounded}, undecided {undecided}"
+    );
     println!("ops: {ops:?}");
 }
 

@@ -6,8 +6,9 @@
 //! one shape). Everything a region reads from outside (parameters, data,
 //! reductions, broadcasts, ...) becomes an opaque [`Ew::Leaf`]; splatted
 //! constants become [`Ew::Const`] literals so the analysis can fold them.
-//! After rewriting, the cheapest term of every root class is picked by
-//! [`EwCost`] and materialised into a fresh hash-consed graph.
+//! After rewriting, the cheapest term of every root class is picked (by
+//! [`EwCost`], counting shared terms once, see [`extract`]) and
+//! materialised into a fresh hash-consed graph.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -15,7 +16,7 @@ use std::fmt;
 use crux_ir::graph::{BinaryOp, CmpOp, DType, Graph, Node, NodeId, Op, Shape, UnaryOp};
 use egg::{Analysis, CostFunction, DidMerge, EGraph, Extractor, FromOp, FromOpError, Id, Language};
 
-use super::OptimiseError;
+use super::{Extraction, OptimiseError};
 
 /// One e-node of an elementwise region.
 ///
@@ -175,7 +176,8 @@ impl FromOp for Ew {
 /// Guards read these instead of the syntax: `x - x → 0` needs `finite`,
 /// which a parameter never has (it may be inf or NaN) but a constant, a
 /// select between constants or finite data has. Each flag is a proof;
-/// `false` only means "not known".
+/// `false` only means "not known". Signed zeros are tracked because they
+/// matter downstream (`1 / -0 = -inf`): `x + 0 → x` needs `not_neg_zero`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct Facts {
     /// Never NaN or ±inf.
@@ -186,6 +188,8 @@ pub(crate) struct Facts {
     pub nonzero: bool,
     /// Never `< 0` (NaN and -0 allowed), so in particular never -inf.
     pub not_negative: bool,
+    /// Never -0.
+    pub not_neg_zero: bool,
 }
 
 impl Facts {
@@ -195,7 +199,8 @@ impl Facts {
             finite: v.is_finite(),
             not_nan: !v.is_nan(),
             nonzero: v != 0.0,
-            not_negative: !(v < 0.0),
+            not_negative: v >= 0.0 || v.is_nan(),
+            not_neg_zero: v.to_bits() != (-0.0f64).to_bits(),
         }
     }
 
@@ -207,6 +212,7 @@ impl Facts {
                 not_nan: true,
                 nonzero: true,
                 not_negative: true,
+                not_neg_zero: true,
             },
             |f, &v| f.and(Facts::of_value(v)),
         )
@@ -219,6 +225,7 @@ impl Facts {
             not_nan: self.not_nan && o.not_nan,
             nonzero: self.nonzero && o.nonzero,
             not_negative: self.not_negative && o.not_negative,
+            not_neg_zero: self.not_neg_zero && o.not_neg_zero,
         }
         .closed()
     }
@@ -230,6 +237,7 @@ impl Facts {
             not_nan: self.not_nan || o.not_nan,
             nonzero: self.nonzero || o.nonzero,
             not_negative: self.not_negative || o.not_negative,
+            not_neg_zero: self.not_neg_zero || o.not_neg_zero,
         }
         .closed()
     }
@@ -237,12 +245,18 @@ impl Facts {
     /// Adds what the flags imply.
     fn closed(mut self) -> Facts {
         self.not_nan |= self.finite;
+        self.not_neg_zero |= self.nonzero;
         self
     }
 
     /// Strictly positive (`> 0`, not NaN).
     pub(crate) fn positive(&self) -> bool {
         self.not_negative && self.nonzero && self.not_nan
+    }
+
+    /// `>= +0` or NaN: never negative, never -0.
+    pub(crate) fn plus_or_nan(&self) -> bool {
+        self.not_negative && self.not_neg_zero
     }
 }
 
@@ -295,53 +309,74 @@ fn unary_facts(op: UnaryOp, x: Facts) -> Facts {
     let mut f = Facts::default();
     match op {
         UnaryOp::Neg => {
-            f = Facts {
-                not_negative: false,
-                ..x
-            }
+            f.finite = x.finite;
+            f.not_nan = x.not_nan;
+            f.nonzero = x.nonzero;
         }
         UnaryOp::Abs => {
             f = Facts {
                 not_negative: true,
+                not_neg_zero: true,
                 ..x
             }
         }
         UnaryOp::Sign => {
+            // sign(±0) = +0.
             f.not_nan = x.not_nan;
             f.finite = x.not_nan;
             f.nonzero = x.nonzero;
             f.not_negative = x.not_negative;
+            f.not_neg_zero = true;
         }
         UnaryOp::Sqrt => {
-            // sqrt gives NaN, ±0 or a positive number.
+            // sqrt gives NaN, ±0 (the sign of its argument) or a positive number.
             f.not_negative = true;
             f.finite = x.finite && x.not_negative;
             f.nonzero = x.positive();
             f.not_nan = x.not_nan && x.not_negative;
+            f.not_neg_zero = x.not_neg_zero;
+        }
+        UnaryOp::Recip => {
+            // 1 / -0 = -inf; 1 / -inf = -0.
+            f.not_negative = x.plus_or_nan();
+            f.not_neg_zero = x.not_negative;
+            f.nonzero = x.finite;
         }
         UnaryOp::Exp => {
             f.not_negative = true;
             f.not_nan = x.not_nan;
+            f.not_neg_zero = true;
+        }
+        UnaryOp::Expm1 | UnaryOp::Log1p => {
+            // Zero only at ±0, with its sign.
+            f.not_neg_zero = x.not_neg_zero;
+        }
+        UnaryOp::Log | UnaryOp::Cos => {
+            // log(1) = +0; cos is never exactly 0.
+            f.not_neg_zero = true;
+            f.finite = op == UnaryOp::Cos && x.finite;
         }
         UnaryOp::Sigmoid => {
             f.not_negative = true;
             f.not_nan = x.not_nan;
             f.finite = x.not_nan;
+            f.not_neg_zero = true;
         }
         UnaryOp::Softplus => {
             // softplus(+inf) = +inf.
             f.not_negative = true;
             f.not_nan = x.not_nan;
             f.finite = x.finite;
+            f.not_neg_zero = true;
         }
         UnaryOp::Tanh => {
             f.not_nan = x.not_nan;
             f.finite = x.not_nan;
         }
-        UnaryOp::Sin | UnaryOp::Cos => {
+        UnaryOp::Sin => {
             f.finite = x.finite;
         }
-        UnaryOp::Recip | UnaryOp::Expm1 | UnaryOp::Log | UnaryOp::Log1p | UnaryOp::Tan => {}
+        UnaryOp::Tan => {}
     }
     f
 }
@@ -350,25 +385,36 @@ fn binary_facts(op: BinaryOp, a: Facts, b: Facts, same_class: bool) -> Facts {
     let mut f = Facts::default();
     match op {
         BinaryOp::Add => {
-            // Overflow gives ±inf, never NaN; -0 + -0 = -0.
+            // Overflow gives ±inf, never NaN; only -0 + -0 is -0.
             f.not_nan = a.finite && b.finite;
             f.not_negative = a.not_negative && b.not_negative;
+            f.not_neg_zero = a.not_neg_zero || b.not_neg_zero;
+        }
+        BinaryOp::Sub => {
+            // Only -0 - +0 is -0.
+            f.not_neg_zero = a.not_neg_zero;
         }
         BinaryOp::Mul => {
             f.not_nan = a.finite && b.finite;
             f.not_negative = same_class || (a.not_negative && b.not_negative);
+            f.not_neg_zero = same_class || (a.plus_or_nan() && b.plus_or_nan());
         }
-        BinaryOp::Max => {
+        BinaryOp::Div => {
+            f.not_negative = a.not_negative && b.plus_or_nan();
+            f.not_neg_zero = a.plus_or_nan() && b.plus_or_nan();
+        }
+        BinaryOp::Max | BinaryOp::Min => {
             f.not_nan = a.not_nan && b.not_nan;
             f.finite = a.finite && b.finite;
-            f.not_negative = a.not_negative || b.not_negative;
+            f.not_negative = if op == BinaryOp::Max {
+                a.not_negative || b.not_negative
+            } else {
+                a.not_negative && b.not_negative
+            };
+            // max(-0, +0) is -0: either argument may be returned.
+            f.not_neg_zero = a.not_neg_zero && b.not_neg_zero;
         }
-        BinaryOp::Min => {
-            f.not_nan = a.not_nan && b.not_nan;
-            f.finite = a.finite && b.finite;
-            f.not_negative = a.not_negative && b.not_negative;
-        }
-        BinaryOp::Sub | BinaryOp::Div | BinaryOp::Pow => {}
+        BinaryOp::Pow => {}
     }
     f
 }
@@ -410,12 +456,13 @@ impl Analysis<Ew> for EwAnalysis {
             }
             Ew::Compare(op, [x, y]) => {
                 let (a, b) = (d(x), d(y));
-                // A bool is 0 or 1.
+                // A bool is +0 or 1.
                 let facts = Facts {
                     finite: true,
                     not_nan: true,
                     nonzero: false,
                     not_negative: true,
+                    not_neg_zero: true,
                 };
                 match (a.value, b.value) {
                     (Some(u), Some(v)) => {
@@ -460,10 +507,11 @@ impl Analysis<Ew> for EwAnalysis {
                             // Widening is exact.
                             a.facts
                         } else {
-                            // Narrowing may overflow to inf or underflow to 0.
+                            // Narrowing may overflow to inf or underflow to ±0.
                             Facts {
                                 not_nan: a.facts.not_nan,
                                 not_negative: a.facts.not_negative,
+                                not_neg_zero: a.facts.plus_or_nan(),
                                 ..Facts::default()
                             }
                         };
@@ -506,6 +554,33 @@ impl Analysis<Ew> for EwAnalysis {
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct EwCost;
 
+/// A term's cost: the weight, then, to break ties, how many plain `log`
+/// and `exp` it evaluates (so `log1p(x) + 0` beats `log(1 + x)`, which
+/// costs the same but loses digits near 0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct TermCost {
+    /// Sum of [`op_cost`].
+    pub weight: u64,
+    /// Number of `log` and `exp` nodes.
+    pub unstable: u64,
+}
+
+impl TermCost {
+    fn of(node: &Ew) -> TermCost {
+        TermCost {
+            weight: op_cost(node),
+            unstable: u64::from(matches!(node, Ew::Unary(UnaryOp::Log | UnaryOp::Exp, _))),
+        }
+    }
+
+    fn plus(self, o: TermCost) -> TermCost {
+        TermCost {
+            weight: self.weight.saturating_add(o.weight),
+            unstable: self.unstable.saturating_add(o.unstable),
+        }
+    }
+}
+
 /// Cost of a term that cannot be materialised.
 const UNMATERIALISABLE: u64 = 1 << 40;
 
@@ -539,13 +614,13 @@ pub(crate) fn op_cost(node: &Ew) -> u64 {
 }
 
 impl CostFunction<Ew> for EwCost {
-    type Cost = u64;
+    type Cost = TermCost;
 
-    fn cost<C>(&mut self, enode: &Ew, mut costs: C) -> u64
+    fn cost<C>(&mut self, enode: &Ew, mut costs: C) -> TermCost
     where
-        C: FnMut(Id) -> u64,
+        C: FnMut(Id) -> TermCost,
     {
-        enode.fold(op_cost(enode), |sum, id| sum.saturating_add(costs(id)))
+        enode.fold(TermCost::of(enode), |sum, id| sum.plus(costs(id)))
     }
 }
 
@@ -688,48 +763,251 @@ pub(crate) fn to_egraph(
     (eg, roots)
 }
 
-/// The cheapest term of every class a region's roots need.
+/// The chosen term of every class a region's roots need.
 #[derive(Clone, Debug)]
 pub(crate) struct Extracted {
-    /// Best e-node (children canonical) and dtype of each needed class.
+    /// Chosen e-node (children canonical) and dtype of each needed class;
+    /// empty when the region is kept as it was.
     pub best: HashMap<Id, (Ew, DType)>,
     /// The class of each root node of the region.
     pub root_class: HashMap<NodeId, Id>,
     /// The region's shape.
     pub shape: Shape,
-    /// Sum over roots of the extracted tree cost (shared terms counted once
-    /// per use, as egg's extractor does).
-    pub cost: u64,
+    /// Which candidate was chosen.
+    pub how: Extraction,
+    /// DAG cost (every node once) of the region as it was.
+    pub cost_before: TermCost,
+    /// DAG cost of the chosen candidate.
+    pub cost_after: TermCost,
 }
 
-/// Picks the cheapest representation of every root class with [`EwCost`].
-pub(crate) fn extract(eg: &EGraph<Ew, EwAnalysis>, region: &Region, roots: &[Id]) -> Extracted {
-    let ex = Extractor::new(eg, EwCost);
-    let mut best: HashMap<Id, (Ew, DType)> = HashMap::new();
-    let mut todo: Vec<Id> = roots.iter().map(|&r| eg.find(r)).collect();
-    let mut cost = 0u64;
-    for &r in &todo {
-        cost = cost.saturating_add(ex.find_best_cost(r));
-    }
-    while let Some(c) = todo.pop() {
-        if best.contains_key(&c) {
+/// The cost of a graph node as a term (nothing for non-elementwise ops,
+/// which are leaves of a region).
+fn graph_op_cost(node: &Node) -> TermCost {
+    let z = Id::from(0);
+    let e = match node.op {
+        Op::Unary(op) => Ew::Unary(op, [z]),
+        Op::Binary(op) => Ew::Binary(op, [z, z]),
+        Op::Compare(op) => Ew::Compare(op, [z, z]),
+        Op::Select => Ew::Select([z, z, z]),
+        Op::Cast => Ew::Cast(node.dtype, [z]),
+        _ => return TermCost::default(),
+    };
+    TermCost::of(&e)
+}
+
+/// The e-nodes a selection uses from `roots` and their DAG cost (every
+/// class counted once, as the rebuilt graph will hold it). `None` when the
+/// selection is incomplete, cyclic or picks a term that cannot be written
+/// back.
+fn walk(
+    eg: &EGraph<Ew, EwAnalysis>,
+    roots: &[Id],
+    pick: impl Fn(Id) -> Option<Ew>,
+) -> Option<(TermCost, HashMap<Id, Ew>)> {
+    let mut chosen: HashMap<Id, Ew> = HashMap::new();
+    // false: on the current path; true: finished.
+    let mut state: HashMap<Id, bool> = HashMap::new();
+    let mut stack: Vec<(Id, bool)> = roots.iter().map(|&r| (eg.find(r), false)).collect();
+    let mut cost = TermCost::default();
+    while let Some((c, expanded)) = stack.pop() {
+        if expanded {
+            state.insert(c, true);
             continue;
         }
-        let node = ex.find_best_node(c).map_children(|k| eg.find(k));
-        todo.extend(node.children().iter().copied());
-        best.insert(c, (node, eg[c].data.dtype));
+        match state.get(&c) {
+            Some(true) => continue,
+            Some(false) => return None,
+            None => {}
+        }
+        let node = pick(c)?.map_children(|k| eg.find(k));
+        let own = TermCost::of(&node);
+        if own.weight >= UNMATERIALISABLE {
+            return None;
+        }
+        cost = cost.plus(own);
+        state.insert(c, false);
+        stack.push((c, true));
+        stack.extend(node.children().iter().map(|&k| (k, false)));
+        chosen.insert(c, node);
     }
+    Some((cost, chosen))
+}
+
+/// Most set entries the sharing-aware extraction may merge before giving
+/// up (it is quadratic on long chains; egg's tree extraction then serves).
+const DAG_BUDGET: usize = 4_000_000;
+
+fn merge_sorted(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
+/// Greedy extraction that counts a shared class once: the cost of a node
+/// is the summed [`op_cost`] of the set of classes its term needs (the
+/// "greedy DAG" heuristic of extraction-gym). egg's extractor sums tree
+/// costs instead, so it may trade a shared subterm for a private one that
+/// is cheaper per use but duplicates work. `None` when over budget.
+fn greedy_dag(eg: &EGraph<Ew, EwAnalysis>) -> Option<HashMap<Id, Ew>> {
+    let ids: Vec<Id> = eg.classes().map(|c| c.id).collect();
+    let index: HashMap<Id, usize> = ids.iter().enumerate().map(|(i, &c)| (c, i)).collect();
+    let n = ids.len();
+    let mut nodes: Vec<Vec<(Ew, Vec<usize>)>> = Vec::with_capacity(n);
+    for &c in &ids {
+        let mut ns = Vec::with_capacity(eg[c].nodes.len());
+        for e in &eg[c].nodes {
+            let e = e.map_children(|k| eg.find(k));
+            let kids = e
+                .children()
+                .iter()
+                .map(|k| index.get(k).copied())
+                .collect::<Option<Vec<usize>>>()?;
+            ns.push((e, kids));
+        }
+        nodes.push(ns);
+    }
+    let mut parents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, ns) in nodes.iter().enumerate() {
+        for (_, kids) in ns {
+            for &k in kids {
+                parents[k].push(i);
+            }
+        }
+    }
+    for p in &mut parents {
+        p.sort_unstable();
+        p.dedup();
+    }
+    // Per class: (total, index of the chosen node, sorted classes needed).
+    let mut best: Vec<Option<(TermCost, usize, Vec<u32>)>> = vec![None; n];
+    let mut own = vec![TermCost::default(); n];
+    let mut queue: std::collections::VecDeque<usize> = (0..n).collect();
+    let mut queued = vec![true; n];
+    let mut work = 0usize;
+    while let Some(i) = queue.pop_front() {
+        queued[i] = false;
+        let mut cand: Option<(TermCost, usize, Vec<u32>)> = None;
+        'nodes: for (j, (e, kids)) in nodes[i].iter().enumerate() {
+            let mut set: Vec<u32> = Vec::new();
+            for &k in kids {
+                match &best[k] {
+                    Some((_, _, s)) => {
+                        set = merge_sorted(&set, s);
+                        work += set.len();
+                    }
+                    None => continue 'nodes,
+                }
+            }
+            // A term that needs its own class would be cyclic.
+            let Err(pos) = set.binary_search(&(i as u32)) else {
+                continue;
+            };
+            set.insert(pos, i as u32);
+            let total = set
+                .iter()
+                .map(|&m| {
+                    if m as usize == i {
+                        TermCost::of(e)
+                    } else {
+                        own[m as usize]
+                    }
+                })
+                .fold(TermCost::default(), TermCost::plus);
+            if cand.as_ref().is_none_or(|c| total < c.0) {
+                cand = Some((total, j, set));
+            }
+        }
+        if work > DAG_BUDGET {
+            return None;
+        }
+        if let Some(c) = cand {
+            if best[i].as_ref().is_none_or(|b| c.0 < b.0) {
+                own[i] = TermCost::of(&nodes[i][c.1].0);
+                best[i] = Some(c);
+                for &p in &parents[i] {
+                    if !queued[p] {
+                        queued[p] = true;
+                        queue.push_back(p);
+                    }
+                }
+            }
+        }
+    }
+    Some(
+        ids.iter()
+            .enumerate()
+            .filter_map(|(i, &c)| best[i].as_ref().map(|b| (c, nodes[i][b.1].0)))
+            .collect(),
+    )
+}
+
+/// Chooses the cheapest of three candidates by DAG cost (what the rebuilt
+/// graph will actually compute): egg's tree-cost extraction, the
+/// sharing-aware greedy extraction, and the region as it was. The last one
+/// guarantees that a region never gets more expensive.
+pub(crate) fn extract(
+    graph: &Graph,
+    eg: &EGraph<Ew, EwAnalysis>,
+    region: &Region,
+    roots: &[Id],
+) -> Extracted {
+    let roots: Vec<Id> = roots.iter().map(|&r| eg.find(r)).collect();
+    let cost_before = region
+        .nodes
+        .iter()
+        .map(|&n| graph_op_cost(graph.node(n)))
+        .fold(TermCost::default(), TermCost::plus);
+    let ex = Extractor::new(eg, EwCost);
+    let tree = walk(eg, &roots, |c| Some(*ex.find_best_node(c)));
+    let dag = greedy_dag(eg).and_then(|m| walk(eg, &roots, |c| m.get(&c).copied()));
+    let (mut how, mut cost_after, mut chosen) = (Extraction::Original, cost_before, HashMap::new());
+    if let Some((cost, sel)) = tree {
+        if cost <= cost_after {
+            (how, cost_after, chosen) = (Extraction::Tree, cost, sel);
+        }
+    }
+    if let Some((cost, sel)) = dag {
+        if cost < cost_after || (cost == cost_after && how == Extraction::Original) {
+            (how, cost_after, chosen) = (Extraction::Dag, cost, sel);
+        }
+    }
+    let best = chosen
+        .into_iter()
+        .map(|(c, e)| (c, (e, eg[c].data.dtype)))
+        .collect();
     let root_class = region
         .roots
         .iter()
-        .zip(roots)
-        .map(|(&n, &c)| (n, eg.find(c)))
+        .zip(&roots)
+        .map(|(&n, &c)| (n, c))
         .collect();
     Extracted {
         best,
         root_class,
         shape: region.shape.clone(),
-        cost,
+        how,
+        cost_before,
+        cost_after,
     }
 }
 
@@ -788,6 +1066,7 @@ impl Builder<'_> {
     fn item_of(&self, n: NodeId) -> Result<Item, OptimiseError> {
         match self.regions.region_of[n.index()] {
             None => Ok(Item::Orig(n)),
+            Some(r) if self.ex[r].how == Extraction::Original => Ok(Item::Orig(n)),
             Some(r) => self.ex[r]
                 .root_class
                 .get(&n)
@@ -1001,7 +1280,7 @@ mod tests {
         assert_eq!(op_cost(&Ew::constant(1.0, DType::F32)), 0);
         assert!(op_cost(&Ew::constant(1.0, DType::Bool)) > 1 << 30);
         let e: RecExpr<Ew> = "(add (exp $0:f64) (div $0:f64 3))".parse().expect("parses");
-        assert_eq!(EwCost.cost_rec(&e), 25);
+        assert_eq!(EwCost.cost_rec(&e).weight, 25);
     }
 
     #[test]
@@ -1050,7 +1329,7 @@ mod tests {
         for r in 0..regs.list.len() {
             let (eg, roots) = to_egraph(&g, &regs, r);
             let runner = Runner::default().with_egraph(eg).run(&[]);
-            ex.push(extract(&runner.egraph, &regs.list[r], &roots));
+            ex.push(extract(&g, &runner.egraph, &regs.list[r], &roots));
         }
         let out = from_extracted(&g, &regs, &ex).expect("rebuilds");
         assert_eq!(out, g);
@@ -1059,8 +1338,8 @@ mod tests {
 
     #[test]
     fn shared_terms_are_built_once() -> Result<(), GraphError> {
-        // Two roots share an expensive subterm; the tree cost counts it twice
-        // but the graph holds it once.
+        // Two roots share an expensive subterm: the graph holds it once and
+        // the DAG cost counts it once.
         let mut g = Graph::new();
         let p = g.add_param("x", DType::F64, [2]);
         let x = g.param(p)?;
@@ -1071,8 +1350,8 @@ mod tests {
         g.set_output("b", b);
         let regs = find_regions(&g);
         let (eg, roots) = to_egraph(&g, &regs, 0);
-        let ex = extract(&eg, &regs.list[0], &roots);
-        assert_eq!(ex.cost, 42);
+        let ex = extract(&g, &eg, &regs.list[0], &roots);
+        assert_eq!((ex.cost_before.weight, ex.cost_after.weight), (22, 22));
         let out = from_extracted(&g, &regs, &[ex]).expect("rebuilds");
         assert_eq!(out.live_nodes(), 4);
         assert_eq!(out.cost().transcendentals, 2);
