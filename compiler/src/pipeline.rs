@@ -85,7 +85,7 @@ pub fn optimise(
     let (staged, stage_report) = stage::stage(graph)?;
     let (opt, egg) = optimise::optimise_elementwise(&staged, limits)?;
     Ok((
-        opt,
+        opt.compacted()?,
         OptimiseReport {
             stage: stage_report,
             egg,
@@ -152,6 +152,7 @@ pub fn compile_log_density(
     let diff = diff.compacted()?;
     let (staged, stage_report) = stage::stage(&diff)?;
     let (opt, egg) = optimise::optimise_elementwise(&staged, limits)?;
+    let opt = opt.compacted()?;
     Ok(CompiledLogDensity {
         stages: vec![
             Stage::new("traced", traced_only),

@@ -165,7 +165,9 @@ impl Prior {
     /// The log-prior of `leaves` as a scalar expression.
     pub(crate) fn log_prior(&self, leaves: &[Param]) -> Result<Expr> {
         let sum_sq = |p: &Param| p.expr().square().sum();
-        let mut total = Expr::scalar(0.0);
+        // One term per leaf, summed without a leading `0 +` (which the
+        // optimiser may not remove: `x + 0` is not `x` for `x = -0`).
+        let mut terms: Vec<Expr> = Vec::with_capacity(leaves.len());
         match self {
             Prior::Gaussian {
                 sigma,
@@ -176,12 +178,12 @@ impl Prior {
                     if *fan_in_aware && p.shape().len() >= 2 {
                         inv_s2 *= p.fan_in() as f64;
                     }
-                    total = total + sum_sq(p) * (-0.5 * inv_s2);
+                    terms.push(sum_sq(p) * (-0.5 * inv_s2));
                 }
             }
             Prior::Laplace { scale } => {
                 for p in leaves {
-                    total = total + p.expr().abs().sum() * (-1.0 / scale);
+                    terms.push(p.expr().abs().sum() * (-1.0 / scale));
                 }
             }
             Prior::StudentT { df, scale } => {
@@ -189,7 +191,7 @@ impl Prior {
                     let t = (p.expr().square() * (1.0 / (scale * scale * df)))
                         .log1p()
                         .sum();
-                    total = total + t * (-(df + 1.0) / 2.0);
+                    terms.push(t * (-(df + 1.0) / 2.0));
                 }
             }
             Prior::LayerwiseGaussian {
@@ -208,7 +210,7 @@ impl Prior {
                     } else {
                         1.0 / (default_sigma * default_sigma)
                     };
-                    total = total + sum_sq(p) * (-0.5 * inv_s2);
+                    terms.push(sum_sq(p) * (-0.5 * inv_s2));
                 }
             }
             Prior::Custom(c) => {
@@ -224,9 +226,13 @@ impl Prior {
                         ),
                     });
                 }
-                total = v.reshape(&[]);
+                terms.push(v.reshape(&[]));
             }
         }
+        let total = terms
+            .into_iter()
+            .reduce(|a, b| a + b)
+            .unwrap_or_else(|| Expr::scalar(0.0));
         total.check()?;
         Ok(total)
     }

@@ -1147,7 +1147,7 @@ impl Builder<'_> {
         let (r, c) = match item {
             Item::Orig(n) => {
                 let node = self.graph.node(n);
-                return Ok(self.dst.add(Node {
+                return Ok(self.dst.add_canonical(Node {
                     op: node.op.clone(),
                     args,
                     dtype: node.dtype,

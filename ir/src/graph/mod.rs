@@ -301,22 +301,27 @@ impl Graph {
         dtype: DType,
         shape: Shape,
     ) -> Result<NodeId, GraphError> {
-        // A constant is shape-polymorphic: moving its data around (broadcast,
-        // reshape, transpose, slice) is the same constant in the new shape.
-        // Canonicalising here keeps `x * broadcast(1)` visible to the
-        // elementwise optimiser as `x * 1`.
-        let moves_data = matches!(
+        self.add_canonical(Node {
             op,
+            args,
+            dtype,
+            shape,
+        })
+    }
+
+    /// [`Graph::add`] with one canonicalisation: a constant is
+    /// shape-polymorphic, so moving its data around (broadcast, reshape,
+    /// transpose, slice) inserts the same constant in the new shape. Every
+    /// builder method goes through here, which keeps `x * broadcast(1)`
+    /// visible to the elementwise optimiser as `x * 1`; [`Graph::add`]
+    /// itself stays literal so parsed text maps node for node.
+    pub fn add_canonical(&mut self, node: Node) -> Result<NodeId, GraphError> {
+        let moves_data = matches!(
+            node.op,
             Op::Broadcast | Op::Reshape | Op::Transpose { .. } | Op::Slice { .. }
         );
-        if moves_data && args.len() == 1 {
-            if let Op::Const(bits) = self.node(args[0]).op {
-                let node = Node {
-                    op,
-                    args,
-                    dtype,
-                    shape,
-                };
+        if moves_data && node.args.len() == 1 && node.args[0].index() < self.nodes.len() {
+            if let Op::Const(bits) = self.node(node.args[0]).op {
                 self.check_node(&node)?;
                 return self.add(Node {
                     op: Op::Const(bits),
@@ -326,12 +331,7 @@ impl Graph {
                 });
             }
         }
-        self.add(Node {
-            op,
-            args,
-            dtype,
-            shape,
-        })
+        self.add(node)
     }
 
     /// Type of a node: `(dtype, shape)`.
