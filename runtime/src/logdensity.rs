@@ -14,7 +14,7 @@ use crux_compiler::optimise::EggLimits;
 use crux_compiler::pipeline::{
     compile_log_density, grad_output_name, CompiledLogDensity, StageStats,
 };
-use crux_ir::graph::{eval, DType, Graph, Tensor};
+use crux_ir::graph::{eval_all, DType, Graph, Tensor};
 
 use crate::error::{Error, Result};
 use crate::param::{Model, Param};
@@ -231,9 +231,7 @@ impl LogDensity {
     pub fn logp_and_grad_at_stage(&self, stage: &str, theta: &[f64]) -> Result<(f64, Vec<f64>)> {
         let g = self.stage_graph(stage)?;
         let params = self.split(theta)?;
-        let mut g = g.clone();
-        let logp = g.output("logp")?;
-        let mut outs = vec![logp];
+        let mut outs = vec![g.output("logp")?];
         for i in 0..self.layout.len() {
             outs.push(
                 g.output(&grad_output_name(i))
@@ -243,11 +241,11 @@ impl LogDensity {
                     })?,
             );
         }
-        g.clear_outputs();
-        for (i, o) in outs.iter().enumerate() {
-            g.set_output(format!("o{i}"), *o);
-        }
-        let vals = eval(&g, &params)?;
+        let all = eval_all(g, &params, &outs)?;
+        let vals: Vec<&Tensor> = outs
+            .iter()
+            .map(|o| all[o.index()].as_ref().expect("roots are evaluated"))
+            .collect();
         let lp = vals[0].data[0];
         let grad = vals[1..]
             .iter()
