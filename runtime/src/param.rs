@@ -19,6 +19,9 @@ pub trait Model {
     fn leaves(&self) -> Vec<Param>;
 }
 
+/// The most entries one parameter tensor may have (2³¹).
+pub const MAX_PARAM_ENTRIES: usize = 1 << 31;
+
 /// A named parameter tensor. Cloning gives another handle to the same
 /// parameter (its value is shared).
 #[derive(Clone)]
@@ -54,7 +57,12 @@ impl Param {
         shape: Shape,
         value: Option<Vec<f64>>,
     ) -> Param {
-        let n = shape.checked_numel().unwrap_or(0);
+        // An absurd shape gets no storage (instead of aborting on the
+        // allocation); `Crux::new` rejects the parameter with a message.
+        let n = shape
+            .checked_numel()
+            .filter(|&n| n <= MAX_PARAM_ENTRIES)
+            .unwrap_or(0);
         Param(Arc::new(ParamState {
             leaf: LeafId::fresh(),
             model,
@@ -83,6 +91,11 @@ impl Param {
     /// Whether the parameter has no entries.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Whether the parameter has storage for its shape (see [`MAX_PARAM_ENTRIES`]).
+    pub(crate) fn is_allocated(&self) -> bool {
+        self.0.value.read().unwrap_or_else(|e| e.into_inner()).len() == self.len()
     }
 
     pub(crate) fn leaf_id(&self) -> LeafId {

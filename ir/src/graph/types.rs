@@ -85,8 +85,13 @@ impl Shape {
     }
 
     /// Number of elements (1 for a scalar).
+    ///
+    /// Saturates at `usize::MAX` instead of overflowing: no real tensor has
+    /// that many elements, and every allocation path checks with
+    /// [`Shape::checked_numel`] first, so a saturated count is rejected
+    /// rather than a panic.
     pub fn numel(&self) -> usize {
-        self.0.iter().product()
+        self.0.iter().fold(1usize, |acc, &d| acc.saturating_mul(d))
     }
 
     /// The dimensions.

@@ -90,15 +90,8 @@ impl Expr {
     /// negative powers take the reciprocal.
     pub fn powi(&self, n: i32) -> Expr {
         if n == 0 {
-            if self.error().is_some() {
-                return self.clone();
-            }
-            let ones = crux_ir::graph::Tensor::full(crux_ir::DType::F64, self.0.shape.clone(), 1.0);
-            return Expr::make(
-                Kind::Constant(std::sync::Arc::new(ones)),
-                self.0.shape.clone(),
-                self.0.domain,
-            );
+            // x⁰ = 1 for every x (NaN and ±inf included), shaped like x.
+            return self.powf(0.0);
         }
         let mut result: Option<Expr> = None;
         let mut base = self.clone();

@@ -142,3 +142,29 @@ fn display_is_readable() {
         format!("(a * sin(({PI} * x@interior)))")
     );
 }
+
+#[test]
+fn absurd_parameter_shapes_are_errors_not_aborts() {
+    let (_, x) = line();
+    let huge = Param::new("huge", [1 << 20, 1 << 20]);
+    let r = Crux::new([(&x * huge.expr().sum()).mse()]);
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("huge") && e.contains("entries"), "{e}");
+    let overflow = Param::new("overflow", [usize::MAX, 4]);
+    assert!(Crux::new([(&x * overflow.expr().sum()).mse()]).is_err());
+    let empty = Param::new("empty", [0]);
+    assert!(Crux::new([(&x * empty.expr().sum()).mse()]).is_err());
+}
+
+#[test]
+fn powi_zero_is_one_everywhere() {
+    let (_, x) = line();
+    let p = Crux::new([x.mse()]).unwrap();
+    assert!(p.eval(&x.powi(0)).unwrap().iter().all(|v| *v == 1.0));
+    assert!(p
+        .eval(&(&x - 0.55).powi(-2))
+        .unwrap()
+        .iter()
+        .zip(p.eval(&x).unwrap().iter())
+        .all(|(v, x)| (v - 1.0 / ((x - 0.55) * (x - 0.55))).abs() <= 1e-12 * v.abs()));
+}
