@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use crux_ir::graph::{eval_all, Graph, GraphError, Node, NodeId, Op, Tensor};
+use crux_ir::graph::{eval_all, DType, Graph, GraphError, Node, NodeId, Op, Tensor};
 
 /// What staging did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -36,13 +36,22 @@ pub fn stage(graph: &Graph) -> Result<(Graph, StageReport), GraphError> {
     // Frontier: constant nodes read by varying nodes or used as outputs.
     let mut frontier = vec![false; n];
     let mark = |id: NodeId, frontier: &mut Vec<bool>| {
-        // Look through broadcasts: materialise the small argument.
-        let mut cur = id;
-        while let Op::Broadcast = graph.node(cur).op {
-            cur = graph.node(cur).args[0];
-        }
-        if !graph.node(cur).op.is_leaf() {
-            frontier[cur.index()] = true;
+        let mut todo = vec![id];
+        while let Some(mut cur) = todo.pop() {
+            // Look through broadcasts: materialise the small argument.
+            while let Op::Broadcast = graph.node(cur).op {
+                cur = graph.node(cur).args[0];
+            }
+            let node = graph.node(cur);
+            if node.op.is_leaf() {
+                continue;
+            }
+            if node.dtype == DType::Bool {
+                // Data is float: a comparison stays, its operands are staged.
+                todo.extend(node.args.iter().copied());
+            } else {
+                frontier[cur.index()] = true;
+            }
         }
     };
     for (i, node) in graph.nodes().iter().enumerate() {
@@ -199,6 +208,27 @@ mod tests {
         let (st, _) = stage(&g).unwrap();
         assert_eq!(st.data()[0].value.shape.0, vec![3, 1]);
         assert!(st.nodes().iter().any(|n| n.op == Op::Broadcast));
+    }
+
+    /// A parameter-free comparison read by a parameter-dependent select is
+    /// kept (data is float), its operands are staged.
+    #[test]
+    fn comparisons_stay_and_their_operands_fold() {
+        let mut g = Graph::new();
+        let p = g.add_param("a", DType::F64, [3]);
+        let d = g.add_data("x", Tensor::f64([3], vec![-1.0, 0.5, 2.0]).unwrap());
+        let x = g.data_node(d).unwrap();
+        let e = g.unary(UnaryOp::Exp, x).unwrap();
+        let one = g.constant(1.0, DType::F64, [3]).unwrap();
+        let c = g.compare(crux_ir::CmpOp::Gt, e, one).unwrap();
+        let a = g.param(p).unwrap();
+        let y = g.select(c, a, e).unwrap();
+        g.set_output("y", y);
+        let (st, _) = stage(&g).unwrap();
+        crux_ir::graph::verify(&st).unwrap();
+        assert_eq!(st.cost().transcendentals, 0);
+        let args = [Tensor::f64([3], vec![7.0, 8.0, 9.0]).unwrap()];
+        assert!(eval(&g, &args).unwrap()[0].bit_eq(&eval(&st, &args).unwrap()[0]));
     }
 
     /// An output that depends on no parameter becomes a stored tensor or constant.

@@ -8,6 +8,41 @@
 //! Layout: the 64-bit seed is the key `[lo, hi]`; the counter block is
 //! `[counter lo, counter hi, stream lo, stream hi]`.
 
+/// What a random stream is for. Each purpose owns the streams whose top
+/// byte is its tag, so draws for different purposes never share Philox
+/// words even under the same seed (a network initialised with seed 42 is
+/// independent of the noise of a problem with seed 42).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Purpose {
+    /// Synthetic observation noise (index: the noise term).
+    Noise,
+    /// Random initial values of a parameter (index: unused, 0).
+    ParamInit,
+    /// Initial weights of a network (index: the leaf).
+    NetInit,
+    /// Sampler draws (index: the chain).
+    Sampler,
+    /// Test inputs.
+    Test,
+}
+
+impl Purpose {
+    fn tag(self) -> u64 {
+        match self {
+            Purpose::Noise => 1,
+            Purpose::ParamInit => 2,
+            Purpose::NetInit => 3,
+            Purpose::Sampler => 4,
+            Purpose::Test => 0xFF,
+        }
+    }
+}
+
+/// The stream number of `index` within `purpose` (tag in the top byte).
+pub fn stream(purpose: Purpose, index: u64) -> u64 {
+    (purpose.tag() << 56) | (index & ((1 << 56) - 1))
+}
+
 const M0: u32 = 0xD251_1F53;
 const M1: u32 = 0xCD9E_8D57;
 const W0: u32 = 0x9E37_79B9;
@@ -70,11 +105,18 @@ pub fn normal(seed: u64, stream: u64, counter: u64) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
-/// A standard Laplace draw (scale 1) by inversion of word 0–1's uniform.
+/// 53 random bits from two words as a double in the open interval `(0, 1)`.
+#[inline]
+pub fn open_unit_f64(hi: u32, lo: u32) -> f64 {
+    let bits = ((hi as u64) << 32 | lo as u64) >> 11;
+    (bits as f64 + 0.5) * (1.0 / (1u64 << 53) as f64)
+}
+
+/// A standard Laplace draw (scale 1) by inversion: with `u` uniform on the
+/// open interval `(-1/2, 1/2)`, `x = −sign(u) · ln(1 − 2|u|)` is always finite.
 pub fn laplace(seed: u64, stream: u64, counter: u64) -> f64 {
-    // u in (-1/2, 1/2]; x = -sign(u) ln(1 - 2|u|)
     let w = words(seed, stream, counter);
-    let u = 0.5 - unit_f64(w[0], w[1]);
+    let u = open_unit_f64(w[0], w[1]) - 0.5;
     if u == 0.0 {
         return 0.0;
     }
@@ -110,24 +152,34 @@ mod tests {
     fn draw_moments() {
         let n = 200_000u64;
         let (mut s1, mut s2, mut l1) = (0.0, 0.0, 0.0);
+        let (mut lm, mut l2) = (0.0, 0.0);
         let mut u_sum = 0.0;
         for i in 0..n {
             let z = normal(7, 3, i);
             s1 += z;
             s2 += z * z;
-            l1 += laplace(7, 4, i).abs();
+            let l = laplace(7, 4, i);
+            l1 += l.abs();
+            lm += l;
+            l2 += l * l;
             u_sum += uniform(7, 5, i);
         }
         let nf = n as f64;
         assert!((s1 / nf).abs() < 5.0 / nf.sqrt());
         assert!((s2 / nf - 1.0).abs() < 5.0 * 2f64.sqrt() / nf.sqrt());
+        // Laplace(0, 1): E|x| = 1, mean 0, variance 2 (sd of x² is √20).
         assert!((l1 / nf - 1.0).abs() < 5.0 / nf.sqrt());
+        assert!((lm / nf).abs() < 5.0 * 2f64.sqrt() / nf.sqrt());
+        assert!((l2 / nf - 2.0).abs() < 5.0 * 20f64.sqrt() / nf.sqrt());
         assert!((u_sum / nf - 0.5).abs() < 5.0 * (1.0 / 12f64).sqrt() / nf.sqrt());
     }
 
-    /// Streams and counters give different words.
+    /// Streams and counters give different words; purposes own disjoint streams.
     #[test]
     fn streams_differ() {
+        assert_ne!(stream(Purpose::Noise, 0), stream(Purpose::NetInit, 0));
+        assert_eq!(stream(Purpose::Noise, 5) & 0xFF, 5);
+        assert!((0..1000).all(|i| laplace(3, 3, i).is_finite()));
         assert_ne!(words(1, 0, 0), words(1, 1, 0));
         assert_ne!(words(1, 0, 0), words(1, 0, 1));
         assert_ne!(words(1, 0, 0), words(2, 0, 0));

@@ -251,17 +251,31 @@ pub fn jvp_rule(g: &mut Graph, y: NodeId, ts: &[Option<NodeId>]) -> R<Option<Nod
 
 /// `t · b · a^(b−1)`: the `a`-partial of `pow` applied to `t`.
 fn pow_da(g: &mut Graph, a: NodeId, b: NodeId, t: NodeId) -> R<NodeId> {
+    // d/da a^b = b·a^(b−1), which is 0 for b = 0 even at a = 0, where the
+    // formula would give 0·∞.
+    if g.const_value(b) == Some(0.0) {
+        return zeros_like(g, t);
+    }
     let one = g.constant_like(1.0, b)?;
     let bm1 = g.sub(b, one)?;
     let p = g.binary(BinaryOp::Pow, a, bm1)?;
-    let f = g.mul(b, p)?;
+    let mut f = g.mul(b, p)?;
+    if g.const_value(b).is_none() {
+        let zero = zeros_like(g, b)?;
+        let is_zero = g.compare(CmpOp::Eq, b, zero)?;
+        f = g.select(is_zero, zero, f)?;
+    }
     g.mul(t, f)
 }
 
-/// `t · y · ln a`: the `b`-partial of `y = pow(a, b)` applied to `t`.
+/// `t · y · ln a`: the `b`-partial of `y = pow(a, b)` applied to `t`; 0
+/// where `y = 0` (for `a = 0`, `b > 0`: the formula would give 0·(−∞)).
 fn pow_db(g: &mut Graph, a: NodeId, y: NodeId, t: NodeId) -> R<NodeId> {
     let l = g.unary(UnaryOp::Log, a)?;
-    let f = g.mul(y, l)?;
+    let yl = g.mul(y, l)?;
+    let zero = zeros_like(g, y)?;
+    let y_zero = g.compare(CmpOp::Eq, y, zero)?;
+    let f = g.select(y_zero, zero, yl)?;
     g.mul(t, f)
 }
 

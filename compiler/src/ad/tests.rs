@@ -444,3 +444,35 @@ fn ad_errors_are_values() {
         Err(AdError::SeedType { .. })
     ));
 }
+
+/// `pow`'s partials at a zero base: `d/da a⁰ = 0` and `d/db 0^b = 0` (b > 0),
+/// not the NaN of `0·∞` the textbook formulas give.
+#[test]
+fn pow_partials_at_zero() {
+    let mut g = Graph::new();
+    let pa = g.add_param("a", DType::F64, [2]);
+    let pb = g.add_param("b", DType::F64, [2]);
+    let a = g.param(pa).unwrap();
+    let b = g.param(pb).unwrap();
+    let zero_exp = g.constant(0.0, DType::F64, [2]).unwrap();
+    let y0 = g.binary(BinaryOp::Pow, a, zero_exp).unwrap();
+    let y1 = g.binary(BinaryOp::Pow, a, b).unwrap();
+    let s0 = g.sum_all(y0).unwrap();
+    let s1 = g.sum_all(y1).unwrap();
+    let d0 = grad(&mut g, s0, &[a]).unwrap();
+    let d1 = grad(&mut g, s1, &[a, b]).unwrap();
+    g.set_output("d0a", d0[0]);
+    g.set_output("d1a", d1[0]);
+    g.set_output("d1b", d1[1]);
+    let args = [
+        Tensor::f64([2], vec![0.0, 2.0]).unwrap(),
+        Tensor::f64([2], vec![0.5, 3.0]).unwrap(),
+    ];
+    let out = eval(&g, &args).unwrap();
+    assert_eq!(out[0].data, vec![0.0, 0.0]);
+    // d/da a^b at (0, ½) is the vertical tangent +∞; at (2, 3) = 3·4 = 12.
+    assert_eq!(out[1].data, vec![f64::INFINITY, 12.0]);
+    // d/db a^b at a = 0, b > 0 is 0; at (2, 3) = 8·ln 2.
+    assert_eq!(out[2].data[0], 0.0);
+    assert!((out[2].data[1] - 8.0 * 2f64.ln()).abs() < 1e-14);
+}

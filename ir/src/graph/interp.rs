@@ -109,7 +109,9 @@ fn check_params(graph: &Graph, params: &[Tensor]) -> Result<(), GraphError> {
         });
     }
     for (i, (info, t)) in graph.params().iter().zip(params).enumerate() {
-        if info.shape != t.shape || info.dtype != t.dtype {
+        // `Tensor`'s fields are public: a hand-built tensor may hold the
+        // wrong number of values for its shape.
+        if info.shape != t.shape || info.dtype != t.dtype || t.data.len() != t.shape.numel() {
             return Err(GraphError::ParamShape {
                 slot: super::ParamId(i as u32),
                 name: info.name.clone(),
@@ -208,6 +210,17 @@ pub fn eval_all(
     Ok(vals)
 }
 
+/// Advances a row-major multi-index over `shape` (wrapping to zeros at the end).
+fn next_index(idx: &mut [usize], shape: &Shape) {
+    for ax in (0..shape.rank()).rev() {
+        idx[ax] += 1;
+        if idx[ax] < shape.0[ax] {
+            return;
+        }
+        idx[ax] = 0;
+    }
+}
+
 /// Multi-index iteration helper: the flat index in `src` (of shape `src`)
 /// of every element of `out`, computed by `map` from the output multi-index.
 fn gather_by(out: &Shape, mut map: impl FnMut(&[usize]) -> usize) -> Vec<usize> {
@@ -216,13 +229,7 @@ fn gather_by(out: &Shape, mut map: impl FnMut(&[usize]) -> usize) -> Vec<usize> 
     let mut res = Vec::with_capacity(n);
     for _ in 0..n {
         res.push(map(&idx));
-        for ax in (0..out.rank()).rev() {
-            idx[ax] += 1;
-            if idx[ax] < out.0[ax] {
-                break;
-            }
-            idx[ax] = 0;
-        }
+        next_index(&mut idx, out);
     }
     res
 }
@@ -244,13 +251,7 @@ fn reduce(x: &Tensor, axes: &[u8], init: f64, f: impl Fn(f64, f64) -> f64, dt: D
             .map(|(&ax, &s)| idx[ax] * s)
             .sum();
         out[o] = dt.round(f(out[o], v));
-        for ax in (0..x.shape.rank()).rev() {
-            idx[ax] += 1;
-            if idx[ax] < x.shape.0[ax] {
-                break;
-            }
-            idx[ax] = 0;
-        }
+        next_index(&mut idx, &x.shape);
     }
     out
 }
@@ -341,13 +342,7 @@ fn concat(parts: &[&Tensor], axis: usize, out: &Shape) -> Vec<f64> {
             .map(|(i, &v)| if i == axis { j } else { v } * part_strides[p][i])
             .sum();
         res.push(parts[p].data[k]);
-        for ax in (0..out.rank()).rev() {
-            idx[ax] += 1;
-            if idx[ax] < out.0[ax] {
-                break;
-            }
-            idx[ax] = 0;
-        }
+        next_index(&mut idx, out);
     }
     res
 }

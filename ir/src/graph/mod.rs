@@ -595,7 +595,7 @@ impl Graph {
             out.0[axis as usize] = xs
                 .iter()
                 .map(|&x| self.ty(x).1 .0.get(axis as usize).copied().unwrap_or(0))
-                .sum();
+                .fold(0usize, usize::saturating_add);
         }
         self.push(Op::Concat { axis }, xs.to_vec(), dt, out)
     }

@@ -621,7 +621,7 @@ pub fn check(op: &Op, args: &[ArgType<'_>], dtype: DType, shape: &Shape) -> Resu
             if ax >= first.rank() {
                 return Err(err(op, "concat axis out of range"));
             }
-            let mut total = 0;
+            let mut total: usize = 0;
             for a in args {
                 if a.dtype != dtype || a.shape.rank() != first.rank() {
                     return Err(err(op, "concat arguments must share dtype and rank"));
@@ -631,7 +631,9 @@ pub fn check(op: &Op, args: &[ArgType<'_>], dtype: DType, shape: &Shape) -> Resu
                         return Err(err(op, "concat arguments differ off the axis"));
                     }
                 }
-                total += a.shape.0[ax];
+                total = total
+                    .checked_add(a.shape.0[ax])
+                    .ok_or_else(|| err(op, "concatenated length overflows"))?;
             }
             let mut out = first.0.clone();
             out[ax] = total;

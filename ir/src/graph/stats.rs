@@ -1,11 +1,13 @@
 //! Cost accounting: flops and transcendental evaluations per node.
 //!
 //! The convention (used by `--inspect`): one flop per element for each add,
-//! sub, mul, div, neg, fma, compare or select (and for the other cheap
-//! elementwise ops: abs, sign, sqrt, recip, max, min, cast-free moves cost
-//! nothing), `n - 1` per reduction of `n` elements into one, `2mnk` per
-//! matmul; transcendental functions (exp, log, sin, cos, tanh, pow, ...)
-//! are counted separately, one per element.
+//! sub, mul, div, neg, fma, compare or select, and likewise for the other
+//! cheap elementwise ops (abs, sign, sqrt, recip, max, min); `n - 1` per
+//! reduction of `n` elements into one; `2mnk` per matmul; data movement
+//! (cast, broadcast, reshape, transpose, slice, pad, concat) is free.
+//! Transcendental functions (exp, log, sin, cos, tanh, pow, ...) are
+//! counted separately, one per element. Counts saturate instead of
+//! overflowing.
 
 use super::op::Op;
 use super::{Graph, NodeId};
@@ -62,7 +64,10 @@ pub fn node_cost(graph: &Graph, id: NodeId) -> Cost {
             let a = &graph.node(n.args[0]).shape;
             let b = &graph.node(n.args[1]).shape;
             Cost {
-                flops: 2 * (a.0[0] * a.0[1] * b.0[1]) as u64,
+                flops: 2u64
+                    .saturating_mul(a.0[0] as u64)
+                    .saturating_mul(a.0[1] as u64)
+                    .saturating_mul(b.0[1] as u64),
                 transcendentals: 0,
             }
         }
