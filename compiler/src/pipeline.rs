@@ -14,7 +14,7 @@ use crate::stage::{self, StageReport};
 
 /// Errors of the pipeline. These are compiler bugs or resource limits, not
 /// user errors: the DSL validates user input before building graphs.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CompileError {
     /// A graph operation failed.
     #[error(transparent)]
@@ -82,15 +82,18 @@ pub fn optimise(
     graph: &Graph,
     limits: &EggLimits,
 ) -> Result<(Graph, OptimiseReport), CompileError> {
-    let (staged, stage_report) = stage::stage(graph)?;
+    let (_, opt, report) = stage_and_optimise(graph, limits)?;
+    Ok((opt, report))
+}
+
+/// The staged graph, the optimised (and compacted) graph, and the report.
+fn stage_and_optimise(
+    graph: &Graph,
+    limits: &EggLimits,
+) -> Result<(Graph, Graph, OptimiseReport), CompileError> {
+    let (staged, stage) = stage::stage(graph)?;
     let (opt, egg) = optimise::optimise_elementwise(&staged, limits)?;
-    Ok((
-        opt.compacted()?,
-        OptimiseReport {
-            stage: stage_report,
-            egg,
-        },
-    ))
+    Ok((staged, opt.compacted()?, OptimiseReport { stage, egg }))
 }
 
 /// Output name of the gradient with respect to parameter slot `i`.
@@ -150,9 +153,7 @@ pub fn compile_log_density(
         diff.set_output(grad_output_name(i), g);
     }
     let diff = diff.compacted()?;
-    let (staged, stage_report) = stage::stage(&diff)?;
-    let (opt, egg) = optimise::optimise_elementwise(&staged, limits)?;
-    let opt = opt.compacted()?;
+    let (staged, opt, report) = stage_and_optimise(&diff, limits)?;
     Ok(CompiledLogDensity {
         stages: vec![
             Stage::new("traced", traced_only),
@@ -160,9 +161,6 @@ pub fn compile_log_density(
             Stage::new("staged", staged),
             Stage::new("optimised", opt),
         ],
-        report: OptimiseReport {
-            stage: stage_report,
-            egg,
-        },
+        report,
     })
 }

@@ -4,7 +4,7 @@
 use crux_compiler::pipeline::CompileError;
 
 /// Errors returned by crux.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// Two operands of an operation have shapes that do not broadcast.
     #[error("shape mismatch in `{expr}`: {lhs} and {rhs} do not broadcast (numpy rules: dimensions are aligned from the right and must be equal or 1). Reshape or index one operand so the shapes agree.")]
@@ -79,7 +79,7 @@ pub enum Error {
     #[error("model `{0}` does not appear in any constraint of this problem; sample only models the constraints use")]
     ModelNotInProblem(String),
     /// The same model was selected twice.
-    #[error("model `{0}` was selected twice; give each model one prior")]
+    #[error("model `{0}` was selected twice; give each model one prior (the leaves of a network belong to it: sample the whole `Net` once)")]
     DuplicateModel(String),
     /// A log-density needs at least one sampled model.
     #[error("the log-density has no sampled model: call `.sample(&model, prior)` at least once")]

@@ -46,11 +46,11 @@ mod trace;
 pub use constraint::{Constraint, Reduction};
 pub use domain::Domain;
 pub use error::{Error, Result};
-pub use expr::{diff, Expr, IntoExpr};
+pub use expr::{diff, Expr, IntoExpr, MAX_ELEMENTS, MAX_RANK};
 pub use ids::{DomainId, ModelId};
 pub use logdensity::{LogDensity, LogDensityBuilder, Slot};
-pub use net::{Activation, Net};
-pub use param::{Model, Param};
+pub use net::{Activation, Net, MAX_LAYERS, MAX_NET_PARAMS};
+pub use param::{Model, Param, MAX_PARAM_ENTRIES};
 pub use prior::{CustomPrior, Prior};
 pub use problem::{Crux, ModelInfo, DEFAULT_SEED};
 

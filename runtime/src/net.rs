@@ -36,6 +36,12 @@ impl Activation {
     }
 }
 
+/// The most parameters one network may have (10⁸).
+pub const MAX_NET_PARAMS: usize = 100_000_000;
+
+/// The most hidden layers one network may have.
+pub const MAX_LAYERS: usize = 1000;
+
 /// A multilayer perceptron: `layers` hidden layers of width `hidden`, then a
 /// linear output layer. Weights are laid out `(out, in)` (so their
 /// `fan_in` is the input width) and biases `(out,)`.
@@ -88,21 +94,29 @@ impl Net {
                 });
             }
         }
-        if hidden.saturating_mul(hidden).saturating_mul(layers) > 100_000_000 {
+        // Total weights and biases, with overflow-proof arithmetic: any
+        // width may come from user input.
+        let mut widths = vec![input];
+        widths.extend(std::iter::repeat_n(hidden, layers.min(MAX_LAYERS + 1)));
+        widths.push(output);
+        let total = widths.windows(2).try_fold(0usize, |acc, w| {
+            w[0].checked_mul(w[1])?.checked_add(w[1])?.checked_add(acc)
+        });
+        if layers > MAX_LAYERS || total.is_none_or(|t| t > MAX_NET_PARAMS) {
             return Err(Error::InvalidArgument {
                 what: "MLP size".into(),
-                reason: format!("{layers} layers of width {hidden} exceed 10⁸ weights"),
+                reason: format!(
+                    "{input} -> {layers} x {hidden} -> {output} exceeds {MAX_NET_PARAMS} parameters or {MAX_LAYERS} layers"
+                ),
             });
         }
         let id = ModelId::fresh();
-        let mut widths = vec![input];
-        widths.extend(std::iter::repeat_n(hidden, layers));
-        widths.push(output);
         let mut leaves = Vec::with_capacity(widths.len() - 1);
         for (l, w) in widths.windows(2).enumerate() {
             let (fan_in, fan_out) = (w[0], w[1]);
             let bound = 1.0 / (fan_in as f64).sqrt();
-            let draw = |stream: u64, n: usize| -> Vec<f64> {
+            let draw = |leaf: u64, n: usize| -> Vec<f64> {
+                let stream = crux_ir::rng::stream(crux_ir::rng::Purpose::NetInit, leaf);
                 (0..n as u64)
                     .map(|i| bound * (2.0 * crux_ir::rng::uniform(seed, stream, i) - 1.0))
                     .collect()
@@ -152,6 +166,19 @@ impl Net {
     /// each `(P, k)`, are joined column-wise into `(P, input)`, and the
     /// result is `(P, output)`.
     pub fn call(&self, inputs: &[&Expr]) -> Expr {
+        if let Some(bad) = inputs
+            .iter()
+            .find(|e| e.check().is_ok() && e.shape().len() != 2)
+        {
+            return Expr::invalid(Error::InvalidOperation {
+                op: "Net::call",
+                expr: format!("{}({bad})", self.0.name),
+                reason: format!(
+                    "network inputs are (P, k) columns, this one has shape {:?}; reshape it to (P, 1)",
+                    bad.shape()
+                ),
+            });
+        }
         let x = Expr::concat(inputs, 1);
         if x.check().is_err() {
             return x;

@@ -4,8 +4,8 @@
 //! Its values are drawn once, from the problem's seed, when the problem is
 //! compiled: they are fixed synthetic observations, the same for every
 //! evaluation and every sampler step (DESIGN §6). The `k`-th noise term met
-//! in the problem's constraints uses Philox stream `k`, element `i` counter
-//! `i`, so the draws depend only on the seed and the problem's structure.
+//! in the problem's constraints uses the `k`-th Philox stream of the noise
+//! purpose, element `i` counter `i`, so the draws depend only on the seed and the problem's structure.
 
 use std::fmt;
 
@@ -43,7 +43,9 @@ impl NoiseDist {
         match *self {
             NoiseDist::Gaussian { std } => std * crux_ir::rng::normal(seed, stream, i),
             NoiseDist::Uniform { lo, hi } => {
-                lo + (hi - lo) * crux_ir::rng::uniform(seed, stream, i)
+                // A convex combination: no overflow even for ranges wider than f64::MAX.
+                let u = crux_ir::rng::uniform(seed, stream, i);
+                lo * (1.0 - u) + hi * u
             }
             NoiseDist::Laplace { scale } => scale * crux_ir::rng::laplace(seed, stream, i),
         }

@@ -105,7 +105,12 @@ impl Param {
     /// `fan_in` of the reference library's priors: the product of
     /// `shape[1..]` (weights are laid out `(out, in, ...)`).
     pub fn fan_in(&self) -> usize {
-        self.0.shape.0.iter().skip(1).product()
+        self.0
+            .shape
+            .0
+            .iter()
+            .skip(1)
+            .fold(1usize, |a, &d| a.saturating_mul(d))
     }
 
     /// The current value, flattened row-major.
@@ -118,9 +123,30 @@ impl Param {
     }
 
     /// The current value as an array of the parameter's shape.
-    pub fn value(&self) -> ndarray::ArrayD<f64> {
-        ndarray::ArrayD::from_shape_vec(self.0.shape.0.clone(), self.values())
-            .expect("value matches shape")
+    ///
+    /// Fails only for a parameter whose shape has more than
+    /// [`MAX_PARAM_ENTRIES`] entries (it has no storage).
+    pub fn value(&self) -> Result<ndarray::ArrayD<f64>> {
+        self.ensure_allocated()?;
+        ndarray::ArrayD::from_shape_vec(self.0.shape.0.clone(), self.values()).map_err(|e| {
+            Error::InvalidArgument {
+                what: format!("value of parameter `{}`", self.name()),
+                reason: e.to_string(),
+            }
+        })
+    }
+
+    fn ensure_allocated(&self) -> Result<()> {
+        if self.is_allocated() {
+            return Ok(());
+        }
+        Err(Error::InvalidArgument {
+            what: format!("parameter `{}`", self.name()),
+            reason: format!(
+                "its shape {:?} has more than {MAX_PARAM_ENTRIES} entries",
+                self.shape()
+            ),
+        })
     }
 
     /// Sets the value from a flat row-major slice.
@@ -173,6 +199,7 @@ impl Param {
 
     /// Builder: every entry set to `v`.
     pub fn with_constant(self, v: f64) -> Result<Param> {
+        self.ensure_allocated()?;
         self.set_values(&vec![v; self.len()])?;
         Ok(self)
     }
@@ -180,6 +207,7 @@ impl Param {
     /// Builder: entries drawn i.i.d. from `N(0, std²)` with a counter-based
     /// generator keyed by `seed` (the same seed gives the same values).
     pub fn with_normal(self, std: f64, seed: u64) -> Result<Param> {
+        self.ensure_allocated()?;
         if !(std.is_finite() && std >= 0.0) {
             return Err(Error::InvalidArgument {
                 what: "std".into(),
@@ -187,7 +215,13 @@ impl Param {
             });
         }
         let v: Vec<f64> = (0..self.len() as u64)
-            .map(|i| std * crux_ir::rng::normal(seed, 0, i))
+            .map(|i| {
+                std * crux_ir::rng::normal(
+                    seed,
+                    crux_ir::rng::stream(crux_ir::rng::Purpose::ParamInit, 0),
+                    i,
+                )
+            })
             .collect();
         self.set_values(&v)?;
         Ok(self)
@@ -195,6 +229,9 @@ impl Param {
 
     /// An expression reading this parameter.
     pub fn expr(&self) -> Expr {
+        if let Err(e) = self.ensure_allocated() {
+            return Expr::invalid(e);
+        }
         Expr::make(Kind::Leaf(self.clone()), self.0.shape.clone(), None)
     }
 

@@ -89,12 +89,13 @@ impl Default for Prior {
     }
 }
 
+/// A usable scale: finite, > 0, and not so small that `1/v²` overflows.
 fn positive(v: f64) -> bool {
-    v.is_finite() && v > 0.0
+    v.is_finite() && v > 0.0 && (1.0 / (v * v)).is_finite()
 }
 
 impl Prior {
-    /// Gaussian prior; `sigma` must be > 0.
+    /// Gaussian prior; `sigma` must be > 0 (and large enough that `1/σ²` is finite).
     pub fn gaussian(sigma: f64, fan_in_aware: bool) -> Result<Prior> {
         if !positive(sigma) {
             return Err(Error::InvalidPrior(format!(
@@ -151,7 +152,7 @@ impl Prior {
     }
 
     /// A custom log-prior built from the leaves' expressions; it must return
-    /// a scalar (shape `[]` or `[1]`).
+    /// a single value (any shape with one element: `[]`, `[1]`, `[1, 1]`...).
     pub fn custom(
         name: impl Into<String>,
         f: impl Fn(&[Expr]) -> Expr + Send + Sync + 'static,

@@ -67,16 +67,7 @@ impl Crux {
         for e in Expr::post_order(&roots) {
             match e.kind() {
                 Kind::Leaf(p) if seen_leaf.insert(p.leaf_id()) => {
-                    if !p.is_allocated() {
-                        return Err(Error::InvalidArgument {
-                            what: format!("parameter `{}`", p.name()),
-                            reason: format!(
-                                "its shape {:?} has more than {} entries",
-                                p.shape(),
-                                crate::param::MAX_PARAM_ENTRIES
-                            ),
-                        });
-                    }
+                    p.value()?;
                     if p.is_empty() {
                         return Err(Error::InvalidArgument {
                             what: format!("parameter `{}`", p.name()),

@@ -12,7 +12,7 @@ use crux_compiler::ad::field_derivative;
 use crux_ir::graph::{DType, Graph, NodeId, ParamId, Tensor};
 
 use crate::error::{Error, Result};
-use crate::expr::{copy_error, Expr, Kind};
+use crate::expr::{Expr, Kind};
 use crate::ids::{DomainId, LeafId, NoiseId};
 
 /// Noise streams in order of first appearance.
@@ -35,7 +35,9 @@ impl NoiseTable {
 
 pub(crate) struct Tracer {
     pub graph: Graph,
-    memo: HashMap<usize, NodeId>,
+    /// Traced nodes by pointer identity; the `Expr` is held so that its
+    /// address cannot be reused by another node while the tracer lives.
+    memo: HashMap<usize, (Expr, NodeId)>,
     slots: HashMap<LeafId, ParamId>,
     fixed: HashMap<LeafId, NodeId>,
     coords: HashMap<(DomainId, String), NodeId>,
@@ -80,19 +82,19 @@ impl Tracer {
                 continue;
             }
             let id = self.node(&n)?;
-            self.memo.insert(n.key(), id);
+            self.memo.insert(n.key(), (n, id));
         }
-        Ok(self.memo[&e.key()])
+        Ok(self.memo[&e.key()].1)
     }
 
     fn arg(&self, e: &Expr) -> NodeId {
-        self.memo[&e.key()]
+        self.memo[&e.key()].1
     }
 
     fn node(&mut self, e: &Expr) -> Result<NodeId> {
         let g = &mut self.graph;
         Ok(match e.kind() {
-            Kind::Invalid(err) => return Err(copy_error(err)),
+            Kind::Invalid(err) => return Err((**err).clone()),
             Kind::Coord { domain, tag, axis } => {
                 let key = (domain.id(), tag.clone());
                 let pts = match self.coords.get(&key) {
@@ -128,9 +130,18 @@ impl Tracer {
                 let next = self.noise.streams.len() as u64;
                 let stream = *self.noise.streams.entry(*id).or_insert(next);
                 let shape = e.0.shape.clone();
+                let philox_stream = crux_ir::rng::stream(crux_ir::rng::Purpose::Noise, stream);
                 let vals: Vec<f64> = (0..shape.numel() as u64)
-                    .map(|i| dist.draw(self.seed, stream, i))
+                    .map(|i| dist.draw(self.seed, philox_stream, i))
                     .collect();
+                if let Some(bad) = vals.iter().find(|v| !v.is_finite()) {
+                    return Err(Error::NonFinite {
+                        what: format!(
+                            "every draw of {dist} (its parameters are too extreme for f64)"
+                        ),
+                        value: *bad,
+                    });
+                }
                 let t = Tensor::new(DType::F64, shape, vals)?;
                 self.data(format!("noise.{stream}"), t)?
             }

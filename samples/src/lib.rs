@@ -53,8 +53,13 @@ pub fn report(ld: &LogDensity, args: &InspectArgs) -> crux::Result<bool> {
     Ok(false)
 }
 
-/// Prints an error with its cause chain and exits with status 1.
+/// Prints an error and its chain of causes, then exits with status 1.
 pub fn exit_with(e: crux::Error) -> ! {
     eprintln!("error: {e}");
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        eprintln!("  caused by: {cause}");
+        source = cause.source();
+    }
     std::process::exit(1)
 }

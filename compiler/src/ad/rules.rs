@@ -98,6 +98,14 @@ fn unreduce(g: &mut Graph, a: NodeId, axes: &[u8], full: &Shape) -> R<NodeId> {
     g.broadcast(r, full.clone())
 }
 
+/// Where the argument `a` of `y = reduce_max(a, axes)` attains its maximum
+/// (every tied element; ties are measure-zero for continuous inputs).
+fn argmax_mask(g: &mut Graph, a: NodeId, y: NodeId, axes: &[u8]) -> R<NodeId> {
+    let full = g.node(a).shape.clone();
+    let yb = unreduce(g, y, axes, &full)?;
+    g.compare(CmpOp::Eq, a, yb)
+}
+
 /// `x` and the argument `a` of `max`/`min`-style selection: `a >= b` (max) or `a <= b` (min).
 fn pick_first(g: &mut Graph, op: BinaryOp, a: NodeId, b: NodeId) -> R<NodeId> {
     let c = if op == BinaryOp::Max {
@@ -199,9 +207,7 @@ pub fn jvp_rule(g: &mut Graph, y: NodeId, ts: &[Option<NodeId>]) -> R<Option<Nod
         Op::ReduceMax { axes } => match ts[0] {
             Some(t) => {
                 // Tangent of the maximising element(s).
-                let full = g.node(a(0)).shape.clone();
-                let yb = unreduce(g, y, axes, &full)?;
-                let mask = g.compare(CmpOp::Eq, a(0), yb)?;
+                let mask = argmax_mask(g, a(0), y, axes)?;
                 let z = zeros_like(g, t)?;
                 let masked = g.select(mask, t, z)?;
                 Some(g.sum(masked, axes)?)
@@ -371,8 +377,7 @@ pub fn vjp_rule(g: &mut Graph, y: NodeId, gy: NodeId, need: &[bool]) -> R<Vec<Op
         Op::ReduceMax { axes } => {
             if need[0] {
                 let full = g.node(a(0)).shape.clone();
-                let yb = unreduce(g, y, axes, &full)?;
-                let mask = g.compare(CmpOp::Eq, a(0), yb)?;
+                let mask = argmax_mask(g, a(0), y, axes)?;
                 let gb = unreduce(g, gy, axes, &full)?;
                 let z = zeros_like(g, gb)?;
                 out[0] = Some(g.select(mask, gb, z)?);

@@ -152,7 +152,7 @@ pub struct EggReport {
 
 /// Errors of the elementwise optimiser. All of them are bugs in the
 /// optimiser or in the input graph, not user mistakes.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum OptimiseError {
     /// The input graph is invalid, or a rewritten node failed the graph's
     /// type checks.

@@ -180,11 +180,20 @@ impl Expr {
 
     /// Mean over the given axes.
     pub fn mean_axes(&self, axes: &[usize]) -> Expr {
-        let n: usize = axes.iter().filter_map(|&a| self.shape().get(a)).product();
-        if n == 0 && self.error().is_none() {
+        if self.error().is_some() {
+            return self.clone();
+        }
+        let axes = match self.axes_checked("mean", axes) {
+            Ok(a) => a,
+            Err(e) => return e,
+        };
+        // Divide by the size of each distinct axis once (`[0, 0]` is axis 0).
+        let n: usize = axes.iter().map(|&a| self.shape()[a as usize]).product();
+        if n == 0 {
             return self.invalid_op("mean", "the mean over an empty axis is undefined");
         }
-        self.sum_axes(axes) * (1.0 / n as f64)
+        let axes: Vec<usize> = axes.iter().map(|&a| a as usize).collect();
+        self.sum_axes(&axes) * (1.0 / n as f64)
     }
 
     /// Mean of every element (a scalar).
@@ -346,6 +355,13 @@ impl Expr {
             return (*bad).clone();
         }
         let r = first.shape().len();
+        if axis >= r {
+            return Expr::invalid(Error::InvalidOperation {
+                op: "concat",
+                expr: format!("concat of {} expressions", parts.len()),
+                reason: format!("axis {axis} is out of range for expressions of rank {r}"),
+            });
+        }
         let describe = || {
             format!(
                 "concat([{}])",

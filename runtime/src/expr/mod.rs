@@ -25,6 +25,12 @@ use crate::param::Param;
 pub use math::diff;
 pub use ops::IntoExpr;
 
+/// The most axes an expression may have.
+pub const MAX_RANK: usize = 255;
+
+/// The most elements one expression's value may have (2³¹).
+pub const MAX_ELEMENTS: usize = 1 << 31;
+
 /// A tensor-valued expression over a domain's points, parameters and constants.
 #[derive(Clone)]
 pub struct Expr(pub(crate) Arc<Node>);
@@ -121,7 +127,26 @@ impl Drop for Node {
 }
 
 impl Expr {
+    /// Every expression node is made here, so the limits the graph IR
+    /// relies on are checked once: at most [`MAX_RANK`] axes (axes are
+    /// bytes in the IR) and at most [`MAX_ELEMENTS`] elements (a broadcast
+    /// of a large point set against a large parameter must be an error,
+    /// not an allocation failure).
     pub(crate) fn make(kind: Kind, shape: Shape, domain: Option<DomainId>) -> Expr {
+        if shape.rank() > MAX_RANK || shape.checked_numel().is_none_or(|n| n > MAX_ELEMENTS) {
+            let err = Error::InvalidOperation {
+                op: "shape",
+                expr: format!("an expression of shape {shape}"),
+                reason: format!(
+                    "expressions may have at most {MAX_RANK} axes and {MAX_ELEMENTS} elements; reduce the problem size or split it"
+                ),
+            };
+            return Expr(Arc::new(Node {
+                kind: Kind::Invalid(Arc::new(err)),
+                shape: Shape::scalar(),
+                domain: None,
+            }));
+        }
         Expr(Arc::new(Node {
             kind,
             shape,
@@ -142,7 +167,7 @@ impl Expr {
     /// invalid operation it contains.
     pub fn check(&self) -> Result<()> {
         match &self.0.kind {
-            Kind::Invalid(e) => Err(copy_error(e)),
+            Kind::Invalid(e) => Err((**e).clone()),
             _ => Ok(()),
         }
     }
@@ -220,35 +245,6 @@ impl Expr {
                 _ => None,
             })
             .collect()
-    }
-}
-
-/// Re-creates a user-facing error stored in an invalid expression.
-pub(crate) fn copy_error(e: &Error) -> Error {
-    match e {
-        Error::ShapeMismatch { expr, lhs, rhs } => Error::ShapeMismatch {
-            expr: expr.clone(),
-            lhs: lhs.clone(),
-            rhs: rhs.clone(),
-        },
-        Error::InvalidOperation { op, expr, reason } => Error::InvalidOperation {
-            op,
-            expr: expr.clone(),
-            reason: reason.clone(),
-        },
-        Error::MixedDomains { expr } => Error::MixedDomains { expr: expr.clone() },
-        Error::NonFinite { what, value } => Error::NonFinite {
-            what: what.clone(),
-            value: *value,
-        },
-        Error::InvalidArgument { what, reason } => Error::InvalidArgument {
-            what: what.clone(),
-            reason: reason.clone(),
-        },
-        other => Error::InvalidArgument {
-            what: "expression".into(),
-            reason: other.to_string(),
-        },
     }
 }
 

@@ -168,3 +168,109 @@ fn powi_zero_is_one_everywhere() {
         .zip(p.eval(&x).unwrap().iter())
         .all(|(v, x)| (v - 1.0 / ((x - 0.55) * (x - 0.55))).abs() <= 1e-12 * v.abs()));
 }
+
+/// Values, not only shapes, of the structural operations.
+#[test]
+fn structural_operations_compute_the_right_values() {
+    let m = Expr::array(&ndarray::arr2(&[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]));
+    let d = Domain::line(0.0, 1.0, 0.5).unwrap();
+    let x = d.variable("interior").unwrap();
+    let p = Crux::new([x.mse()]).unwrap();
+    let v = |e: &Expr| p.eval(e).unwrap().iter().copied().collect::<Vec<f64>>();
+    assert_eq!(v(&m.sum_axes(&[0])), [5.0, 7.0, 9.0]);
+    assert_eq!(v(&m.mean_axes(&[1])), [2.0, 5.0]);
+    assert_eq!(
+        v(&m.mean_axes(&[1, 1])),
+        [2.0, 5.0],
+        "a repeated axis counts once"
+    );
+    assert_eq!(v(&m.mean()), [3.5]);
+    assert_eq!(v(&m.t()), [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+    assert_eq!(v(&m.permute(&[1, 0])), v(&m.t()));
+    assert_eq!(v(&m.slice(1, 0..3, 2)), [1.0, 3.0, 4.0, 6.0]);
+    assert_eq!(v(&m.at(1)), [4.0, 5.0, 6.0]);
+    assert_eq!(v(&m.reshape(&[3, 2])), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    assert_eq!(
+        v(&Expr::concat(&[&m, &m.at(0).reshape(&[1, 3])], 0)),
+        [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 1.0, 2.0, 3.0]
+    );
+    assert_eq!(v(&m.matmul(&m.t())), [14.0, 32.0, 32.0, 77.0]);
+    assert_eq!(v(&(m.clone() - 3.5).relu()), [0.0, 0.0, 0.0, 0.5, 1.5, 2.5]);
+    assert_eq!(v(&m.max(4.0)), [4.0, 4.0, 4.0, 4.0, 5.0, 6.0]);
+    assert_eq!(v(&m.powi(3)), [1.0, 8.0, 27.0, 64.0, 125.0, 216.0]);
+    assert_eq!(v(&x.square().d(&x)), [0.0, 1.0, 2.0]);
+}
+
+/// `x⁰` is 1 and its derivative 0 everywhere, including at x = 0.
+#[test]
+fn powi_zero_has_zero_derivative_at_zero() {
+    let (_, x) = line();
+    let a = Param::new("a", [1]).with_constant(2.0).unwrap();
+    let p = Crux::new([(&a * &x).powi(0).mse()]).unwrap();
+    assert!(p.eval(&x.powi(0).d(&x)).unwrap().iter().all(|v| *v == 0.0));
+    let ld = p
+        .log_density()
+        .sample(&a, crate::Prior::default())
+        .build()
+        .unwrap();
+    let (lp, g) = ld.logp_and_grad(&[2.0]).unwrap();
+    assert!(lp.is_finite() && g[0] == -2.0 / 100.0, "{lp} {g:?}");
+}
+
+#[test]
+fn limits_are_errors_not_aborts() {
+    // More than 255 axes.
+    let deep = Param::new("deep", vec![1; 300]);
+    assert!(deep
+        .expr()
+        .check()
+        .unwrap_err()
+        .to_string()
+        .contains("at most 255 axes"));
+    // A broadcast whose result would not fit in memory.
+    let d = Domain::line(0.0, 1.0, 1e-6).unwrap();
+    let x = d.variable("interior").unwrap();
+    let wide = Param::new("wide", [1, 1 << 20]);
+    let e = (&x * &wide).check().unwrap_err().to_string();
+    assert!(e.contains("elements"), "{e}");
+    // Networks too large, or with widths whose product overflows.
+    assert!(crate::Net::mlp(usize::MAX, 1, 2, 1, crate::Activation::Tanh, 0).is_err());
+    assert!(crate::Net::mlp(1, 1, 100_000, 2, crate::Activation::Tanh, 0).is_err());
+    assert!(crate::Net::mlp(1, 1, 2, usize::MAX, crate::Activation::Tanh, 0).is_err());
+    // Parameters without storage say so instead of aborting.
+    let huge = Param::new("huge", [1 << 20, 1 << 20]);
+    assert!(huge.value().is_err());
+    assert!(huge.clone().with_constant(1.0).is_err());
+    assert!(huge.with_normal(1.0, 0).is_err());
+}
+
+#[test]
+fn noise_with_extreme_parameters_is_an_error() {
+    let (_, x) = line();
+    let wide = x.clone() + noise::uniform(-1e308, 1e308);
+    let p = Crux::new([(wide.clone() - &x).mse()]).unwrap();
+    let v = p.eval(&wide).unwrap();
+    assert!(
+        v.iter().all(|v| v.is_finite()),
+        "convex combination never overflows"
+    );
+    let huge = x.clone() + noise::gaussian(1e308);
+    let p = Crux::new([(huge.clone() - &x).mse()]).unwrap();
+    let e = p.eval(&huge).unwrap_err().to_string();
+    assert!(e.contains("must be finite"), "{e}");
+}
+
+#[test]
+fn shape_messages_name_the_real_problem() {
+    let (_, x) = line();
+    let e = Expr::concat(&[&x, &x], 2).check().unwrap_err().to_string();
+    assert!(e.contains("axis 2 is out of range"), "{e}");
+    let net = crate::Net::mlp(1, 1, 4, 1, crate::Activation::Tanh, 0).unwrap();
+    let e = net
+        .call(&[&x.reshape(&[11])])
+        .check()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("reshape it to (P, 1)"), "{e}");
+    assert!(crate::Prior::gaussian(1e-200, false).is_err());
+}
