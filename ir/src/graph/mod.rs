@@ -466,6 +466,16 @@ impl Graph {
 
     /// Sum over `axes` (any order; duplicates removed). No axes: returns `x`.
     pub fn sum(&mut self, x: NodeId, axes: &[u8]) -> Result<NodeId, GraphError> {
+        self.reduction(x, axes, |axes| Op::Sum { axes })
+    }
+
+    /// A reduction over `axes` (sorted and deduplicated for the op); no axes: `x`.
+    fn reduction(
+        &mut self,
+        x: NodeId,
+        axes: &[u8],
+        op: fn(Vec<u8>) -> Op,
+    ) -> Result<NodeId, GraphError> {
         let mut axes = axes.to_vec();
         axes.sort_unstable();
         axes.dedup();
@@ -474,7 +484,7 @@ impl Graph {
         }
         let dt = self.ty(x).0;
         let sh = self.reduced_shape(x, &axes);
-        self.push(Op::Sum { axes }, vec![x], dt, sh)
+        self.push(op(axes), vec![x], dt, sh)
     }
 
     /// Sum of every element (a scalar).
@@ -484,17 +494,9 @@ impl Graph {
         self.sum(x, &axes)
     }
 
-    /// Maximum over `axes`.
+    /// Maximum over `axes` (any order; duplicates removed). No axes: returns `x`.
     pub fn reduce_max(&mut self, x: NodeId, axes: &[u8]) -> Result<NodeId, GraphError> {
-        let mut axes = axes.to_vec();
-        axes.sort_unstable();
-        axes.dedup();
-        if axes.is_empty() {
-            return Ok(x);
-        }
-        let dt = self.ty(x).0;
-        let sh = self.reduced_shape(x, &axes);
-        self.push(Op::ReduceMax { axes }, vec![x], dt, sh)
+        self.reduction(x, axes, |axes| Op::ReduceMax { axes })
     }
 
     /// Numpy broadcast to `shape` (returns `x` when the shape already matches).
