@@ -8,6 +8,9 @@
 //!   graphs. It has a verifier, a text format that round-trips, a flop
 //!   counter, and a reference interpreter that is the oracle for every later
 //!   stage.
+//! * [`kernel`]: the loop-level kernel IR that sampler step bodies and the
+//!   lowered log-density are written in, with its builder, verifier and
+//!   reference interpreter; the backends compile it.
 //! * [`rng`]: the counter-based Philox-4x32-10 generator. Every random draw
 //!   in crux (synthetic noise, sampler proposals) is a pure function of
 //!   `(seed, stream, counter)`, so results never depend on thread count,
@@ -19,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod graph;
+pub mod kernel;
 pub mod rng;
 
 pub use graph::{
