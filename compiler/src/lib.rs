@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod ad;
+pub mod backend;
 pub mod optimise;
 pub mod pipeline;
 pub mod stage;
