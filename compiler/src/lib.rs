@@ -16,6 +16,7 @@
 
 pub mod ad;
 pub mod backend;
+pub mod lower;
 pub mod optimise;
 pub mod pipeline;
 pub mod stage;

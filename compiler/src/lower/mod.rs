@@ -1,0 +1,692 @@
+//! Lowering: a log-density graph (outputs `logp` and `grad.p<i>`) to one
+//! kernel-IR function
+//! `logp_grad(theta: [f64], grad: [f64], scratch: [f64], data...: [f64]) -> f64`.
+//!
+//! Strategy (fusion by inlining):
+//! * Elementwise ops and data movement (broadcast, slice, transpose, pad,
+//!   concat, leaves) are *inlined*: their value at a multi-index is computed
+//!   where it is used, so an elementwise chain becomes one loop body and no
+//!   intermediate tensor is written.
+//! * Reductions and matrix products are *materialised* into the scratch
+//!   buffer by loops whose bodies inline their inputs: a reduction is fused
+//!   into the loop that produces its input. Nodes used more than once whose
+//!   value is not a leaf or a view are materialised too (computed once), as
+//!   are arguments of reshapes (so a reshape is a flat re-indexing).
+//! * Within one loop body every inlined node is computed once per index
+//!   (a scoped cache), so `r * r` evaluates `r` once.
+//!
+//! Accumulation orders are the interpreter's (ascending along reduced axes;
+//! matmul ascending in `k`), and transcendentals use `crate::math`'s
+//! expansions, so the kernel equals the graph interpreter up to the
+//! expansions' accuracy, and every backend of the kernel IR is bit-identical.
+
+mod plan;
+
+use std::collections::HashMap;
+
+use crux_ir::graph::{BinaryOp, CmpOp as GCmp, DType, Graph, NodeId, Op, Shape, UnaryOp};
+use crux_ir::kernel::{Access, BinOp, BufferId, Builder, CmpOp, Function, KernelError, Ty, Value};
+
+use crate::pipeline::grad_output_name;
+use plan::Plan;
+
+/// Errors of lowering.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LowerError {
+    /// The graph uses something lowering does not support yet.
+    #[error("cannot lower: {0}")]
+    Unsupported(String),
+    /// The graph is not a log-density graph.
+    #[error("not a log-density graph: {0}")]
+    NotLogDensity(String),
+    /// The produced kernel failed verification (a bug in lowering).
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+}
+
+/// Where things live in the lowered function's buffers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layout {
+    /// Offset of each parameter slot in `theta` and `grad`.
+    pub param_offsets: Vec<usize>,
+    /// Length of `theta` and `grad`.
+    pub dim: usize,
+    /// Length of the scratch buffer.
+    pub scratch: usize,
+    /// The data tensors, in buffer order (buffer `3 + k` is data tensor `k`).
+    pub data: Vec<Vec<f64>>,
+}
+
+/// Counts for reports: how much was fused.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LowerStats {
+    /// `for` loops emitted.
+    pub loops: usize,
+    /// Tensors materialised in scratch.
+    pub materialised: usize,
+    /// Buffers of the function (theta, grad, scratch, data).
+    pub buffers: usize,
+}
+
+/// A lowered log-density.
+#[derive(Clone, Debug)]
+pub struct Lowered {
+    /// The kernel.
+    pub function: Function,
+    /// Buffer layout.
+    pub layout: Layout,
+    /// Fusion statistics.
+    pub stats: LowerStats,
+}
+
+/// Buffer ids of the lowered function.
+const THETA: BufferId = BufferId(0);
+const GRAD: BufferId = BufferId(1);
+const SCRATCH: BufferId = BufferId(2);
+
+struct Lowerer<'g> {
+    g: &'g Graph,
+    plan: Plan,
+    layout: Layout,
+    /// Scratch offset of each materialised node.
+    scratch_at: HashMap<NodeId, usize>,
+    /// Inlined values per region scope: (node, index values) → value.
+    cache: Vec<HashMap<(NodeId, Vec<Value>), Value>>,
+    stats: LowerStats,
+}
+
+/// Lowers a log-density graph (scalar output `logp`, outputs `grad.p<i>`
+/// of each parameter slot's shape) to a kernel function named `name`.
+pub fn lower_log_density(g: &Graph, name: &str) -> Result<Lowered, LowerError> {
+    let logp = g
+        .output("logp")
+        .map_err(|_| LowerError::NotLogDensity("no `logp` output".into()))?;
+    if !g.node(logp).shape.0.is_empty() {
+        return Err(LowerError::NotLogDensity("`logp` is not a scalar".into()));
+    }
+    let mut grads = Vec::new();
+    for (i, p) in g.params().iter().enumerate() {
+        let n = g.output(&grad_output_name(i)).map_err(|_| {
+            LowerError::NotLogDensity(format!("no gradient output for parameter {}", p.name))
+        })?;
+        grads.push(n);
+    }
+    if let Some(n) = g.nodes().iter().find(|n| n.dtype == DType::F32) {
+        return Err(LowerError::Unsupported(format!(
+            "f32 nodes ({} ...): the lowering handles f64 graphs",
+            n.op.name()
+        )));
+    }
+    let mut roots = vec![logp];
+    roots.extend(&grads);
+    let plan = Plan::new(g, &roots);
+
+    let mut param_offsets = Vec::new();
+    let mut dim = 0;
+    for p in g.params() {
+        param_offsets.push(dim);
+        dim += p.shape.numel();
+    }
+    let mut scratch_at = HashMap::new();
+    let mut scratch = 0;
+    for &n in &plan.materialise_order {
+        scratch_at.insert(n, scratch);
+        scratch += g.node(n).shape.numel();
+    }
+    let layout = Layout {
+        param_offsets,
+        dim,
+        scratch,
+        data: g.data().iter().map(|d| d.value.data.clone()).collect(),
+    };
+    let mut lw = Lowerer {
+        g,
+        plan,
+        layout,
+        scratch_at,
+        cache: vec![HashMap::new()],
+        stats: LowerStats::default(),
+    };
+
+    let mut b = Builder::new(name);
+    b.buffer("theta", Ty::F64, Access::Read);
+    b.buffer("grad", Ty::F64, Access::Write);
+    b.buffer("scratch", Ty::F64, Access::ReadWrite);
+    for d in g.data() {
+        b.buffer(sanitize(&d.name), Ty::F64, Access::Read);
+    }
+    lw.stats.buffers = 3 + g.data().len();
+
+    for n in lw.plan.materialise_order.clone() {
+        lw.materialise(&mut b, n)?;
+    }
+    for (i, &gn) in grads.iter().enumerate() {
+        let off = lw.layout.param_offsets[i];
+        lw.write_tensor(&mut b, gn, GRAD, off)?;
+    }
+    let lp = lw.value(&mut b, logp, &[])?;
+    let function = b.finish(&[lp])?;
+    Ok(Lowered {
+        function,
+        layout: lw.layout,
+        stats: lw.stats,
+    })
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+impl Lowerer<'_> {
+    fn cached(&self, key: &(NodeId, Vec<Value>)) -> Option<Value> {
+        self.cache.iter().rev().find_map(|m| m.get(key).copied())
+    }
+
+    /// Flat row-major offset of `idx` in `shape`, plus `base`.
+    fn flat(&self, b: &mut Builder, shape: &Shape, idx: &[Value], base: usize) -> Value {
+        let strides = shape.strides();
+        let mut acc = b.i64(base as i64);
+        for (k, &i) in idx.iter().enumerate() {
+            let t = if strides[k] == 1 {
+                i
+            } else {
+                let s = b.i64(strides[k] as i64);
+                b.mul(i, s)
+            };
+            acc = b.add(acc, t);
+        }
+        acc
+    }
+
+    /// Nested loops over `shape`, calling `body(b, lw, idx)` innermost.
+    fn for_each(
+        &mut self,
+        b: &mut Builder,
+        shape: &[usize],
+        idx: &mut Vec<Value>,
+        body: &mut dyn FnMut(&mut Builder, &mut Self, &[Value]) -> Result<(), LowerError>,
+    ) -> Result<(), LowerError> {
+        if idx.len() == shape.len() {
+            return body(b, self, idx);
+        }
+        if shape[idx.len()] == 1 {
+            // A single iteration: no loop, index 0.
+            let zero = b.i64(0);
+            idx.push(zero);
+            let r = self.for_each(b, shape, idx, body);
+            idx.pop();
+            return r;
+        }
+        let lo = b.i64(0);
+        let hi = b.i64(shape[idx.len()] as i64);
+        self.stats.loops += 1;
+        let mut err = None;
+        b.for_(lo, hi, &[], |b, i, _| {
+            self.cache.push(HashMap::new());
+            idx.push(i);
+            if let Err(e) = self.for_each(b, shape, idx, body) {
+                err = Some(e);
+            }
+            idx.pop();
+            self.cache.pop();
+            vec![]
+        });
+        err.map_or(Ok(()), Err)
+    }
+
+    /// Writes every element of `n` to `buf[off + flat]`.
+    fn write_tensor(
+        &mut self,
+        b: &mut Builder,
+        n: NodeId,
+        buf: BufferId,
+        off: usize,
+    ) -> Result<(), LowerError> {
+        let shape = self.g.node(n).shape.clone();
+        let mut idx = Vec::new();
+        self.for_each(b, &shape.0.clone(), &mut idx, &mut |b, lw, idx| {
+            let v = lw.value(b, n, idx)?;
+            let at = lw.flat(b, &shape, idx, off);
+            b.store(buf, at, v);
+            Ok(())
+        })
+    }
+
+    /// Computes a materialised node into scratch.
+    fn materialise(&mut self, b: &mut Builder, n: NodeId) -> Result<(), LowerError> {
+        self.stats.materialised += 1;
+        let off = self.scratch_at[&n];
+        let node = self.g.node(n).clone();
+        match &node.op {
+            Op::Sum { axes } | Op::ReduceMax { axes } => {
+                let is_sum = matches!(node.op, Op::Sum { .. });
+                let arg = node.args[0];
+                let in_shape = self.g.node(arg).shape.clone();
+                let kept: Vec<usize> = (0..in_shape.rank())
+                    .filter(|i| !axes.contains(&(*i as u8)))
+                    .collect();
+                let red: Vec<usize> = (0..in_shape.rank())
+                    .filter(|i| axes.contains(&(*i as u8)))
+                    .collect();
+                let out_shape = node.shape.clone();
+                let red_dims: Vec<usize> = red.iter().map(|&a| in_shape.0[a]).collect();
+                let mut oidx = Vec::new();
+                self.for_each(b, &out_shape.0.clone(), &mut oidx, &mut |b, lw, oidx| {
+                    let init = if is_sum {
+                        b.f64(0.0)
+                    } else {
+                        b.f64(f64::NEG_INFINITY)
+                    };
+                    let acc = lw.reduce_loops(
+                        b,
+                        arg,
+                        &kept,
+                        &red,
+                        &red_dims,
+                        oidx,
+                        &mut Vec::new(),
+                        init,
+                        is_sum,
+                    )?;
+                    let at = lw.flat(b, &out_shape, oidx, off);
+                    b.store(SCRATCH, at, acc);
+                    Ok(())
+                })
+            }
+            Op::MatMul => {
+                let (a, c) = (node.args[0], node.args[1]);
+                let k = self.g.node(a).shape.0[1];
+                let out_shape = node.shape.clone();
+                let mut oidx = Vec::new();
+                self.for_each(b, &out_shape.0.clone(), &mut oidx, &mut |b, lw, oidx| {
+                    let (i, j) = (oidx[0], oidx[1]);
+                    let lo = b.i64(0);
+                    let hi = b.i64(k as i64);
+                    let init = b.f64(0.0);
+                    lw.stats.loops += 1;
+                    let mut err = None;
+                    let acc = b.for_(lo, hi, &[init], |b, l, c0| {
+                        lw.cache.push(HashMap::new());
+                        let r = (|| -> Result<Value, LowerError> {
+                            let x = lw.value(b, a, &[i, l])?;
+                            let y = lw.value(b, c, &[l, j])?;
+                            let p = b.mul(x, y);
+                            Ok(b.add(c0[0], p))
+                        })();
+                        lw.cache.pop();
+                        match r {
+                            Ok(v) => vec![v],
+                            Err(e) => {
+                                err = Some(e);
+                                vec![c0[0]]
+                            }
+                        }
+                    })[0];
+                    if let Some(e) = err {
+                        return Err(e);
+                    }
+                    let at = lw.flat(b, &out_shape, oidx, off);
+                    b.store(SCRATCH, at, acc);
+                    Ok(())
+                })
+            }
+            _ => self.write_tensor_inline(b, n, off),
+        }
+    }
+
+    /// Materialises an inlinable node by computing it element by element.
+    fn write_tensor_inline(
+        &mut self,
+        b: &mut Builder,
+        n: NodeId,
+        off: usize,
+    ) -> Result<(), LowerError> {
+        let shape = self.g.node(n).shape.clone();
+        let mut idx = Vec::new();
+        self.for_each(b, &shape.0.clone(), &mut idx, &mut |b, lw, idx| {
+            let v = lw.compute(b, n, idx)?;
+            let at = lw.flat(b, &shape, idx, off);
+            b.store(SCRATCH, at, v);
+            Ok(())
+        })
+    }
+
+    /// Loops over the reduced axes, accumulating `arg` at the combined index.
+    #[allow(clippy::too_many_arguments)]
+    fn reduce_loops(
+        &mut self,
+        b: &mut Builder,
+        arg: NodeId,
+        kept: &[usize],
+        red: &[usize],
+        red_dims: &[usize],
+        oidx: &[Value],
+        ridx: &mut Vec<Value>,
+        acc: Value,
+        is_sum: bool,
+    ) -> Result<Value, LowerError> {
+        if ridx.len() == red.len() {
+            let rank = kept.len() + red.len();
+            let mut full = vec![oidx.first().copied().unwrap_or(acc); rank];
+            for (k, &a) in kept.iter().enumerate() {
+                full[a] = oidx[k];
+            }
+            for (k, &a) in red.iter().enumerate() {
+                full[a] = ridx[k];
+            }
+            let v = self.value(b, arg, &full)?;
+            return Ok(if is_sum {
+                b.add(acc, v)
+            } else {
+                // The interpreter's max: NaN is sticky, otherwise the larger.
+                let nan_acc = b.cmp(CmpOp::Ne, acc, acc);
+                let nan_v = b.cmp(CmpOp::Ne, v, v);
+                let any_nan = b.binary(BinOp::Or, nan_acc, nan_v);
+                let gt = b.cmp(CmpOp::Gt, v, acc);
+                let m = b.select(gt, v, acc);
+                let nan = b.f64(f64::NAN);
+                b.select(any_nan, nan, m)
+            });
+        }
+        if red_dims[ridx.len()] == 1 {
+            let zero = b.i64(0);
+            ridx.push(zero);
+            let r = self.reduce_loops(b, arg, kept, red, red_dims, oidx, ridx, acc, is_sum);
+            ridx.pop();
+            return r;
+        }
+        let lo = b.i64(0);
+        let hi = b.i64(red_dims[ridx.len()] as i64);
+        self.stats.loops += 1;
+        let mut err = None;
+        let out = b.for_(lo, hi, &[acc], |b, i, c| {
+            self.cache.push(HashMap::new());
+            ridx.push(i);
+            let r = self.reduce_loops(b, arg, kept, red, red_dims, oidx, ridx, c[0], is_sum);
+            ridx.pop();
+            self.cache.pop();
+            match r {
+                Ok(v) => vec![v],
+                Err(e) => {
+                    err = Some(e);
+                    vec![c[0]]
+                }
+            }
+        })[0];
+        err.map_or(Ok(out), Err)
+    }
+
+    /// The value of node `n` at multi-index `idx`: a load from scratch if it
+    /// is materialised, otherwise computed inline (cached per scope).
+    fn value(&mut self, b: &mut Builder, n: NodeId, idx: &[Value]) -> Result<Value, LowerError> {
+        if let Some(&off) = self.scratch_at.get(&n) {
+            let shape = self.g.node(n).shape.clone();
+            let at = self.flat(b, &shape, idx, off);
+            return Ok(b.load(SCRATCH, at));
+        }
+        let key = (n, idx.to_vec());
+        if let Some(v) = self.cached(&key) {
+            return Ok(v);
+        }
+        let v = self.compute(b, n, idx)?;
+        self.cache.last_mut().expect("scope").insert(key, v);
+        Ok(v)
+    }
+
+    /// Computes node `n` at `idx` from its arguments (never from scratch).
+    fn compute(&mut self, b: &mut Builder, n: NodeId, idx: &[Value]) -> Result<Value, LowerError> {
+        let node = self.g.node(n).clone();
+        let arg = |k: usize| node.args[k];
+        Ok(match &node.op {
+            Op::Param(p) => {
+                let at = self.flat(b, &node.shape, idx, self.layout.param_offsets[p.index()]);
+                b.load(THETA, at)
+            }
+            Op::Data(d) => {
+                let at = self.flat(b, &node.shape, idx, 0);
+                b.load(BufferId(3 + d.0), at)
+            }
+            Op::Const(bits) => b.constant(Ty::F64, *bits),
+            Op::Unary(u) => {
+                let x = self.value(b, arg(0), idx)?;
+                unary(b, *u, x)?
+            }
+            Op::Binary(op) => {
+                let x = self.value(b, arg(0), idx)?;
+                let y = self.value(b, arg(1), idx)?;
+                match op {
+                    BinaryOp::Add => b.add(x, y),
+                    BinaryOp::Sub => b.sub(x, y),
+                    BinaryOp::Mul => b.mul(x, y),
+                    BinaryOp::Div => b.div(x, y),
+                    // The graph's max/min: NaN if either is NaN, else the
+                    // first operand on ties (so +0 vs −0 keeps the first).
+                    BinaryOp::Max | BinaryOp::Min => {
+                        let c = if *op == BinaryOp::Max {
+                            CmpOp::Ge
+                        } else {
+                            CmpOp::Le
+                        };
+                        let keep = b.cmp(c, x, y);
+                        let m = b.select(keep, x, y);
+                        let nx = b.cmp(CmpOp::Ne, x, x);
+                        let ny = b.cmp(CmpOp::Ne, y, y);
+                        let any = b.binary(BinOp::Or, nx, ny);
+                        let nan = b.f64(f64::NAN);
+                        b.select(any, nan, m)
+                    }
+                    BinaryOp::Pow => {
+                        return Err(LowerError::Unsupported(
+                            "pow (math expansions pending)".into(),
+                        ))
+                    }
+                }
+            }
+            Op::Compare(c) => {
+                let x = self.value(b, arg(0), idx)?;
+                let y = self.value(b, arg(1), idx)?;
+                let op = match c {
+                    GCmp::Lt => CmpOp::Lt,
+                    GCmp::Le => CmpOp::Le,
+                    GCmp::Gt => CmpOp::Gt,
+                    GCmp::Ge => CmpOp::Ge,
+                    GCmp::Eq => CmpOp::Eq,
+                    GCmp::Ne => CmpOp::Ne,
+                };
+                b.cmp(op, x, y)
+            }
+            Op::Select => {
+                let c = self.value(b, arg(0), idx)?;
+                let x = self.value(b, arg(1), idx)?;
+                let y = self.value(b, arg(2), idx)?;
+                b.select(c, x, y)
+            }
+            Op::Cast => self.value(b, arg(0), idx)?,
+            Op::Broadcast => {
+                let src = self.g.node(arg(0)).shape.clone();
+                let off = node.shape.rank() - src.rank();
+                let mut sidx = Vec::with_capacity(src.rank());
+                for k in 0..src.rank() {
+                    sidx.push(if src.0[k] == 1 {
+                        b.i64(0)
+                    } else {
+                        idx[k + off]
+                    });
+                }
+                self.value(b, arg(0), &sidx)?
+            }
+            Op::Reshape => {
+                // The argument is materialised or a leaf (see the plan):
+                // reshaping is re-indexing by the flat offset.
+                let a = arg(0);
+                let flat = self.flat(b, &node.shape, idx, 0);
+                self.load_flat(b, a, flat)?
+            }
+            Op::Transpose { perm } => {
+                let mut sidx = vec![idx[0]; perm.len()];
+                for (o, &p) in perm.iter().enumerate() {
+                    sidx[p as usize] = idx[o];
+                }
+                self.value(b, arg(0), &sidx)?
+            }
+            Op::Slice { axis, start, step } => {
+                let mut sidx = idx.to_vec();
+                let ax = *axis as usize;
+                let s = b.i64(*step as i64);
+                let st = b.i64(*start as i64);
+                let m = b.mul(idx[ax], s);
+                sidx[ax] = b.add(m, st);
+                self.value(b, arg(0), &sidx)?
+            }
+            Op::Pad { axis, start, step } => {
+                if *step != 1 {
+                    return Err(LowerError::Unsupported("strided pad".into()));
+                }
+                let ax = *axis as usize;
+                let len = self.g.node(arg(0)).shape.0[ax];
+                let st = b.i64(*start as i64);
+                let en = b.i64((*start + len) as i64);
+                let ge = b.cmp(CmpOp::Ge, idx[ax], st);
+                let lt = b.cmp(CmpOp::Lt, idx[ax], en);
+                let inside = b.binary(BinOp::And, ge, lt);
+                let mut sidx = idx.to_vec();
+                let a = arg(0);
+                let mut err = None;
+                let v = b.if_(
+                    inside,
+                    |b| {
+                        self.cache.push(HashMap::new());
+                        sidx[ax] = b.sub(idx[ax], st);
+                        let r = self.value(b, a, &sidx);
+                        self.cache.pop();
+                        match r {
+                            Ok(v) => vec![v],
+                            Err(e) => {
+                                err = Some(e);
+                                vec![b.f64(0.0)]
+                            }
+                        }
+                    },
+                    |b| vec![b.f64(0.0)],
+                )[0];
+                if let Some(e) = err {
+                    return Err(e);
+                }
+                v
+            }
+            Op::Concat { axis } => {
+                // A chain of ifs on the axis index.
+                let ax = *axis as usize;
+                let parts = node.args.clone();
+                self.concat_at(b, &parts, ax, idx)?
+            }
+            Op::Sum { .. } | Op::ReduceMax { .. } | Op::MatMul => {
+                return Err(LowerError::Unsupported(format!(
+                    "{} was not materialised (lowering bug)",
+                    node.op.name()
+                )))
+            }
+        })
+    }
+
+    /// Concatenation at `idx`: each part is evaluated at its index clamped
+    /// into range (so every load is in bounds) and the owning part is selected.
+    fn concat_at(
+        &mut self,
+        b: &mut Builder,
+        parts: &[NodeId],
+        ax: usize,
+        idx: &[Value],
+    ) -> Result<Value, LowerError> {
+        let mut start = 0;
+        let mut result: Option<Value> = None;
+        for &p in parts {
+            let len = self.g.node(p).shape.0[ax];
+            let st = b.i64(start as i64);
+            let last = b.i64(len as i64 - 1);
+            let zero = b.i64(0);
+            let local = b.sub(idx[ax], st);
+            let clamped = b.max(local, zero);
+            let clamped = b.min(clamped, last);
+            let mut sidx = idx.to_vec();
+            sidx[ax] = clamped;
+            let v = self.value(b, p, &sidx)?;
+            result = Some(match result {
+                None => v,
+                Some(prev) => {
+                    let mine = b.cmp(CmpOp::Ge, idx[ax], st);
+                    b.select(mine, v, prev)
+                }
+            });
+            start += len;
+        }
+        result.ok_or_else(|| LowerError::Unsupported("empty concat".into()))
+    }
+
+    /// Element `flat` (row-major) of node `n`, which must be a leaf or materialised.
+    fn load_flat(&mut self, b: &mut Builder, n: NodeId, flat: Value) -> Result<Value, LowerError> {
+        let node = self.g.node(n);
+        if let Some(&off) = self.scratch_at.get(&n) {
+            let o = b.i64(off as i64);
+            let at = b.add(o, flat);
+            return Ok(b.load(SCRATCH, at));
+        }
+        Ok(match node.op {
+            Op::Param(p) => {
+                let o = b.i64(self.layout.param_offsets[p.index()] as i64);
+                let at = b.add(o, flat);
+                b.load(THETA, at)
+            }
+            Op::Data(d) => b.load(BufferId(3 + d.0), flat),
+            Op::Const(bits) => b.constant(Ty::F64, bits),
+            _ => {
+                return Err(LowerError::Unsupported(
+                    "reshape of an inline node (lowering bug)".into(),
+                ))
+            }
+        })
+    }
+}
+
+/// A unary op in kernel IR: exact ops directly, transcendentals through the
+/// shared math expansions.
+fn unary(b: &mut Builder, u: UnaryOp, x: Value) -> Result<Value, LowerError> {
+    Ok(match u {
+        UnaryOp::Neg => b.neg(x),
+        UnaryOp::Abs => b.abs(x),
+        UnaryOp::Sqrt => b.sqrt(x),
+        UnaryOp::Recip => {
+            let one = b.f64(1.0);
+            b.div(one, x)
+        }
+        UnaryOp::Sign => {
+            // sign(x) in {-1, 0, 1}, NaN for NaN.
+            let zero = b.f64(0.0);
+            let one = b.f64(1.0);
+            let m1 = b.f64(-1.0);
+            let gt = b.cmp(CmpOp::Gt, x, zero);
+            let lt = b.cmp(CmpOp::Lt, x, zero);
+            let s = b.select(lt, m1, zero);
+            let s = b.select(gt, one, s);
+            let nan = b.cmp(CmpOp::Ne, x, x);
+            b.select(nan, x, s)
+        }
+        UnaryOp::Exp
+        | UnaryOp::Expm1
+        | UnaryOp::Log
+        | UnaryOp::Log1p
+        | UnaryOp::Sin
+        | UnaryOp::Cos
+        | UnaryOp::Tan
+        | UnaryOp::Tanh
+        | UnaryOp::Sigmoid
+        | UnaryOp::Softplus => {
+            return Err(LowerError::Unsupported(format!(
+                "{} (math expansions pending)",
+                u.name()
+            )))
+        }
+    })
+}
