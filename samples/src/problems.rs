@@ -88,3 +88,81 @@ impl Bpinn {
             .build()
     }
 }
+
+/// A 100-dimensional Gaussian with a dense precision matrix of condition
+/// number 10³, written as a residual: `r = L θ` with `LᵀL = P`, and
+/// `log p = −50 · mean(r²) + prior = −½ θᵀPθ + prior` (likelihood scale 50).
+pub struct Gauss100 {
+    /// The problem (`r.mse()`, no domain).
+    pub problem: Crux,
+    /// The position, shape `(100, 1)`.
+    pub theta: Param,
+    /// The precision matrix `P`, row-major `100 × 100`.
+    pub precision: Vec<f64>,
+    /// The factor `L` (row-major), `P = LᵀL`.
+    pub factor: Vec<f64>,
+}
+
+/// Dimension of [`Gauss100`].
+pub const GAUSS_DIM: usize = 100;
+
+impl Gauss100 {
+    /// Builds the problem; the rotation is drawn from `seed`.
+    pub fn new(seed: u64) -> crux::Result<Gauss100> {
+        let n = GAUSS_DIM;
+        // Random orthogonal Q by modified Gram–Schmidt on normal draws.
+        let mut q: Vec<Vec<f64>> = (0..n)
+            .map(|j| {
+                (0..n)
+                    .map(|i| crux_ir::rng::normal(seed, j as u64, i as u64))
+                    .collect()
+            })
+            .collect();
+        for j in 0..n {
+            for k in 0..j {
+                let d: f64 = (0..n).map(|i| q[j][i] * q[k][i]).sum();
+                for i in 0..n {
+                    q[j][i] -= d * q[k][i];
+                }
+            }
+            let norm = q[j].iter().map(|v| v * v).sum::<f64>().sqrt();
+            q[j].iter_mut().for_each(|v| *v /= norm);
+        }
+        // Eigenvalues log-spaced in [1, 10³]; L = diag(√λ) Qᵀ (rows of L are √λ_j q_j).
+        let lambda: Vec<f64> = (0..n)
+            .map(|j| 10f64.powf(3.0 * j as f64 / (n - 1) as f64))
+            .collect();
+        let mut factor = vec![0.0; n * n];
+        for j in 0..n {
+            for i in 0..n {
+                factor[j * n + i] = lambda[j].sqrt() * q[j][i];
+            }
+        }
+        let mut precision = vec![0.0; n * n];
+        for a in 0..n {
+            for c in 0..n {
+                precision[a * n + c] = (0..n).map(|j| factor[j * n + a] * factor[j * n + c]).sum();
+            }
+        }
+        let l = ndarray::Array2::from_shape_vec((n, n), factor.clone()).expect("n x n");
+        let theta = Param::new("theta", [n, 1]);
+        let r = Expr::array(&l).matmul(&theta.expr());
+        let problem = Crux::new([r.mse()])?;
+        Ok(Gauss100 {
+            problem,
+            theta,
+            precision,
+            factor,
+        })
+    }
+
+    /// The log-density of θ: likelihood scale `N/2 = 50` makes the
+    /// likelihood term `−½ θᵀPθ`; the default prior adds `−θᵀθ/200`.
+    pub fn log_density(&self) -> crux::Result<LogDensity> {
+        self.problem
+            .log_density()
+            .sample(&self.theta, Prior::default())
+            .likelihood_scale(GAUSS_DIM as f64 / 2.0)
+            .build()
+    }
+}

@@ -39,3 +39,32 @@ fn quickstart_kernel_is_bit_identical_to_the_graph_interpreter() {
         }
     }
 }
+
+#[test]
+fn gauss100_kernel_is_bit_identical_to_the_graph_interpreter() {
+    let g = crux_samples::problems::Gauss100::new(1).unwrap();
+    let ld = g.log_density().unwrap();
+    let l = lower_log_density(ld.graph(), "logp_grad").unwrap();
+    eprintln!("gauss100: {:?}", l.stats);
+    let theta: Vec<f64> = (0..100).map(|i| (i as f64 * 0.37).sin()).collect();
+    let (lp, grad) = ld.logp_and_grad(&theta).unwrap();
+    let (klp, kg) = run_lowered(&l, &theta);
+    assert_eq!(lp.to_bits(), klp.to_bits());
+    assert!(grad
+        .iter()
+        .zip(&kg)
+        .all(|(a, b)| a.to_bits() == b.to_bits()));
+    // And the value is −½θᵀPθ − θᵀθ/200.
+    let quad: f64 = (0..100)
+        .map(|a| {
+            (0..100)
+                .map(|c| theta[a] * g.precision[a * 100 + c] * theta[c])
+                .sum::<f64>()
+        })
+        .sum();
+    let expect = -0.5 * quad - theta.iter().map(|t| t * t).sum::<f64>() / 200.0;
+    assert!(
+        (lp - expect).abs() <= 1e-10 * expect.abs(),
+        "{lp} vs {expect}"
+    );
+}
