@@ -1,3 +1,8 @@
-//! crux benchmarks live in `src/bin/`: each is a release-mode program that
-//! measures one thing and reports ratios against a baseline taken in the
-//! same process.
+//! crux benchmarks. The programs live in `src/bin/`: each is a release-mode
+//! program that measures one thing and reports ratios against a baseline
+//! taken in the same process. [`handwritten`] holds the plain-Rust
+//! baselines.
+
+#![warn(missing_docs)]
+
+pub mod handwritten;
