@@ -25,6 +25,12 @@ pub enum CompileError {
     /// The e-graph optimiser failed.
     #[error(transparent)]
     Optimise(#[from] OptimiseError),
+    /// Lowering to the kernel IR failed.
+    #[error(transparent)]
+    Lower(#[from] crate::lower::LowerError),
+    /// A backend failed to compile or run a kernel.
+    #[error(transparent)]
+    Backend(#[from] crate::backend::BackendError),
     /// The graph to differentiate has no scalar output of that name.
     #[error("the graph has no scalar output `{0}` to differentiate")]
     NoScalarOutput(String),

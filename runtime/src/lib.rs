@@ -30,6 +30,7 @@
 
 #![warn(missing_docs)]
 
+mod compiled;
 mod constraint;
 mod domain;
 mod error;
@@ -43,6 +44,7 @@ mod prior;
 mod problem;
 mod trace;
 
+pub use compiled::{Backend, CompiledLogDensity, Workspace};
 pub use constraint::{Constraint, Reduction};
 pub use domain::Domain;
 pub use error::{Error, Result};

@@ -4,6 +4,8 @@
 //! and the kernel interpreter does too ([`Interpreter`]), so one conformance
 //! suite runs unchanged on every backend (see the `conformance` tests).
 
+pub mod clif;
+
 use crux_ir::kernel::{run, Buffer, Function, KernelError, Scalar};
 
 /// Errors of compiling or running kernels on a backend.
