@@ -17,6 +17,7 @@
 pub mod ad;
 pub mod backend;
 pub mod lower;
+pub mod math;
 pub mod optimise;
 pub mod pipeline;
 pub mod stage;

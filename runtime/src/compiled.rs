@@ -27,7 +27,7 @@ pub enum Backend {
 
 enum Kernel {
     Interp(Interpreter),
-    Clif(ClifKernel),
+    Clif(Box<ClifKernel>),
 }
 
 /// A log-density compiled for one backend.
@@ -66,9 +66,9 @@ impl LogDensity {
                 function: lowered.function.clone(),
                 fuel: u64::MAX,
             }),
-            Backend::Cranelift => Kernel::Clif(
+            Backend::Cranelift => Kernel::Clif(Box::new(
                 clif::compile(&lowered.function, &ClifOptions::default()).map_err(backend_error)?,
-            ),
+            )),
         };
         Ok(CompiledLogDensity {
             kernel,

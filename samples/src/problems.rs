@@ -120,10 +120,9 @@ impl Gauss100 {
             .collect();
         for j in 0..n {
             for k in 0..j {
-                let d: f64 = (0..n).map(|i| q[j][i] * q[k][i]).sum();
-                for i in 0..n {
-                    q[j][i] -= d * q[k][i];
-                }
+                let qk = q[k].clone();
+                let d: f64 = q[j].iter().zip(&qk).map(|(a, b)| a * b).sum();
+                q[j].iter_mut().zip(&qk).for_each(|(a, b)| *a -= d * b);
             }
             let norm = q[j].iter().map(|v| v * v).sum::<f64>().sqrt();
             q[j].iter_mut().for_each(|v| *v /= norm);

@@ -29,7 +29,7 @@ fn quickstart_kernel_is_bit_identical_to_the_graph_interpreter() {
         let ld = Quickstart::new(42).unwrap().log_density(scale).unwrap();
         let l = lower_log_density(ld.graph(), "logp_grad").unwrap();
         eprintln!("quickstart: {:?}", l.stats);
-        for theta in [[0.0, 0.0], [3.14159, -2.7], [-100.0, 1e-3]] {
+        for theta in [[0.0, 0.0], [2.5, -2.7], [-100.0, 1e-3]] {
             let (lp, g) = ld.logp_and_grad(&theta).unwrap();
             let (klp, kg) = run_lowered(&l, &theta);
             assert_eq!(lp.to_bits(), klp.to_bits(), "logp at {theta:?}");

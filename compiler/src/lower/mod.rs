@@ -84,6 +84,10 @@ const THETA: BufferId = BufferId(0);
 const GRAD: BufferId = BufferId(1);
 const SCRATCH: BufferId = BufferId(2);
 
+/// The innermost body of a loop nest: emits code for one multi-index.
+type ElementBody<'a, 'g> =
+    dyn FnMut(&mut Builder, &mut Lowerer<'g>, &[Value]) -> Result<(), LowerError> + 'a;
+
 struct Lowerer<'g> {
     g: &'g Graph,
     plan: Plan,
@@ -179,7 +183,7 @@ fn sanitize(name: &str) -> String {
         .collect()
 }
 
-impl Lowerer<'_> {
+impl<'g> Lowerer<'g> {
     fn cached(&self, key: &(NodeId, Vec<Value>)) -> Option<Value> {
         self.cache.iter().rev().find_map(|m| m.get(key).copied())
     }
@@ -206,7 +210,7 @@ impl Lowerer<'_> {
         b: &mut Builder,
         shape: &[usize],
         idx: &mut Vec<Value>,
-        body: &mut dyn FnMut(&mut Builder, &mut Self, &[Value]) -> Result<(), LowerError>,
+        body: &mut ElementBody<'_, 'g>,
     ) -> Result<(), LowerError> {
         if idx.len() == shape.len() {
             return body(b, self, idx);

@@ -20,6 +20,7 @@
 
 pub mod builder;
 pub mod interp;
+pub mod text;
 pub mod verify;
 
 pub use builder::{Builder, FunctionBuilder};
@@ -425,6 +426,15 @@ pub enum KernelError {
         index: i64,
         /// Its length.
         len: usize,
+    },
+    /// The text format could not be parsed (or the parsed kernel does not
+    /// verify).
+    #[error("line {line}: {msg}")]
+    Parse {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        msg: String,
     },
     /// The call's arguments do not match the function's signature.
     #[error("kernel `{function}`: {msg}")]
