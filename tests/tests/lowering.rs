@@ -68,3 +68,40 @@ fn gauss100_kernel_is_bit_identical_to_the_graph_interpreter() {
         "{lp} vs {expect}"
     );
 }
+
+/// The BPINN's kernel uses the shared math expansions (tanh) instead of the
+/// graph interpreter's std functions: equal to 1e-12 relative (each tanh is
+/// within 2 ulp), and the Cranelift code equals the kernel interpreter bit
+/// for bit.
+#[test]
+fn bpinn_kernel_matches_graph_and_cranelift_matches_kernel() {
+    use crux_compiler::backend::{clif, Executable};
+    let bp = crux_samples::problems::Bpinn::new(0).unwrap();
+    let ld = bp.log_density().unwrap();
+    let l = lower_log_density(ld.graph(), "logp_grad").unwrap();
+    eprintln!("bpinn: {:?}", l.stats);
+    let theta: Vec<f64> = ld
+        .initial_position()
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v + 0.01 * (i as f64).sin())
+        .collect();
+    let (lp, grad) = ld.logp_and_grad(&theta).unwrap();
+    let (klp, kg) = run_lowered(&l, &theta);
+    assert!((lp - klp).abs() <= 1e-12 * lp.abs(), "{lp} vs {klp}");
+    let gmax = grad.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    for (a, b) in grad.iter().zip(&kg) {
+        assert!((a - b).abs() <= 1e-12 * gmax, "{a} vs {b}");
+    }
+    let k = clif::compile(&l.function, &Default::default()).unwrap();
+    let mut bufs = vec![
+        Buffer::F64(theta.clone()),
+        Buffer::F64(vec![0.0; l.layout.dim]),
+        Buffer::F64(vec![0.0; l.layout.scratch]),
+    ];
+    bufs.extend(l.layout.data.iter().map(|d| Buffer::F64(d.clone())));
+    let out = k.call(&[], &mut bufs).unwrap();
+    assert!(out[0].same(Scalar::F64(klp)));
+    let Buffer::F64(cg) = &bufs[1] else { panic!() };
+    assert!(cg.iter().zip(&kg).all(|(a, b)| a.to_bits() == b.to_bits()));
+}

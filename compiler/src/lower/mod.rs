@@ -27,6 +27,7 @@ use std::collections::HashMap;
 use crux_ir::graph::{BinaryOp, CmpOp as GCmp, DType, Graph, NodeId, Op, Shape, UnaryOp};
 use crux_ir::kernel::{Access, BinOp, BufferId, Builder, CmpOp, Function, KernelError, Ty, Value};
 
+use crate::math;
 use crate::pipeline::grad_output_name;
 use plan::Plan;
 
@@ -677,20 +678,15 @@ fn unary(b: &mut Builder, u: UnaryOp, x: Value) -> Result<Value, LowerError> {
             let nan = b.cmp(CmpOp::Ne, x, x);
             b.select(nan, x, s)
         }
-        UnaryOp::Exp
-        | UnaryOp::Expm1
-        | UnaryOp::Log
-        | UnaryOp::Log1p
-        | UnaryOp::Sin
-        | UnaryOp::Cos
-        | UnaryOp::Tan
-        | UnaryOp::Tanh
-        | UnaryOp::Sigmoid
-        | UnaryOp::Softplus => {
-            return Err(LowerError::Unsupported(format!(
-                "{} (math expansions pending)",
-                u.name()
-            )))
-        }
+        UnaryOp::Exp => math::exp(b, x),
+        UnaryOp::Expm1 => math::expm1(b, x),
+        UnaryOp::Log => math::log(b, x),
+        UnaryOp::Log1p => math::log1p(b, x),
+        UnaryOp::Sin => math::sin(b, x),
+        UnaryOp::Cos => math::cos(b, x),
+        UnaryOp::Tan => math::tan(b, x),
+        UnaryOp::Tanh => math::tanh(b, x),
+        UnaryOp::Sigmoid => math::sigmoid(b, x),
+        UnaryOp::Softplus => math::softplus(b, x),
     })
 }
