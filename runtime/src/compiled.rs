@@ -30,8 +30,11 @@ enum Kernel {
     Clif(Box<ClifKernel>),
 }
 
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// A log-density compiled for one backend.
 pub struct CompiledLogDensity {
+    id: u64,
     kernel: Kernel,
     lowered: Lowered,
     compile_seconds: f64,
@@ -39,6 +42,8 @@ pub struct CompiledLogDensity {
 
 /// Buffers for one evaluation at a time (one per chain or thread).
 pub struct Workspace {
+    /// The compiled log-density whose buffer sizes these are.
+    owner: u64,
     bufs: Vec<Buffer>,
 }
 
@@ -66,11 +71,21 @@ impl LogDensity {
                 function: lowered.function.clone(),
                 fuel: u64::MAX,
             }),
-            Backend::Cranelift => Kernel::Clif(Box::new(
-                clif::compile(&lowered.function, &ClifOptions::default()).map_err(backend_error)?,
-            )),
+            Backend::Cranelift => {
+                // SAFETY: every index of a lowered log-density is in range by
+                // construction (loops over the static shapes of the buffers
+                // the layout sizes; checked under the bounds-checking
+                // interpreter by the lowering tests), and the kernel is only
+                // called with a `Workspace` made for it (checked by
+                // `logp_and_grad`), whose buffers have exactly those sizes.
+                let opts = unsafe { ClifOptions::default().without_bounds_checks() };
+                Kernel::Clif(Box::new(
+                    clif::compile(&lowered.function, &opts).map_err(backend_error)?,
+                ))
+            }
         };
         Ok(CompiledLogDensity {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             kernel,
             lowered,
             compile_seconds: t.elapsed().as_secs_f64(),
@@ -108,7 +123,10 @@ impl CompiledLogDensity {
             Buffer::F64(vec![0.0; l.scratch]),
         ];
         bufs.extend(l.data.iter().map(|d| Buffer::F64(d.clone())));
-        Workspace { bufs }
+        Workspace {
+            owner: self.id,
+            bufs,
+        }
     }
 
     /// `log p(θ)`, writing `∇ log p(θ)` into `grad`.
@@ -118,6 +136,13 @@ impl CompiledLogDensity {
         theta: &[f64],
         grad: &mut [f64],
     ) -> Result<f64> {
+        if ws.owner != self.id {
+            return Err(Error::InvalidArgument {
+                what: "workspace".into(),
+                reason: "it was made by another compiled log-density; use this one's `workspace()`"
+                    .into(),
+            });
+        }
         let dim = self.dim();
         if theta.len() != dim || grad.len() != dim {
             return Err(Error::PositionLength {
@@ -147,5 +172,47 @@ impl CompiledLogDensity {
                 msg: "the log-density kernel returned no f64".into(),
             })),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Crux, Domain, Param, Prior};
+
+    fn density(n: f64) -> LogDensity {
+        let d = Domain::line(0.0, 1.0, n).unwrap();
+        let x = d.variable("interior").unwrap();
+        let a = Param::new("a", [1]);
+        let p = Crux::new([(&a * &x - 1.0).mse()]).unwrap();
+        p.log_density()
+            .sample(&a, Prior::default())
+            .build()
+            .unwrap()
+    }
+
+    /// Both backends give the interpreter's bits; a workspace of another
+    /// compiled density is refused (the unchecked kernel relies on it).
+    #[test]
+    fn backends_agree_and_workspaces_are_checked() {
+        let ld = density(0.1);
+        let ci = ld.compile(Backend::Interpreter).unwrap();
+        let cc = ld.compile(Backend::Cranelift).unwrap();
+        let (mut wi, mut wc) = (ci.workspace(), cc.workspace());
+        let (mut gi, mut gc) = ([0.0], [0.0]);
+        let li = ci.logp_and_grad(&mut wi, &[0.7], &mut gi).unwrap();
+        let lc = cc.logp_and_grad(&mut wc, &[0.7], &mut gc).unwrap();
+        assert_eq!(li.to_bits(), lc.to_bits());
+        assert_eq!(gi[0].to_bits(), gc[0].to_bits());
+        let (lp, g) = ld.logp_and_grad(&[0.7]).unwrap();
+        assert_eq!(
+            (lp.to_bits(), g[0].to_bits()),
+            (lc.to_bits(), gc[0].to_bits())
+        );
+        // A workspace sized for a bigger problem must not reach the kernel.
+        let other = density(0.01).compile(Backend::Cranelift).unwrap();
+        let mut wo = other.workspace();
+        assert!(cc.logp_and_grad(&mut wo, &[0.7], &mut gc).is_err());
+        assert!(cc.logp_and_grad(&mut wc, &[0.7, 1.0], &mut gc).is_err());
     }
 }
