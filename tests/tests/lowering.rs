@@ -105,3 +105,11 @@ fn bpinn_kernel_matches_graph_and_cranelift_matches_kernel() {
     let Buffer::F64(cg) = &bufs[1] else { panic!() };
     assert!(cg.iter().zip(&kg).all(|(a, b)| a.to_bits() == b.to_bits()));
 }
+
+#[test]
+#[ignore = "prints the quick example's kernel"]
+fn show_quickstart_kernel() {
+    let ld = Quickstart::new(42).unwrap().log_density(1.0).unwrap();
+    let l = lower_log_density(ld.graph(), "logp_grad").unwrap();
+    println!("{}", crux_ir::kernel::text::print(&l.function));
+}

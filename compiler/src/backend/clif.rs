@@ -452,7 +452,18 @@ impl Translator<'_, '_> {
             InstKind::Load { buf, index } => {
                 let addr = self.buffer_addr(buf.index(), self.val(*index));
                 let t = cl_ty(f.buffers[buf.index()].ty);
-                Some(self.b.ins().load(t, MemFlagsData::trusted(), addr, 0))
+                // A read-only buffer is never stored to (the verifier
+                // rejects such stores), so its loads are pure: Cranelift may
+                // merge them, and, without bounds checks (which they would
+                // otherwise have to stay behind), hoist them out of loops.
+                let mut flags = MemFlagsData::trusted();
+                if f.buffers[buf.index()].access == crux_ir::kernel::Access::Read {
+                    flags = flags.with_readonly();
+                    if !self.checks {
+                        flags = flags.with_can_move();
+                    }
+                }
+                Some(self.b.ins().load(t, flags, addr, 0))
             }
             InstKind::Store { buf, index, value } => {
                 let addr = self.buffer_addr(buf.index(), self.val(*index));

@@ -175,6 +175,13 @@ impl Checker<'_> {
                     .buffers
                     .get(buf.index())
                     .ok_or_else(|| self.err(format!("{buf} is not declared")))?;
+                // Backends treat read-only buffers as immutable (pure loads).
+                if d.access == super::Access::Read {
+                    return Err(self.err(format!(
+                        "store to `{}`, which is declared read-only",
+                        d.name
+                    )));
+                }
                 self.expect(*index, Ty::I64, "store index")?;
                 self.expect(*value, d.ty, "stored value")?;
                 vec![]
