@@ -162,8 +162,12 @@ pub fn lower_log_density(g: &Graph, name: &str) -> Result<Lowered, LowerError> {
     }
     lw.stats.buffers = 3 + g.data().len();
 
-    for n in lw.plan.materialise_order.clone() {
-        lw.materialise(&mut b, n)?;
+    for group in lw.plan.groups(g) {
+        if group.len() == 1 {
+            lw.materialise(&mut b, group[0])?;
+        } else {
+            lw.fused(&mut b, &group)?;
+        }
     }
     for (i, &gn) in grads.iter().enumerate() {
         let off = lw.layout.param_offsets[i];
@@ -341,6 +345,99 @@ impl<'g> Lowerer<'g> {
         }
     }
 
+    /// Materialises a group of nodes over one iteration domain in a single
+    /// loop nest (see [`Plan::groups`]): elementwise members are computed and
+    /// stored at each index (and kept in the cache for later members), full
+    /// reductions accumulate in loop-carried values, stored after the loop.
+    /// The order of accumulation is the domain's row-major order, as in the
+    /// interpreter.
+    fn fused(&mut self, b: &mut Builder, group: &[NodeId]) -> Result<(), LowerError> {
+        self.stats.materialised += group.len();
+        let domain = plan::domain(self.g, group[0]);
+        let mut init = Vec::new();
+        for &n in group {
+            match self.g.node(n).op {
+                Op::Sum { .. } => init.push(b.f64(0.0)),
+                Op::ReduceMax { .. } => init.push(b.f64(f64::NEG_INFINITY)),
+                _ => {}
+            }
+        }
+        let mut idx = Vec::new();
+        let accs = self.fused_loops(b, group, &domain, &mut idx, init)?;
+        let mut k = 0;
+        for &n in group {
+            if matches!(self.g.node(n).op, Op::Sum { .. } | Op::ReduceMax { .. }) {
+                let at = b.i64(self.scratch_at[&n] as i64);
+                b.store(SCRATCH, at, accs[k]);
+                k += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn fused_loops(
+        &mut self,
+        b: &mut Builder,
+        group: &[NodeId],
+        domain: &Shape,
+        idx: &mut Vec<Value>,
+        accs: Vec<Value>,
+    ) -> Result<Vec<Value>, LowerError> {
+        if idx.len() == domain.rank() {
+            let mut out = Vec::with_capacity(accs.len());
+            let mut k = 0;
+            for &n in group {
+                let node = self.g.node(n).clone();
+                match node.op {
+                    Op::Sum { .. } | Op::ReduceMax { .. } => {
+                        let v = self.value(b, node.args[0], idx)?;
+                        let acc = accs[k];
+                        out.push(if matches!(node.op, Op::Sum { .. }) {
+                            b.add(acc, v)
+                        } else {
+                            reduce_max_step(b, acc, v)
+                        });
+                        k += 1;
+                    }
+                    _ => {
+                        let v = self.compute(b, n, idx)?;
+                        let at = self.flat(b, domain, idx, self.scratch_at[&n]);
+                        b.store(SCRATCH, at, v);
+                        self.cache
+                            .last_mut()
+                            .expect("scope")
+                            .insert((n, idx.to_vec()), v);
+                    }
+                }
+            }
+            return Ok(out);
+        }
+        let dim = domain.0[idx.len()];
+        if dim == 1 {
+            let zero = b.i64(0);
+            idx.push(zero);
+            let r = self.fused_loops(b, group, domain, idx, accs);
+            idx.pop();
+            return r;
+        }
+        let lo = b.i64(0);
+        let hi = b.i64(dim as i64);
+        self.stats.loops += 1;
+        let mut err = None;
+        let out = b.for_(lo, hi, &accs, |b, i, c| {
+            self.cache.push(HashMap::new());
+            idx.push(i);
+            let r = self.fused_loops(b, group, domain, idx, c.to_vec());
+            idx.pop();
+            self.cache.pop();
+            r.unwrap_or_else(|e| {
+                err = Some(e);
+                c.to_vec()
+            })
+        });
+        err.map_or(Ok(out), Err)
+    }
+
     /// Materialises an inlinable node by computing it element by element.
     fn write_tensor_inline(
         &mut self,
@@ -385,14 +482,7 @@ impl<'g> Lowerer<'g> {
             return Ok(if is_sum {
                 b.add(acc, v)
             } else {
-                // The interpreter's max: NaN is sticky, otherwise the larger.
-                let nan_acc = b.cmp(CmpOp::Ne, acc, acc);
-                let nan_v = b.cmp(CmpOp::Ne, v, v);
-                let any_nan = b.binary(BinOp::Or, nan_acc, nan_v);
-                let gt = b.cmp(CmpOp::Gt, v, acc);
-                let m = b.select(gt, v, acc);
-                let nan = b.f64(f64::NAN);
-                b.select(any_nan, nan, m)
+                reduce_max_step(b, acc, v)
             });
         }
         if red_dims[ridx.len()] == 1 {
@@ -426,14 +516,15 @@ impl<'g> Lowerer<'g> {
     /// The value of node `n` at multi-index `idx`: a load from scratch if it
     /// is materialised, otherwise computed inline (cached per scope).
     fn value(&mut self, b: &mut Builder, n: NodeId, idx: &[Value]) -> Result<Value, LowerError> {
+        // The cache first: a fused loop records the values it just stored.
+        let key = (n, idx.to_vec());
+        if let Some(v) = self.cached(&key) {
+            return Ok(v);
+        }
         if let Some(&off) = self.scratch_at.get(&n) {
             let shape = self.g.node(n).shape.clone();
             let at = self.flat(b, &shape, idx, off);
             return Ok(b.load(SCRATCH, at));
-        }
-        let key = (n, idx.to_vec());
-        if let Some(v) = self.cached(&key) {
-            return Ok(v);
         }
         let v = self.compute(b, n, idx)?;
         self.cache.last_mut().expect("scope").insert(key, v);
@@ -653,6 +744,17 @@ impl<'g> Lowerer<'g> {
             }
         })
     }
+}
+
+/// One step of the interpreter's running maximum: NaN is sticky, otherwise the larger.
+fn reduce_max_step(b: &mut Builder, acc: Value, v: Value) -> Value {
+    let nan_acc = b.cmp(CmpOp::Ne, acc, acc);
+    let nan_v = b.cmp(CmpOp::Ne, v, v);
+    let any_nan = b.binary(BinOp::Or, nan_acc, nan_v);
+    let gt = b.cmp(CmpOp::Gt, v, acc);
+    let m = b.select(gt, v, acc);
+    let nan = b.f64(f64::NAN);
+    b.select(any_nan, nan, m)
 }
 
 /// A unary op in kernel IR: exact ops directly, transcendentals through the

@@ -1,6 +1,6 @@
 //! Which nodes of a log-density graph are materialised, and in what order.
 
-use crux_ir::graph::{Graph, NodeId, Op};
+use crux_ir::graph::{Graph, NodeId, Op, Shape};
 
 pub(super) struct Plan {
     /// Materialised nodes in topological order.
@@ -63,5 +63,63 @@ impl Plan {
                 .map(|i| NodeId(i as u32))
                 .collect(),
         }
+    }
+}
+
+/// The iteration domain of a materialised node when it can join a fused
+/// loop: its own shape for an elementwise (inlinable) node, its argument's
+/// shape for a full reduction (every kept axis has size 1). `None` for
+/// partial reductions, matrix products and reshape-fed nodes.
+fn fusable_domain(g: &Graph, n: NodeId) -> Option<Shape> {
+    let node = g.node(n);
+    match &node.op {
+        Op::Sum { axes } | Op::ReduceMax { axes } => {
+            let arg = &g.node(node.args[0]).shape;
+            let full = (0..arg.rank()).all(|k| axes.contains(&(k as u8)) || arg.0[k] == 1);
+            full.then(|| arg.clone())
+        }
+        Op::MatMul => None,
+        _ => Some(node.shape.clone()),
+    }
+}
+
+/// The fused domain of a group's first member.
+pub(super) fn domain(g: &Graph, n: NodeId) -> Shape {
+    fusable_domain(g, n).unwrap_or_else(|| g.node(n).shape.clone())
+}
+
+impl Plan {
+    /// The materialised nodes split into groups computed by one loop nest
+    /// each: consecutive (in topological order) fusable nodes over the same
+    /// domain, where no member reads a reduction of the same group (that
+    /// value is only known after the loop). Other nodes are singletons.
+    pub fn groups(&self, g: &Graph) -> Vec<Vec<NodeId>> {
+        let mut groups: Vec<Vec<NodeId>> = Vec::new();
+        let mut current: Vec<NodeId> = Vec::new();
+        let mut cur_domain: Option<Shape> = None;
+        for &n in &self.materialise_order {
+            let d = fusable_domain(g, n).filter(|d| d.numel() > 1);
+            let reads_group_reduction = !current.is_empty() && {
+                let reductions: Vec<NodeId> = current
+                    .iter()
+                    .copied()
+                    .filter(|m| matches!(g.node(*m).op, Op::Sum { .. } | Op::ReduceMax { .. }))
+                    .collect();
+                !reductions.is_empty() && g.depends_on(&reductions)[n.index()]
+            };
+            let joins = d.is_some() && d == cur_domain && !reads_group_reduction;
+            if !joins && !current.is_empty() {
+                groups.push(std::mem::take(&mut current));
+            }
+            cur_domain = d;
+            current.push(n);
+            if cur_domain.is_none() {
+                groups.push(std::mem::take(&mut current));
+            }
+        }
+        if !current.is_empty() {
+            groups.push(current);
+        }
+        groups
     }
 }
