@@ -5,8 +5,43 @@ use crux_compiler::lower::{lower_log_density, Lowered};
 use crux_ir::kernel::{run, Buffer, Scalar};
 use crux_samples::problems::Quickstart;
 
-/// Runs a lowered log-density in the kernel interpreter.
+/// Runs a lowered log-density in the kernel interpreter, and checks that the
+/// Cranelift code gives the same bits.
 fn run_lowered(l: &Lowered, theta: &[f64]) -> (f64, Vec<f64>) {
+    let (lp, g) = run_lowered_interp(l, theta);
+    let (clp, cg) = run_lowered_clif(l, theta);
+    assert_eq!(
+        lp.to_bits(),
+        clp.to_bits(),
+        "Cranelift logp differs from the kernel interpreter"
+    );
+    assert!(
+        g.iter().zip(&cg).all(|(a, b)| a.to_bits() == b.to_bits()),
+        "Cranelift gradient differs"
+    );
+    (lp, g)
+}
+
+fn run_lowered_clif(l: &Lowered, theta: &[f64]) -> (f64, Vec<f64>) {
+    use crux_compiler::backend::{clif, Executable};
+    let k = clif::compile(&l.function, &Default::default()).expect("compiles");
+    let mut bufs = vec![
+        Buffer::F64(theta.to_vec()),
+        Buffer::F64(vec![0.0; l.layout.dim]),
+        Buffer::F64(vec![0.0; l.layout.scratch]),
+    ];
+    bufs.extend(l.layout.data.iter().map(|d| Buffer::F64(d.clone())));
+    let out = k.call(&[], &mut bufs).expect("runs");
+    let Scalar::F64(lp) = out[0] else {
+        panic!("logp is f64")
+    };
+    let Buffer::F64(g) = &bufs[1] else {
+        panic!("grad is f64")
+    };
+    (lp, g.clone())
+}
+
+fn run_lowered_interp(l: &Lowered, theta: &[f64]) -> (f64, Vec<f64>) {
     let mut bufs = vec![
         Buffer::F64(theta.to_vec()),
         Buffer::F64(vec![0.0; l.layout.dim]),
