@@ -148,3 +148,13 @@ fn show_quickstart_kernel() {
     let l = lower_log_density(ld.graph(), "logp_grad").unwrap();
     println!("{}", crux_ir::kernel::text::print(&l.function));
 }
+
+#[test]
+#[ignore = "prints the quick example's fusion groups"]
+fn show_quickstart_groups() {
+    let ld = Quickstart::new(42).unwrap().log_density(1.0).unwrap();
+    let g = ld.graph();
+    for (i, n) in g.nodes().iter().enumerate() {
+        println!("%{i} {} {:?} {}", n.op.name(), n.args, n.shape);
+    }
+}

@@ -107,6 +107,17 @@ impl Plan {
                     .collect();
                 !reductions.is_empty() && g.depends_on(&reductions)[n.index()]
             };
+            // A node that cannot join (another domain, or a trivial one) but
+            // reads nothing of the open group is emitted ahead of it, so
+            // small prior or scalar terms do not split a fused loop.
+            if d != cur_domain
+                && !current.is_empty()
+                && !g.depends_on(&current)[n.index()]
+                && d.is_none()
+            {
+                groups.push(vec![n]);
+                continue;
+            }
             let joins = d.is_some() && d == cur_domain && !reads_group_reduction;
             if !joins && !current.is_empty() {
                 groups.push(std::mem::take(&mut current));
