@@ -266,14 +266,6 @@ mod cases {
         BinOp::ShrU,
         BinOp::ShrS,
     ];
-    const CMPS: [CmpOp; 6] = [
-        CmpOp::Eq,
-        CmpOp::Ne,
-        CmpOp::Lt,
-        CmpOp::Le,
-        CmpOp::Gt,
-        CmpOp::Ge,
-    ];
 
     /// `f(x) = (op(x) for op in ops)`, checked on every edge value.
     fn unary_ops(make: Make, ty: Ty, ops: &[UnOp]) {
@@ -316,7 +308,7 @@ mod cases {
             for op in unops {
                 outs.push(b.unary(*op, cx));
             }
-            for conv in ALL_CONVS.iter().filter(|c| c.types().0 == ty) {
+            for conv in Conv::ALL.iter().filter(|c| c.types().0 == ty) {
                 outs.push(b.conv(*conv, cx));
             }
             for y in &vals {
@@ -335,30 +327,17 @@ mod cases {
         check(make, &f, &[], &[]).unwrap();
     }
 
-    const ALL_CONVS: [Conv; 10] = [
-        Conv::F64ToF32,
-        Conv::F32ToF64,
-        Conv::F64ToI64,
-        Conv::I64ToF64,
-        Conv::I64ToI32,
-        Conv::I32ToI64,
-        Conv::U32ToI64,
-        Conv::F64Bits,
-        Conv::BitsF64,
-        Conv::BoolToI64,
-    ];
-
     pub fn folded_f64(make: Make) {
-        folded_ops(make, Ty::F64, &FLOAT_UNOPS, &FLOAT_BINOPS, &CMPS);
+        folded_ops(make, Ty::F64, &FLOAT_UNOPS, &FLOAT_BINOPS, &CmpOp::ALL);
     }
     pub fn folded_f32(make: Make) {
-        folded_ops(make, Ty::F32, &FLOAT_UNOPS, &FLOAT_BINOPS, &CMPS);
+        folded_ops(make, Ty::F32, &FLOAT_UNOPS, &FLOAT_BINOPS, &CmpOp::ALL);
     }
     pub fn folded_i64(make: Make) {
-        folded_ops(make, Ty::I64, &INT_UNOPS, &INT_BINOPS, &CMPS);
+        folded_ops(make, Ty::I64, &INT_UNOPS, &INT_BINOPS, &CmpOp::ALL);
     }
     pub fn folded_i32(make: Make) {
-        folded_ops(make, Ty::I32, &INT_UNOPS, &INT_BINOPS, &CMPS);
+        folded_ops(make, Ty::I32, &INT_UNOPS, &INT_BINOPS, &CmpOp::ALL);
     }
     pub fn folded_bool(make: Make) {
         folded_ops(
@@ -386,16 +365,16 @@ mod cases {
         unary_ops(make, Ty::Bool, &[UnOp::Not]);
     }
     pub fn binary_f64(make: Make) {
-        binary_ops(make, Ty::F64, &FLOAT_BINOPS, &CMPS);
+        binary_ops(make, Ty::F64, &FLOAT_BINOPS, &CmpOp::ALL);
     }
     pub fn binary_f32(make: Make) {
-        binary_ops(make, Ty::F32, &FLOAT_BINOPS, &CMPS);
+        binary_ops(make, Ty::F32, &FLOAT_BINOPS, &CmpOp::ALL);
     }
     pub fn binary_i64(make: Make) {
-        binary_ops(make, Ty::I64, &INT_BINOPS, &CMPS);
+        binary_ops(make, Ty::I64, &INT_BINOPS, &CmpOp::ALL);
     }
     pub fn binary_i32(make: Make) {
-        binary_ops(make, Ty::I32, &INT_BINOPS, &CMPS);
+        binary_ops(make, Ty::I32, &INT_BINOPS, &CmpOp::ALL);
     }
     pub fn binary_bool(make: Make) {
         binary_ops(make, Ty::Bool, &[BinOp::And, BinOp::Or, BinOp::Xor], &[]);

@@ -21,6 +21,29 @@
 
 #![warn(missing_docs)]
 
+/// Declares a `u32` index newtype with `index()` and a prefixed `Display`
+/// (`%3`, `v7`, `buf0`): the typed indices of both IRs.
+macro_rules! typed_index {
+    ($(#[$m:meta])* $name:ident, $prefix:literal) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub u32);
+
+        impl $name {
+            /// The index as `usize`, for indexing the owning table.
+            pub fn index(self) -> usize {
+                self.0 as usize
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, concat!($prefix, "{}"), self.0)
+            }
+        }
+    };
+}
+
 pub mod graph;
 pub mod kernel;
 pub mod rng;

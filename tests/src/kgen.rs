@@ -201,57 +201,10 @@ struct Recipe {
     returns: Vec<(u8, u16)>,
 }
 
-const TYS: [Ty; 5] = [Ty::F64, Ty::F32, Ty::I64, Ty::I32, Ty::Bool];
 const NUM: [Ty; 4] = [Ty::F64, Ty::F32, Ty::I64, Ty::I32];
 const FLOAT: [Ty; 2] = [Ty::F64, Ty::F32];
 const INT: [Ty; 2] = [Ty::I64, Ty::I32];
 const LOGIC: [Ty; 3] = [Ty::I64, Ty::I32, Ty::Bool];
-
-const UNOPS: [UnOp; 8] = [
-    UnOp::Neg,
-    UnOp::Abs,
-    UnOp::Sqrt,
-    UnOp::Floor,
-    UnOp::Ceil,
-    UnOp::Trunc,
-    UnOp::Nearest,
-    UnOp::Not,
-];
-const BINOPS: [BinOp; 13] = [
-    BinOp::Add,
-    BinOp::Sub,
-    BinOp::Mul,
-    BinOp::Div,
-    BinOp::Min,
-    BinOp::Max,
-    BinOp::Copysign,
-    BinOp::And,
-    BinOp::Or,
-    BinOp::Xor,
-    BinOp::Shl,
-    BinOp::ShrU,
-    BinOp::ShrS,
-];
-const CMPOPS: [CmpOp; 6] = [
-    CmpOp::Eq,
-    CmpOp::Ne,
-    CmpOp::Lt,
-    CmpOp::Le,
-    CmpOp::Gt,
-    CmpOp::Ge,
-];
-const CONVS: [Conv; 10] = [
-    Conv::F64ToF32,
-    Conv::F32ToF64,
-    Conv::F64ToI64,
-    Conv::I64ToF64,
-    Conv::I64ToI32,
-    Conv::I32ToI64,
-    Conv::U32ToI64,
-    Conv::F64Bits,
-    Conv::BitsF64,
-    Conv::BoolToI64,
-];
 
 fn pick_ty(set: &[Ty], k: u8) -> Ty {
     set[k as usize % set.len()]
@@ -638,12 +591,12 @@ impl Ctx {
     fn step(&mut self, b: &mut Builder, s: &Step) {
         match s {
             Step::Const { ty, pick, raw } => {
-                let ty = pick_ty(&TYS, *ty);
+                let ty = pick_ty(&Ty::ALL, *ty);
                 let c = b.constant(ty, bits_for(ty, *pick, *raw));
                 self.push(c);
             }
             Step::Unary { op, ty, a } => {
-                let op = UNOPS[*op as usize % UNOPS.len()];
+                let op = UnOp::ALL[*op as usize % UnOp::ALL.len()];
                 let set: &[Ty] = match op {
                     UnOp::Neg | UnOp::Abs => &NUM,
                     UnOp::Not => &LOGIC,
@@ -654,7 +607,7 @@ impl Ctx {
                 self.push(r);
             }
             Step::Binary { op, ty, a, b: bb } => {
-                let op = BINOPS[*op as usize % BINOPS.len()];
+                let op = BinOp::ALL[*op as usize % BinOp::ALL.len()];
                 let set: &[Ty] = match op {
                     BinOp::Div | BinOp::Copysign => &FLOAT,
                     BinOp::And | BinOp::Or | BinOp::Xor => &LOGIC,
@@ -671,7 +624,7 @@ impl Ctx {
                 self.push(r);
             }
             Step::Cmp { op, ty, a, b: bb } => {
-                let op = CMPOPS[*op as usize % CMPOPS.len()];
+                let op = CmpOp::ALL[*op as usize % CmpOp::ALL.len()];
                 let t = pick_ty(&NUM, *ty);
                 let x = self.pick(b, t, *a);
                 let y = self.pick(b, t, *bb);
@@ -679,7 +632,7 @@ impl Ctx {
                 self.push(r);
             }
             Step::Select { ty, c, a, b: bb } => {
-                let t = pick_ty(&TYS, *ty);
+                let t = pick_ty(&Ty::ALL, *ty);
                 let c = self.pick(b, Ty::Bool, *c);
                 let x = self.pick(b, t, *a);
                 let y = self.pick(b, t, *bb);
@@ -687,7 +640,7 @@ impl Ctx {
                 self.push(r);
             }
             Step::Conv { c, a } => {
-                let c = CONVS[*c as usize % CONVS.len()];
+                let c = Conv::ALL[*c as usize % Conv::ALL.len()];
                 let mut x = self.pick(b, c.types().0, *a);
                 if c == Conv::F64Bits {
                     x = self.no_nan(b, x, *a);
@@ -775,7 +728,7 @@ impl Ctx {
                 };
                 let mut init: Vec<Value> = carried
                     .iter()
-                    .map(|(t, k)| self.pick(b, pick_ty(&TYS, *t), *k))
+                    .map(|(t, k)| self.pick(b, pick_ty(&Ty::ALL, *t), *k))
                     .collect();
                 // The last carried value digests every iteration.
                 init.push(b.i64(0));
@@ -817,7 +770,7 @@ impl Ctx {
                 init.extend(
                     carried
                         .iter()
-                        .map(|(t, k)| self.pick(b, pick_ty(&TYS, *t), *k)),
+                        .map(|(t, k)| self.pick(b, pick_ty(&Ty::ALL, *t), *k)),
                 );
                 let bound = (*bound % 5) as i64;
                 let cell = RefCell::new(&mut *self);
@@ -869,7 +822,7 @@ impl Ctx {
                 else_,
             } => {
                 let c = self.pick(b, Ty::Bool, *cond);
-                let tys: Vec<Ty> = yields.iter().map(|y| pick_ty(&TYS, y.0)).collect();
+                let tys: Vec<Ty> = yields.iter().map(|y| pick_ty(&Ty::ALL, y.0)).collect();
                 let cell = RefCell::new(&mut *self);
                 let branch = |b: &mut Builder, steps: &[Step], second: bool| -> Vec<Value> {
                     let mut me = cell.borrow_mut();
@@ -903,7 +856,7 @@ impl Recipe {
         };
         let mut args = Vec::new();
         for (i, (t, pick, raw)) in self.params.iter().enumerate() {
-            let ty = pick_ty(&TYS, *t);
+            let ty = pick_ty(&Ty::ALL, *t);
             let p = b.param(format!("p{i}"), ty);
             ctx.push(p);
             args.push(scalar(ty, *pick, *raw));
@@ -938,7 +891,7 @@ impl Recipe {
         let mut rets: Vec<Value> = self
             .returns
             .iter()
-            .map(|(t, k)| ctx.pick(&mut b, pick_ty(&TYS, *t), *k))
+            .map(|(t, k)| ctx.pick(&mut b, pick_ty(&Ty::ALL, *t), *k))
             .collect();
         let zero = b.i64(0);
         rets.push(ctx.digest(&mut b, zero));

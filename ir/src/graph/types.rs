@@ -183,27 +183,6 @@ impl From<Vec<usize>> for Shape {
     }
 }
 
-macro_rules! typed_index {
-    ($(#[$m:meta])* $name:ident, $prefix:literal) => {
-        $(#[$m])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(pub u32);
-
-        impl $name {
-            /// The index as `usize`, for indexing the owning table.
-            pub fn index(self) -> usize {
-                self.0 as usize
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, concat!($prefix, "{}"), self.0)
-            }
-        }
-    };
-}
-
 typed_index!(
     /// Index of a node in its graph's arena. Arguments always have smaller
     /// ids than their users, so the arena order is a topological order.

@@ -404,7 +404,7 @@ impl Machine<'_> {
 
 /// Runs `f` with scalar arguments `args` and buffers `bufs` (modified in
 /// place), executing at most `fuel` instructions. Returns the function's
-/// return values. `f` must have passed [`super::verify`].
+/// return values. `f` must have passed [`super::verify()`].
 pub fn run(
     f: &Function,
     args: &[Scalar],

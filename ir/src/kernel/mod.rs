@@ -14,7 +14,7 @@
 //!   module, the same sequence for every backend; random numbers are
 //!   Philox-4x32-10 written in integer operations ([`Builder::philox`]).
 //!
-//! [`builder`] is how kernels are written, [`verify`] checks them,
+//! [`builder`] is how kernels are written, [`verify()`] checks them,
 //! [`interp`] is their reference semantics (with fuel, so a runaway loop is
 //! an error).
 
@@ -45,6 +45,11 @@ pub enum Ty {
 }
 
 impl Ty {
+    /// Every variant, in declaration order (for printers, parsers, generators and test suites).
+    pub const ALL: [Ty; 5] = [Ty::F64, Ty::F32, Ty::I64, Ty::I32, Ty::Bool];
+}
+
+impl Ty {
     /// Whether the type is a float.
     pub fn is_float(self) -> bool {
         matches!(self, Ty::F64 | Ty::F32)
@@ -71,36 +76,17 @@ impl fmt::Display for Ty {
     }
 }
 
-macro_rules! kindex {
-    ($(#[$m:meta])* $name:ident, $p:literal) => {
-        $(#[$m])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(pub u32);
-        impl $name {
-            /// As `usize`, for indexing the owning table.
-            pub fn index(self) -> usize {
-                self.0 as usize
-            }
-        }
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, concat!($p, "{}"), self.0)
-            }
-        }
-    };
-}
-
-kindex!(
+typed_index!(
     /// An SSA value (defined once: by a region parameter or an instruction).
     Value,
     "v"
 );
-kindex!(
+typed_index!(
     /// A global buffer (a function argument).
     BufferId,
     "buf"
 );
-kindex!(
+typed_index!(
     /// A local fixed-size array.
     LocalId,
     "loc"
@@ -125,6 +111,20 @@ pub enum UnOp {
     Nearest,
     /// Logical not (bool) or bitwise not (integers).
     Not,
+}
+
+impl UnOp {
+    /// Every variant, in declaration order (for printers, parsers, generators and test suites).
+    pub const ALL: [UnOp; 8] = [
+        UnOp::Neg,
+        UnOp::Abs,
+        UnOp::Sqrt,
+        UnOp::Floor,
+        UnOp::Ceil,
+        UnOp::Trunc,
+        UnOp::Nearest,
+        UnOp::Not,
+    ];
 }
 
 /// Binary operations (operands of one type).
@@ -158,6 +158,25 @@ pub enum BinOp {
     ShrS,
 }
 
+impl BinOp {
+    /// Every variant, in declaration order (for printers, parsers, generators and test suites).
+    pub const ALL: [BinOp; 13] = [
+        BinOp::Add,
+        BinOp::Sub,
+        BinOp::Mul,
+        BinOp::Div,
+        BinOp::Min,
+        BinOp::Max,
+        BinOp::Copysign,
+        BinOp::And,
+        BinOp::Or,
+        BinOp::Xor,
+        BinOp::Shl,
+        BinOp::ShrU,
+        BinOp::ShrS,
+    ];
+}
+
 /// Comparisons (floats: ordered, so false with NaN, except `Ne`; integers: signed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CmpOp {
@@ -173,6 +192,18 @@ pub enum CmpOp {
     Gt,
     /// `>=`
     Ge,
+}
+
+impl CmpOp {
+    /// Every variant, in declaration order (for printers, parsers, generators and test suites).
+    pub const ALL: [CmpOp; 6] = [
+        CmpOp::Eq,
+        CmpOp::Ne,
+        CmpOp::Lt,
+        CmpOp::Le,
+        CmpOp::Gt,
+        CmpOp::Ge,
+    ];
 }
 
 /// Conversions between types.
@@ -198,6 +229,22 @@ pub enum Conv {
     BitsF64,
     /// bool → i64 (0 or 1).
     BoolToI64,
+}
+
+impl Conv {
+    /// Every variant, in declaration order (for printers, parsers, generators and test suites).
+    pub const ALL: [Conv; 10] = [
+        Conv::F64ToF32,
+        Conv::F32ToF64,
+        Conv::F64ToI64,
+        Conv::I64ToF64,
+        Conv::I64ToI32,
+        Conv::I32ToI64,
+        Conv::U32ToI64,
+        Conv::F64Bits,
+        Conv::BitsF64,
+        Conv::BoolToI64,
+    ];
 }
 
 impl Conv {

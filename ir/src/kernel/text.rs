@@ -118,17 +118,6 @@ fn unop_name(op: UnOp) -> &'static str {
     }
 }
 
-const UNOPS: [UnOp; 8] = [
-    UnOp::Neg,
-    UnOp::Abs,
-    UnOp::Sqrt,
-    UnOp::Floor,
-    UnOp::Ceil,
-    UnOp::Trunc,
-    UnOp::Nearest,
-    UnOp::Not,
-];
-
 fn binop_name(op: BinOp) -> &'static str {
     match op {
         BinOp::Add => "add",
@@ -147,22 +136,6 @@ fn binop_name(op: BinOp) -> &'static str {
     }
 }
 
-const BINOPS: [BinOp; 13] = [
-    BinOp::Add,
-    BinOp::Sub,
-    BinOp::Mul,
-    BinOp::Div,
-    BinOp::Min,
-    BinOp::Max,
-    BinOp::Copysign,
-    BinOp::And,
-    BinOp::Or,
-    BinOp::Xor,
-    BinOp::Shl,
-    BinOp::ShrU,
-    BinOp::ShrS,
-];
-
 fn cmp_name(op: CmpOp) -> &'static str {
     match op {
         CmpOp::Eq => "eq",
@@ -173,15 +146,6 @@ fn cmp_name(op: CmpOp) -> &'static str {
         CmpOp::Ge => "ge",
     }
 }
-
-const CMPOPS: [CmpOp; 6] = [
-    CmpOp::Eq,
-    CmpOp::Ne,
-    CmpOp::Lt,
-    CmpOp::Le,
-    CmpOp::Gt,
-    CmpOp::Ge,
-];
 
 fn conv_name(c: Conv) -> &'static str {
     match c {
@@ -197,21 +161,6 @@ fn conv_name(c: Conv) -> &'static str {
         Conv::BoolToI64 => "bool_to_i64",
     }
 }
-
-const CONVS: [Conv; 10] = [
-    Conv::F64ToF32,
-    Conv::F32ToF64,
-    Conv::F64ToI64,
-    Conv::I64ToF64,
-    Conv::I64ToI32,
-    Conv::I32ToI64,
-    Conv::U32ToI64,
-    Conv::F64Bits,
-    Conv::BitsF64,
-    Conv::BoolToI64,
-];
-
-const TYS: [Ty; 5] = [Ty::F64, Ty::F32, Ty::I64, Ty::I32, Ty::Bool];
 
 fn access_name(a: Access) -> &'static str {
     match a {
@@ -714,7 +663,7 @@ impl Parser {
     fn ty(&mut self) -> R<Ty> {
         let what = "a type (`f64`, `f32`, `i64`, `i32` or `bool`)";
         match self.peek_word() {
-            Some(w) => match TYS.iter().find(|t| t.name() == w) {
+            Some(w) => match Ty::ALL.iter().find(|t| t.name() == w) {
                 Some(t) => {
                     self.pos += 1;
                     Ok(*t)
@@ -1109,17 +1058,17 @@ impl Parser {
                 InstKind::If { cond, then, else_ }
             }
             w => {
-                if let Some(op) = UNOPS.iter().find(|o| unop_name(**o) == w) {
+                if let Some(op) = UnOp::ALL.iter().find(|o| unop_name(**o) == w) {
                     InstKind::Unary(*op, self.use_value()?)
-                } else if let Some(op) = BINOPS.iter().find(|o| binop_name(**o) == w) {
+                } else if let Some(op) = BinOp::ALL.iter().find(|o| binop_name(**o) == w) {
                     let a = self.use_value()?;
                     self.punct(',')?;
                     InstKind::Binary(*op, a, self.use_value()?)
-                } else if let Some(op) = CMPOPS.iter().find(|o| cmp_name(**o) == w) {
+                } else if let Some(op) = CmpOp::ALL.iter().find(|o| cmp_name(**o) == w) {
                     let a = self.use_value()?;
                     self.punct(',')?;
                     InstKind::Cmp(*op, a, self.use_value()?)
-                } else if let Some(c) = CONVS.iter().find(|o| conv_name(**o) == w) {
+                } else if let Some(c) = Conv::ALL.iter().find(|o| conv_name(**o) == w) {
                     InstKind::Conv(*c, self.use_value()?)
                 } else {
                     self.pos -= 1;

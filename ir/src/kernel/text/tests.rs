@@ -26,14 +26,14 @@ fn every_construct() -> Function {
     let i32c = b.i32(i32::MIN);
     let bc = b.bool(true);
     let mut vals = vec![];
-    for op in super::UNOPS {
+    for op in UnOp::ALL {
         let a = match op {
             UnOp::Not => k,
             _ => x,
         };
         vals.push(b.unary(op, a));
     }
-    for op in super::BINOPS {
+    for op in BinOp::ALL {
         let (p, q) = match op {
             BinOp::And | BinOp::Or | BinOp::Xor => (flag, bc),
             BinOp::Shl | BinOp::ShrU | BinOp::ShrS => (n, zero),
@@ -41,12 +41,12 @@ fn every_construct() -> Function {
         };
         vals.push(b.binary(op, p, q));
     }
-    for op in super::CMPOPS {
+    for op in CmpOp::ALL {
         vals.push(b.cmp(op, y, f32c));
     }
     let c = b.cmp(CmpOp::Lt, k, i32c);
     let s = b.select(c, mz, sub);
-    for conv in super::CONVS {
+    for conv in Conv::ALL {
         let a = match conv.types().0 {
             Ty::F64 => s,
             Ty::F32 => y,
