@@ -20,4 +20,5 @@ pub mod lower;
 pub mod math;
 pub mod optimise;
 pub mod pipeline;
+pub mod sampler;
 pub mod stage;

@@ -1,0 +1,290 @@
+//! Window adaptation of the step size and the diagonal inverse mass
+//! matrix (Stan's schedule, as blackjax's `window_adaptation`), written in
+//! kernel IR so warmup runs inside the chunk function.
+//!
+//! * Schedule: for `warmup ≥ 20`, an initial fast window of 75 sweeps,
+//!   slow windows doubling from 25, a final fast window of 50; when these
+//!   do not fit they become 15 % / the rest / 10 % of the warmup. A slow
+//!   window is stretched to the final window when the next doubling would
+//!   not fit. Below 20 sweeps every sweep is fast (the mass matrix stays).
+//! * Dual averaging (Hoffman & Gelman 2014, §3.2.1): `t0 = 10`,
+//!   `γ = 0.05`, `κ = 0.75`, target acceptance 0.8, `μ = log(10 ε₀)`.
+//!   A non-finite acceptance statistic counts as 0.
+//! * Slow windows accumulate a Welford variance of the position; at a
+//!   window's end the inverse mass matrix becomes
+//!   `n/(n+5) · var + 10⁻³ · 5/(n+5)` and dual averaging restarts from the
+//!   averaged step size. After the last warmup sweep the step size is the
+//!   averaged one.
+
+use crux_ir::kernel::{Builder, CmpOp, Conv, Value};
+
+use super::ctx::{StepCtx, Vector};
+use crate::math;
+
+const T0: f64 = 10.0;
+const GAMMA: f64 = 0.05;
+const KAPPA: f64 = 0.75;
+/// The acceptance statistic dual averaging aims for.
+pub const TARGET_ACCEPTANCE: f64 = 0.8;
+
+/// The warmup schedule: slow windows as half-open sweep ranges.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Schedule {
+    /// Slow windows `(start, end)`; every other warmup sweep is fast.
+    pub slow: Vec<(usize, usize)>,
+}
+
+/// Stan's schedule for `warmup` sweeps (see the module documentation).
+pub fn schedule(warmup: usize) -> Schedule {
+    let mut slow = Vec::new();
+    if warmup < 20 {
+        return Schedule { slow };
+    }
+    let (mut initial, mut final_, mut first) = (75, 50, 25);
+    if initial + first + final_ > warmup {
+        initial = (0.15 * warmup as f64) as usize;
+        final_ = (0.1 * warmup as f64) as usize;
+        first = warmup - initial - final_;
+    }
+    let final_start = warmup - final_;
+    let mut size = first;
+    let mut start = initial;
+    while start < final_start {
+        let mut cur = size;
+        if 3 * cur <= final_start - start {
+            size = 2 * cur;
+        } else {
+            cur = final_start - start;
+        }
+        slow.push((start, start + cur));
+        start += cur;
+    }
+    Schedule { slow }
+}
+
+struct Slots {
+    log_step: Vector,
+    log_avg: Vector,
+    t: Vector,
+    h: Vector,
+    mu: Vector,
+    n: Vector,
+    mean: Vector,
+    m2: Vector,
+}
+
+fn slots(ctx: &mut StepCtx<'_>) -> Slots {
+    let d = ctx.dim();
+    Slots {
+        log_step: ctx.state("adapt.log_step", 1),
+        log_avg: ctx.state("adapt.log_step_avg", 1),
+        t: ctx.state("adapt.t", 1),
+        h: ctx.state("adapt.h", 1),
+        mu: ctx.state("adapt.mu", 1),
+        n: ctx.state("adapt.n", 1),
+        mean: ctx.state("adapt.mean", d),
+        m2: ctx.state("adapt.m2", d),
+    }
+}
+
+/// Dual averaging restarted at step size `eps`.
+fn restart(b: &mut Builder, s: &Slots, eps: Value) {
+    let ten = b.f64(10.0);
+    let e10 = b.mul(ten, eps);
+    let mu = math::log(b, e10);
+    s.mu.set(b, mu);
+    let le = math::log(b, eps);
+    s.log_step.set(b, le);
+    let zero = b.f64(0.0);
+    s.log_avg.set(b, zero);
+    s.h.set(b, zero);
+    let one = b.f64(1.0);
+    s.t.set(b, one);
+}
+
+fn reset_welford(b: &mut Builder, s: &Slots) {
+    let zero = b.f64(0.0);
+    s.n.set(b, zero);
+    s.mean.fill(b, |b, _| b.f64(0.0));
+    s.m2.fill(b, |b, _| b.f64(0.0));
+}
+
+/// Emits the adaptation's initial state (at the chain's first chunk).
+pub fn init(ctx: &mut StepCtx<'_>, warmup: usize) {
+    let _ = warmup;
+    let s = slots(ctx);
+    let b = &mut *ctx.b;
+    let eps = ctx.env.step_size.get(b);
+    restart(b, &s, eps);
+    reset_welford(b, &s);
+}
+
+/// Emits one adaptation update after the step of sweep `env.sweep`, if it
+/// is a warmup sweep, with the step's acceptance statistic `accept`.
+pub fn update(ctx: &mut StepCtx<'_>, warmup: usize, accept: Value) {
+    let s = slots(ctx);
+    let env = ctx.env;
+    let b = &mut *ctx.b;
+    let sched = schedule(warmup);
+    let sweep = env.sweep;
+    let w = b.i64(warmup as i64);
+    let in_warmup = b.cmp(CmpOp::Lt, sweep, w);
+    b.if_(
+        in_warmup,
+        |b| {
+            // Dual averaging.
+            let finite = b.cmp(CmpOp::Eq, accept, accept);
+            let zero = b.f64(0.0);
+            let a = b.select(finite, accept, zero);
+            let t = s.t.get(b);
+            let t0 = b.f64(T0);
+            let reg = b.add(t, t0);
+            let one = b.f64(1.0);
+            let inv = b.div(one, reg);
+            let keep = b.sub(one, inv);
+            let h = s.h.get(b);
+            let h = b.mul(keep, h);
+            let target = b.f64(TARGET_ACCEPTANCE);
+            let err = b.sub(target, a);
+            let err = b.div(err, reg);
+            let h = b.add(h, err);
+            s.h.set(b, h);
+            let mu = s.mu.get(b);
+            let st = b.sqrt(t);
+            let g = b.f64(GAMMA);
+            let st = b.div(st, g);
+            let sh = b.mul(st, h);
+            let log_step = b.sub(mu, sh);
+            s.log_step.set(b, log_step);
+            let lt = math::log(b, t);
+            let mk = b.f64(-KAPPA);
+            let e = b.mul(mk, lt);
+            let eta = math::exp(b, e);
+            let avg = s.log_avg.get(b);
+            let x = b.mul(eta, log_step);
+            let om = b.sub(one, eta);
+            let y = b.mul(om, avg);
+            let avg = b.add(x, y);
+            s.log_avg.set(b, avg);
+            let t1 = b.add(t, one);
+            s.t.set(b, t1);
+            let eps = math::exp(b, log_step);
+            env.step_size.set(b, eps);
+
+            // Slow windows: Welford variance, mass matrix at the window's end.
+            for &(start, end) in &sched.slow {
+                let lo = b.i64(start as i64);
+                let hi = b.i64(end as i64);
+                let ge = b.cmp(CmpOp::Ge, sweep, lo);
+                let lt = b.cmp(CmpOp::Lt, sweep, hi);
+                let inside = b.and(ge, lt);
+                b.if_(
+                    inside,
+                    |b| {
+                        welford(b, &s, env.position);
+                        let last = b.i64(end as i64 - 1);
+                        let at_end = b.cmp(CmpOp::Eq, sweep, last);
+                        b.if_(
+                            at_end,
+                            |b| {
+                                window_end(b, &s, env.inverse_mass);
+                                let avg = s.log_avg.get(b);
+                                let eps = math::exp(b, avg);
+                                restart(b, &s, eps);
+                                let ls = s.log_step.get(b);
+                                let eps = math::exp(b, ls);
+                                env.step_size.set(b, eps);
+                                vec![]
+                            },
+                            |_| vec![],
+                        );
+                        vec![]
+                    },
+                    |_| vec![],
+                );
+            }
+
+            let last = b.i64(warmup as i64 - 1);
+            let is_last = b.cmp(CmpOp::Eq, sweep, last);
+            b.if_(
+                is_last,
+                |b| {
+                    let avg = s.log_avg.get(b);
+                    let eps = math::exp(b, avg);
+                    env.step_size.set(b, eps);
+                    vec![]
+                },
+                |_| vec![],
+            );
+            vec![]
+        },
+        |_| vec![],
+    );
+}
+
+fn welford(b: &mut Builder, s: &Slots, pos: Vector) {
+    let n = s.n.get(b);
+    let one = b.f64(1.0);
+    let n = b.add(n, one);
+    s.n.set(b, n);
+    let (mean, m2) = (s.mean, s.m2);
+    let (lo, hi) = (b.i64(0), b.i64(pos.len as i64));
+    b.for_(lo, hi, &[], |b, i, _| {
+        let x = pos.load(b, i);
+        let m = mean.load(b, i);
+        let d = b.sub(x, m);
+        let q = b.div(d, n);
+        let m = b.add(m, q);
+        mean.store(b, i, m);
+        let d2 = b.sub(x, m);
+        let t = b.mul(d, d2);
+        let v = m2.load(b, i);
+        let v = b.add(v, t);
+        m2.store(b, i, v);
+        vec![]
+    });
+}
+
+fn window_end(b: &mut Builder, s: &Slots, imm: Vector) {
+    let n = s.n.get(b);
+    let one = b.f64(1.0);
+    let five = b.f64(5.0);
+    let nm1 = b.sub(n, one);
+    let n5 = b.add(n, five);
+    let scale = b.div(n, n5);
+    let reg = b.f64(1e-3);
+    let shrink = b.div(five, n5);
+    let shrink = b.mul(reg, shrink);
+    let m2 = s.m2;
+    imm.fill(b, |b, i| {
+        let v = m2.load(b, i);
+        let var = b.div(v, nm1);
+        let sv = b.mul(scale, var);
+        b.add(sv, shrink)
+    });
+    reset_welford(b, s);
+    let _ = Conv::I64ToF64;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// blackjax's `build_schedule` for the common warmups.
+    #[test]
+    fn schedules() {
+        assert_eq!(schedule(10).slow, vec![]);
+        // 75 fast, 25, 50, 100, 200 (stretched to the final 50), 50 fast.
+        assert_eq!(
+            schedule(500).slow,
+            vec![(75, 100), (100, 150), (150, 250), (250, 450)]
+        );
+        // 1000: 75 | 25, 50, 100, 200, 500 | 50.
+        assert_eq!(
+            schedule(1000).slow,
+            vec![(75, 100), (100, 150), (150, 250), (250, 450), (450, 950)]
+        );
+        // Short warmups: 15 % / rest / 10 %.
+        assert_eq!(schedule(100).slow, vec![(15, 90)]);
+    }
+}

@@ -1,0 +1,128 @@
+//! Stochastic-gradient kernels (the gradient estimator is the full-data
+//! gradient, as in the reference library: no point-level minibatching).
+
+use crux_ir::kernel::KernelError;
+
+use crate::sampler::{DiagField, Family, Kernel, StepCtx, StepInfo};
+
+/// SGLD (blackjax `sgld`, temperature 1): `θ' = θ + ε g(θ) + √(2ε) ξ`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Sgld;
+
+impl Kernel for Sgld {
+    fn name(&self) -> &str {
+        "sgld"
+    }
+    fn family(&self) -> Family {
+        Family::StochasticGradient
+    }
+    fn diagnostics(&self) -> Vec<DiagField> {
+        Vec::new()
+    }
+    fn step(&self, ctx: &mut StepCtx<'_>) -> Result<StepInfo, KernelError> {
+        let d = ctx.dim();
+        let g = ctx.work("g", d);
+        let env = ctx.env;
+        let b = &mut *ctx.b;
+        let x = env.position;
+        env.target.logp_grad(b, x, g);
+        let eps = env.step_size.get(b);
+        let two = b.f64(2.0);
+        let te = b.mul(two, eps);
+        let sd = b.sqrt(te);
+        let rng = env.rng;
+        x.fill(b, |b, i| {
+            let xi = x.load(b, i);
+            let gi = g.load(b, i);
+            let z = rng.normal(b, i);
+            let a = b.mul(eps, gi);
+            let n = b.mul(sd, z);
+            let y = b.add(xi, a);
+            b.add(y, n)
+        });
+        Ok(StepInfo::default())
+    }
+}
+
+/// SGHMC (blackjax `sghmc`, temperature 1): momentum `m ~ N(0, I)`, then
+/// `num_integration_steps` times `θ ← θ + ε m`,
+/// `m ← (1 − αε) m + ε g(θ) + √(ε (2α − ε β)) ξ`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sghmc {
+    /// Integration steps per transition (default 10).
+    pub num_integration_steps: usize,
+    /// Friction α (default 0.01).
+    pub alpha: f64,
+    /// Estimated gradient-noise β (default 0).
+    pub beta: f64,
+}
+
+impl Default for Sghmc {
+    fn default() -> Self {
+        Sghmc {
+            num_integration_steps: 10,
+            alpha: 0.01,
+            beta: 0.0,
+        }
+    }
+}
+
+impl Kernel for Sghmc {
+    fn name(&self) -> &str {
+        "sghmc"
+    }
+    fn family(&self) -> Family {
+        Family::StochasticGradient
+    }
+    fn diagnostics(&self) -> Vec<DiagField> {
+        Vec::new()
+    }
+    fn step(&self, ctx: &mut StepCtx<'_>) -> Result<StepInfo, KernelError> {
+        let d = ctx.dim();
+        let (m, g) = (ctx.work("m", d), ctx.work("g", d));
+        let env = ctx.env;
+        let b = &mut *ctx.b;
+        let x = env.position;
+        let rng = env.rng;
+        m.fill(b, |b, i| rng.normal(b, i));
+        let eps = env.step_size.get(b);
+        let alpha = b.f64(self.alpha);
+        let beta = b.f64(self.beta);
+        let one = b.f64(1.0);
+        let ae = b.mul(alpha, eps);
+        let decay = b.sub(one, ae);
+        let two = b.f64(2.0);
+        let ta = b.mul(two, alpha);
+        let eb = b.mul(eps, beta);
+        let v = b.sub(ta, eb);
+        let v = b.mul(eps, v);
+        let sd = b.sqrt(v);
+        let (lo, hi) = (b.i64(0), b.i64(self.num_integration_steps as i64));
+        let dd = b.i64(d as i64);
+        b.for_(lo, hi, &[], |b, l, _| {
+            x.fill(b, |b, i| {
+                let xi = x.load(b, i);
+                let mi = m.load(b, i);
+                let t = b.mul(eps, mi);
+                b.add(xi, t)
+            });
+            env.target.logp_grad(b, x, g);
+            let one = b.i64(1);
+            let l1 = b.add(l, one);
+            let k0 = b.mul(l1, dd);
+            m.fill(b, |b, i| {
+                let mi = m.load(b, i);
+                let gi = g.load(b, i);
+                let k = b.add(k0, i);
+                let z = rng.normal(b, k);
+                let a = b.mul(decay, mi);
+                let c = b.mul(eps, gi);
+                let n = b.mul(sd, z);
+                let y = b.add(a, c);
+                b.add(y, n)
+            });
+            vec![]
+        });
+        Ok(StepInfo::default())
+    }
+}

@@ -1,0 +1,437 @@
+//! Sampler kernels and the fused chunk function.
+//!
+//! A sampler is a [`Kernel`]: an `init` and a `step` written with the
+//! kernel-IR builder against a [`StepCtx`] (vectors in the chain's buffers,
+//! counter-based draws, the log-density inlined at each call). The chunk
+//! builder ([`build_chunk`]) puts every sampled model's step, window
+//! adaptation and the keep/thin bookkeeping into one kernel function
+//!
+//! ```text
+//! chunk(seed, chain, lo, hi):
+//!     if lo == 0: initialise every model (log-density, adaptation)
+//!     for sweep in lo..hi:
+//!         for model in models (fixed order, a Gibbs sweep):
+//!             step; adapt if in warmup; store draw + diagnostics if kept
+//! ```
+//!
+//! so a chain advances any number of sweeps in one call, with no host
+//! work in between. Draws are a pure function of (seed, chain, sweep,
+//! model, k): the same for any chunking, thread count or backend.
+
+pub mod adapt;
+pub mod ctx;
+pub mod inline;
+pub mod kernels;
+#[cfg(test)]
+pub(crate) mod tests;
+
+use std::sync::Arc;
+
+use crux_ir::kernel::{Access, Builder, CmpOp, Conv, Function, KernelError, Ty, Value};
+
+pub use adapt::{schedule, Schedule};
+pub use ctx::{Allocation, Rng, StepCtx, StepEnv, Target, Vector};
+use ctx::{DIAG, DRAWS, FIRST_DATA, STATE, WORK};
+
+use crate::lower::Lowered;
+
+/// Which gradient a kernel consumes (the spec's duck-typed families).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// Full-data MCMC: the kernel gets the log-density (NUTS, HMC, MALA,
+    /// custom Metropolis kernels).
+    FullData,
+    /// Stochastic-gradient MCMC: the kernel gets a gradient estimator (the
+    /// full-data gradient: SGLD, SGHMC).
+    StochasticGradient,
+}
+
+/// How a diagnostic field is stored (all as f64 in the diagnostics buffer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiagKind {
+    /// 0 or 1.
+    Bool,
+    /// A real number.
+    Float,
+    /// A count.
+    Int,
+}
+
+/// A per-draw diagnostic a kernel records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiagField {
+    /// Field name (`is_divergent`, `acceptance_rate`, ...).
+    pub name: &'static str,
+    /// Storage kind.
+    pub kind: DiagKind,
+}
+
+/// What a step reports.
+#[derive(Clone, Debug, Default)]
+pub struct StepInfo {
+    /// The Metropolis acceptance statistic that window adaptation targets
+    /// (HMC-family kernels).
+    pub accept_stat: Option<Value>,
+    /// One f64 value per [`Kernel::diagnostics`] field, in order.
+    pub diagnostics: Vec<Value>,
+}
+
+/// A sampling kernel written in kernel IR.
+pub trait Kernel: Send + Sync + std::fmt::Debug {
+    /// Short name (`nuts`, `hmc`, ...), for messages and logs.
+    fn name(&self) -> &str;
+    /// Which gradient the kernel consumes.
+    fn family(&self) -> Family;
+    /// Whether the kernel takes a step size and a diagonal inverse mass
+    /// matrix that window adaptation may tune (NUTS, HMC).
+    fn hmc_family(&self) -> bool {
+        false
+    }
+    /// The fields recorded per kept draw.
+    fn diagnostics(&self) -> Vec<DiagField>;
+    /// Emitted once at the start of a chain, after the log-density and its
+    /// gradient at the initial position are in `env.logp` / `env.grad`
+    /// (full-data kernels). Default: nothing.
+    fn init(&self, ctx: &mut StepCtx<'_>) -> Result<(), KernelError> {
+        let _ = ctx;
+        Ok(())
+    }
+    /// Emits one transition from `env.position`: the kernel writes the new
+    /// position there (and, full-data kernels, the new `logp` and `grad`).
+    fn step(&self, ctx: &mut StepCtx<'_>) -> Result<StepInfo, KernelError>;
+}
+
+/// One sampled model of a chunk function.
+#[derive(Clone, Debug)]
+pub struct ModelPlan {
+    /// Name (messages, slot names).
+    pub name: String,
+    /// The kernel.
+    pub kernel: Arc<dyn Kernel>,
+    /// The model's log-density over the whole θ (other models' blocks are
+    /// inputs), lowered.
+    pub target: Lowered,
+    /// Offset of the model's block in θ.
+    pub offset: usize,
+    /// Length of the block.
+    pub len: usize,
+    /// Sweeps before the first kept draw (adaptation runs in them).
+    pub warmup: usize,
+    /// Draws kept.
+    pub keep: usize,
+    /// Sweeps per kept draw.
+    pub thin: usize,
+    /// Whether window adaptation runs during warmup.
+    pub adapt: bool,
+}
+
+impl ModelPlan {
+    /// Sweeps this model needs: `warmup + keep · thin`.
+    pub fn sweeps(&self) -> usize {
+        self.warmup + self.keep * self.thin
+    }
+}
+
+/// Where one model's outputs are in the chunk function's buffers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelSlots {
+    /// Offset of draw 0 in the draws buffer (`keep × len` entries).
+    pub draws: usize,
+    /// Offset of draw 0's diagnostics (`keep × fields` entries).
+    pub diag: usize,
+    /// The diagnostic fields.
+    pub fields: Vec<DiagField>,
+    /// State slot of the step size.
+    pub step_size: usize,
+    /// State slot of the inverse mass matrix.
+    pub inverse_mass: usize,
+    /// State slot of the gradient-evaluation count.
+    pub grad_evals: usize,
+}
+
+/// A built chunk function and its buffer layout.
+#[derive(Clone, Debug)]
+pub struct Chunk {
+    /// `chunk(seed: i64, chain: i64, lo: i64, hi: i64)`, buffers
+    /// `state, work, draws, diag, data...`.
+    pub function: Function,
+    /// Per-chain state slots.
+    pub state: Allocation,
+    /// Entries of the work buffer.
+    pub work_len: usize,
+    /// Entries of the draws buffer.
+    pub draws_len: usize,
+    /// Entries of the diagnostics buffer.
+    pub diag_len: usize,
+    /// Offset of θ in the state buffer.
+    pub theta: usize,
+    /// Per model outputs.
+    pub models: Vec<ModelSlots>,
+    /// The data buffers, in buffer order from [`FIRST_DATA`].
+    pub data: Vec<Vec<f64>>,
+    /// Total sweeps (the longest model's `warmup + keep · thin`).
+    pub sweeps: usize,
+}
+
+/// Builds the chunk function of `models` sampling a position of `dim`
+/// entries (the models' blocks tile it).
+pub fn build_chunk(dim: usize, models: &[ModelPlan]) -> Result<Chunk, KernelError> {
+    let invalid = |msg: String| KernelError::Invalid {
+        function: "chunk".into(),
+        msg,
+    };
+    if models.is_empty() {
+        return Err(invalid("no sampled model".into()));
+    }
+    let mut b = Builder::new("chunk");
+    let seed = b.param("seed", Ty::I64);
+    let chain = b.param("chain", Ty::I64);
+    let lo = b.param("lo", Ty::I64);
+    let hi = b.param("hi", Ty::I64);
+    b.buffer("state", Ty::F64, Access::ReadWrite);
+    b.buffer("work", Ty::F64, Access::ReadWrite);
+    b.buffer("draws", Ty::F64, Access::Write);
+    b.buffer("diag", Ty::F64, Access::Write);
+
+    let mut state = Allocation::default();
+    let mut work = Allocation::default();
+    let theta = state.slot(STATE, "theta", dim);
+    let several = models.len() > 1;
+
+    // Targets: data buffers and scratch per model.
+    let mut data = Vec::new();
+    let mut targets = Vec::new();
+    let mut slots = Vec::new();
+    let mut draws_len = 0;
+    let mut diag_len = 0;
+    for (mi, m) in models.iter().enumerate() {
+        if m.target.layout.dim != dim || m.offset + m.len > dim {
+            return Err(invalid(format!(
+                "model `{}`: block {}..{} of a {}-entry position, target over {}",
+                m.name,
+                m.offset,
+                m.offset + m.len,
+                dim,
+                m.target.layout.dim
+            )));
+        }
+        let mut bufs = Vec::new();
+        for (k, d) in m.target.layout.data.iter().enumerate() {
+            let id = b.buffer(format!("m{mi}_data{k}"), Ty::F64, Access::Read);
+            debug_assert_eq!(id.0, FIRST_DATA + data.len() as u32);
+            data.push(d.clone());
+            bufs.push(id);
+        }
+        let p = format!("m{mi}.");
+        let scratch = work.slot(WORK, &format!("{p}logp_scratch"), m.target.layout.scratch);
+        let full = several.then(|| {
+            (
+                work.slot(WORK, &format!("{p}theta_eval"), dim),
+                work.slot(WORK, &format!("{p}grad_eval"), dim),
+            )
+        });
+        let block = Vector {
+            buf: STATE,
+            off: theta.off + m.offset,
+            len: m.len,
+        };
+        let grad_evals = state.slot(STATE, &format!("{p}grad_evals"), 1);
+        targets.push(Target {
+            function: m.target.function.clone(),
+            data: bufs,
+            scratch,
+            theta,
+            block,
+            full,
+            grad_evals,
+        });
+        let fields = m.kernel.diagnostics();
+        let step_size = state.slot(STATE, &format!("{p}step_size"), 1);
+        let imm = state.slot(STATE, &format!("{p}inverse_mass"), m.len);
+        slots.push(ModelSlots {
+            draws: draws_len,
+            diag: diag_len,
+            step_size: step_size.off,
+            inverse_mass: imm.off,
+            grad_evals: grad_evals.off,
+            fields: fields.clone(),
+        });
+        draws_len += m.keep * m.len;
+        diag_len += m.keep * fields.len();
+    }
+
+    let mut err: Option<KernelError> = None;
+
+    // Chain start: log-density, kernel init, adaptation init.
+    let zero = b.i64(0);
+    let first = b.cmp(CmpOp::Eq, lo, zero);
+    b.if_(
+        first,
+        |b| {
+            for (mi, m) in models.iter().enumerate() {
+                let sweep = b.i64(0);
+                let env = env_of(b, &mut state, m, mi, sweep, (seed, chain), &targets);
+                if m.kernel.family() == Family::FullData {
+                    let lp = env.target.logp_grad(b, env.position, env.grad);
+                    env.logp.set(b, lp);
+                }
+                let mut ctx = StepCtx {
+                    b,
+                    env,
+                    state: &mut state,
+                    work: &mut work,
+                    prefix: format!("m{mi}.k."),
+                };
+                if let Err(e) = m.kernel.init(&mut ctx) {
+                    err.get_or_insert(e);
+                }
+                if m.adapt {
+                    adapt::init(&mut ctx, m.warmup);
+                }
+            }
+            vec![]
+        },
+        |_| vec![],
+    );
+
+    b.for_(lo, hi, &[], |b, sweep, _| {
+        for (mi, m) in models.iter().enumerate() {
+            let env = env_of(b, &mut state, m, mi, sweep, (seed, chain), &targets);
+            if several && m.kernel.family() == Family::FullData {
+                // Other blocks moved since this model's last step.
+                let lp = env.target.logp_grad(b, env.position, env.grad);
+                env.logp.set(b, lp);
+            }
+            let mut ctx = StepCtx {
+                b,
+                env,
+                state: &mut state,
+                work: &mut work,
+                prefix: format!("m{mi}.k."),
+            };
+            let info = match m.kernel.step(&mut ctx) {
+                Ok(i) => i,
+                Err(e) => {
+                    err.get_or_insert(e);
+                    StepInfo::default()
+                }
+            };
+            if info.diagnostics.len() != slots[mi].fields.len() {
+                err.get_or_insert(invalid(format!(
+                    "kernel `{}` returned {} diagnostics for {} fields",
+                    m.kernel.name(),
+                    info.diagnostics.len(),
+                    slots[mi].fields.len()
+                )));
+                continue;
+            }
+            if m.adapt {
+                match info.accept_stat {
+                    Some(a) => adapt::update(&mut ctx, m.warmup, a),
+                    None => {
+                        err.get_or_insert(invalid(format!(
+                            "kernel `{}` is adapted but reports no acceptance statistic",
+                            m.kernel.name()
+                        )));
+                    }
+                }
+            }
+            collect(ctx.b, m, &slots[mi], sweep, env.position, &info.diagnostics);
+        }
+        vec![]
+    });
+    if let Some(e) = err {
+        return Err(e);
+    }
+    let function = b.finish(&[])?;
+    Ok(Chunk {
+        function,
+        work_len: work.len,
+        theta: theta.off,
+        draws_len,
+        diag_len,
+        models: slots,
+        data,
+        sweeps: models.iter().map(ModelPlan::sweeps).max().unwrap_or(0),
+        state,
+    })
+}
+
+/// The environment of model `mi`'s step at `sweep`.
+fn env_of<'t>(
+    b: &mut Builder,
+    state: &mut Allocation,
+    m: &ModelPlan,
+    mi: usize,
+    sweep: Value,
+    (seed, chain): (Value, Value),
+    targets: &'t [Target],
+) -> StepEnv<'t> {
+    let p = format!("m{mi}.");
+    StepEnv {
+        rng: Rng::new(b, seed, chain, sweep, mi),
+        target: &targets[mi],
+        position: targets[mi].block,
+        logp: state.slot(STATE, &format!("{p}logp"), 1),
+        grad: state.slot(STATE, &format!("{p}grad"), m.len),
+        step_size: state.slot(STATE, &format!("{p}step_size"), 1),
+        inverse_mass: state.slot(STATE, &format!("{p}inverse_mass"), m.len),
+        sweep,
+    }
+}
+
+/// Stores the position and diagnostics when `sweep` is a kept one:
+/// sweep `warmup + thin·(k+1) − 1` gives draw `k < keep`.
+fn collect(
+    b: &mut Builder,
+    m: &ModelPlan,
+    slots: &ModelSlots,
+    sweep: Value,
+    pos: Vector,
+    diag: &[Value],
+) {
+    // t = sweep − warmup + 1 counts post-warmup sweeps; integer division by
+    // the thinning is exact in f64 for counts below 2⁵³.
+    let w = b.i64(m.warmup as i64 - 1);
+    let t = b.sub(sweep, w);
+    let one = b.i64(1);
+    let started = b.cmp(CmpOp::Ge, t, one);
+    let tf = b.conv(Conv::I64ToF64, t);
+    let thin_f = b.f64(m.thin as f64);
+    let qf = b.div(tf, thin_f);
+    let qf = b.unary(crux_ir::kernel::UnOp::Floor, qf);
+    let q = b.conv(Conv::F64ToI64, qf);
+    let thin = b.i64(m.thin as i64);
+    let qt = b.mul(q, thin);
+    let r = b.sub(t, qt);
+    let zero = b.i64(0);
+    let on_thin = b.cmp(CmpOp::Eq, r, zero);
+    let keep = b.i64(m.keep as i64);
+    let within = b.cmp(CmpOp::Le, q, keep);
+    let kept = b.and(started, on_thin);
+    let kept = b.and(kept, within);
+    let fields = diag.to_vec();
+    let (draws_off, diag_off, nf) = (slots.draws, slots.diag, fields.len());
+    b.if_(
+        kept,
+        |b| {
+            let k = b.sub(q, one);
+            let len = b.i64(m.len as i64);
+            let base = b.mul(k, len);
+            let off = b.i64(draws_off as i64);
+            let base = b.add(base, off);
+            pos.fill_into(b, DRAWS, base);
+            let nfv = b.i64(nf as i64);
+            let dbase = b.mul(k, nfv);
+            let doff = b.i64(diag_off as i64);
+            let dbase = b.add(dbase, doff);
+            for (j, v) in fields.iter().enumerate() {
+                let jj = b.i64(j as i64);
+                let at = b.add(dbase, jj);
+                b.store(DIAG, at, *v);
+            }
+            vec![]
+        },
+        |_| vec![],
+    );
+}

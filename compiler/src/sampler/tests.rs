@@ -1,0 +1,252 @@
+//! Sampler kernels against exact Gaussian posteriors (Monte-Carlo-error
+//! tolerances, fixed seeds), and the chunk function's determinism.
+
+use std::sync::Arc;
+
+use crux_ir::graph::{DType, Graph, Tensor};
+use crux_ir::kernel::{Buffer, Scalar};
+
+use super::kernels::{Hmc, Mala, Sghmc, Sgld};
+use super::{build_chunk, Chunk, Kernel, ModelPlan};
+use crate::backend::{clif, Executable, Interpreter};
+use crate::lower::{lower_log_density, Lowered};
+use crate::optimise::EggLimits;
+use crate::pipeline::compile_log_density;
+
+/// `log p(θ) = −½ Σ (θ_i − μ_i)² / σ_i²`, lowered.
+pub(crate) fn gaussian_target(mu: &[f64], sd: &[f64]) -> Lowered {
+    let d = mu.len();
+    let mut g = Graph::new();
+    let p = g.add_param("theta", DType::F64, [d]);
+    let m = g.add_data("mu", Tensor::f64([d], mu.to_vec()).unwrap());
+    let prec: Vec<f64> = sd.iter().map(|s| 1.0 / (s * s)).collect();
+    let w = g.add_data("prec", Tensor::f64([d], prec).unwrap());
+    let t = g.param(p).unwrap();
+    let m = g.data_node(m).unwrap();
+    let w = g.data_node(w).unwrap();
+    let r = g.sub(t, m).unwrap();
+    let r2 = g.mul(r, r).unwrap();
+    let wr = g.mul(w, r2).unwrap();
+    let s = g.sum_all(wr).unwrap();
+    let lp = g.scale(s, -0.5).unwrap();
+    g.set_output("logp", lp);
+    let c = compile_log_density(&g, &EggLimits::default()).unwrap();
+    lower_log_density(c.final_graph(), "gauss").unwrap()
+}
+
+/// A one-model plan.
+pub(crate) fn plan(
+    kernel: Arc<dyn Kernel>,
+    target: Lowered,
+    warmup: usize,
+    keep: usize,
+    adapt: bool,
+) -> ModelPlan {
+    let len = target.layout.dim;
+    ModelPlan {
+        name: "theta".into(),
+        kernel,
+        target,
+        offset: 0,
+        len,
+        warmup,
+        keep,
+        thin: 1,
+        adapt,
+    }
+}
+
+/// Which executor runs the chunk function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Exec {
+    Interp,
+    Clif,
+}
+
+/// Runs one chain of `chunk` from `init` in chunks of `chunk_len` sweeps;
+/// returns (draws, diagnostics, final state).
+pub(crate) fn run_chain(
+    chunk: &Chunk,
+    exec: Exec,
+    seed: u64,
+    chain: u64,
+    init: &[f64],
+    step_size: f64,
+    chunk_len: usize,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let mut state = vec![0.0; chunk.state.len];
+    state[chunk.theta..chunk.theta + init.len()].copy_from_slice(init);
+    for m in &chunk.models {
+        state[m.step_size] = step_size;
+        let (off, len) = (m.inverse_mass, init.len());
+        state[off..off + len].iter_mut().for_each(|x| *x = 1.0);
+    }
+    let mut bufs = vec![
+        Buffer::F64(state),
+        Buffer::F64(vec![0.0; chunk.work_len]),
+        Buffer::F64(vec![0.0; chunk.draws_len]),
+        Buffer::F64(vec![0.0; chunk.diag_len]),
+    ];
+    bufs.extend(chunk.data.iter().map(|d| Buffer::F64(d.clone())));
+    let exe: Box<dyn Executable> = match exec {
+        Exec::Interp => Box::new(Interpreter {
+            function: chunk.function.clone(),
+            fuel: u64::MAX,
+        }),
+        Exec::Clif => {
+            Box::new(clif::compile(&chunk.function, &clif::ClifOptions::default()).unwrap())
+        }
+    };
+    let mut lo = 0;
+    while lo < chunk.sweeps {
+        let hi = (lo + chunk_len).min(chunk.sweeps);
+        let args = [
+            Scalar::I64(seed as i64),
+            Scalar::I64(chain as i64),
+            Scalar::I64(lo as i64),
+            Scalar::I64(hi as i64),
+        ];
+        exe.call(&args, &mut bufs).unwrap();
+        lo = hi;
+    }
+    let take = |b: &Buffer| match b {
+        Buffer::F64(v) => v.clone(),
+        _ => unreachable!(),
+    };
+    (take(&bufs[2]), take(&bufs[3]), take(&bufs[0]))
+}
+
+/// Mean and variance of column `j` of `draws` (rows of `d`), with Monte
+/// Carlo standard errors from batch means (20 batches).
+pub(crate) fn moments(draws: &[f64], d: usize, j: usize) -> (f64, f64, f64, f64) {
+    let x: Vec<f64> = draws.chunks(d).map(|r| r[j]).collect();
+    let n = x.len() as f64;
+    let mean = x.iter().sum::<f64>() / n;
+    let sq: Vec<f64> = x.iter().map(|v| (v - mean) * (v - mean)).collect();
+    let var = sq.iter().sum::<f64>() / (n - 1.0);
+    let batch_se = |v: &[f64]| {
+        let nb = 20;
+        let len = v.len() / nb;
+        let means: Vec<f64> = (0..nb)
+            .map(|k| v[k * len..(k + 1) * len].iter().sum::<f64>() / len as f64)
+            .collect();
+        let m = means.iter().sum::<f64>() / nb as f64;
+        let s2 = means.iter().map(|a| (a - m) * (a - m)).sum::<f64>() / (nb as f64 - 1.0);
+        (s2 / nb as f64).sqrt()
+    };
+    (mean, var, batch_se(&x), batch_se(&sq))
+}
+
+/// Asserts every coordinate's mean and variance match `(mu, var)` within
+/// `z` Monte Carlo standard errors.
+pub(crate) fn assert_moments(draws: &[f64], mu: &[f64], var: &[f64], z: f64, what: &str) {
+    let d = mu.len();
+    for j in 0..d {
+        let (m, v, se_m, se_v) = moments(draws, d, j);
+        assert!(
+            (m - mu[j]).abs() <= z * se_m,
+            "{what}: mean[{j}] = {m} vs {} (mcse {se_m})",
+            mu[j]
+        );
+        assert!(
+            (v - var[j]).abs() <= z * se_v,
+            "{what}: var[{j}] = {v} vs {} (mcse {se_v})",
+            var[j]
+        );
+    }
+}
+
+const MU: [f64; 3] = [1.0, -2.0, 0.5];
+const SD: [f64; 3] = [1.0, 0.5, 3.0];
+
+fn var() -> Vec<f64> {
+    SD.iter().map(|s| s * s).collect()
+}
+
+#[test]
+fn hmc_with_window_adaptation_samples_a_gaussian() {
+    let t = gaussian_target(&MU, &SD);
+    let k = Arc::new(Hmc {
+        num_integration_steps: 10,
+    });
+    let chunk = build_chunk(3, &[plan(k, t, 500, 4000, true)]).unwrap();
+    let (draws, diag, state) = run_chain(&chunk, Exec::Clif, 7, 0, &[0.0; 3], 1.0, 1000);
+    assert_moments(&draws, &MU, &var(), 4.0, "hmc");
+    // Adapted inverse mass ≈ the variances (within 35 %: 200-draw windows).
+    let imm = &state[chunk.models[0].inverse_mass..][..3];
+    for (a, v) in imm.iter().zip(var()) {
+        assert!((a / v - 1.0).abs() < 0.35, "imm {imm:?}");
+    }
+    let acc: f64 = diag.chunks(3).map(|r| r[1]).sum::<f64>() / 4000.0;
+    assert!((0.65..0.95).contains(&acc), "mean acceptance {acc}");
+    assert_eq!(diag.chunks(3).filter(|r| r[0] != 0.0).count(), 0);
+}
+
+#[test]
+fn mala_samples_a_gaussian() {
+    let t = gaussian_target(&MU, &SD);
+    let chunk = build_chunk(3, &[plan(Arc::new(Mala), t, 200, 20000, false)]).unwrap();
+    let (draws, diag, _) = run_chain(&chunk, Exec::Clif, 3, 1, &[0.0; 3], 0.2, 5000);
+    assert_moments(&draws, &MU, &var(), 4.0, "mala");
+    let acc: f64 = diag.iter().sum::<f64>() / diag.len() as f64;
+    assert!(acc > 0.3 && acc < 1.0);
+}
+
+/// SGLD on a Gaussian is a discretised Ornstein–Uhlenbeck process whose
+/// stationary law is known exactly: mean μ, variance σ² / (1 − ε / (2σ²)).
+#[test]
+fn sgld_matches_its_exact_stationary_law() {
+    let t = gaussian_target(&MU, &SD);
+    let eps = 0.05;
+    let chunk = build_chunk(3, &[plan(Arc::new(Sgld), t, 500, 40000, false)]).unwrap();
+    let (draws, diag, _) = run_chain(&chunk, Exec::Clif, 5, 0, &MU, eps, 10000);
+    assert!(diag.is_empty());
+    let v: Vec<f64> = SD
+        .iter()
+        .map(|s| s * s / (1.0 - eps / (2.0 * s * s)))
+        .collect();
+    assert_moments(&draws, &MU, &v, 4.0, "sgld");
+}
+
+/// SGHMC with strong friction and a small step: the mean is exact and the
+/// variance within discretisation error (5 %) plus 4 MCSE.
+#[test]
+fn sghmc_samples_a_gaussian_approximately() {
+    let mu = [1.0, -2.0];
+    let sd = [1.0, 0.5];
+    let t = gaussian_target(&mu, &sd);
+    let k = Arc::new(Sghmc {
+        num_integration_steps: 10,
+        alpha: 2.0,
+        beta: 0.0,
+    });
+    let chunk = build_chunk(2, &[plan(k, t, 200, 20000, false)]).unwrap();
+    let (draws, _, _) = run_chain(&chunk, Exec::Clif, 11, 0, &mu, 0.05, 10000);
+    for j in 0..2 {
+        let (m, v, se_m, se_v) = moments(&draws, 2, j);
+        let var = sd[j] * sd[j];
+        assert!((m - mu[j]).abs() <= 4.0 * se_m, "mean {m}");
+        assert!(
+            (v - var).abs() <= 4.0 * se_v + 0.05 * var,
+            "var {v} vs {var}"
+        );
+    }
+}
+
+/// Same seed ⇒ same draws: interpreter and Cranelift, any chunking.
+#[test]
+fn draws_do_not_depend_on_backend_or_chunking() {
+    let t = gaussian_target(&MU, &SD);
+    let k = Arc::new(Hmc {
+        num_integration_steps: 5,
+    });
+    let chunk = build_chunk(3, &[plan(k, t, 60, 40, true)]).unwrap();
+    let a = run_chain(&chunk, Exec::Interp, 9, 2, &[0.0; 3], 1.0, 100);
+    let b = run_chain(&chunk, Exec::Clif, 9, 2, &[0.0; 3], 1.0, 7);
+    let c = run_chain(&chunk, Exec::Clif, 9, 2, &[0.0; 3], 1.0, 1);
+    assert_eq!(a.0, b.0);
+    assert_eq!(a.1, b.1);
+    assert_eq!(b.0, c.0);
+    let other_chain = run_chain(&chunk, Exec::Clif, 9, 3, &[0.0; 3], 1.0, 100);
+    assert_ne!(a.0, other_chain.0);
+}
