@@ -84,6 +84,23 @@ pub enum Error {
     /// A log-density needs at least one sampled model.
     #[error("the log-density has no sampled model: call `.sample(&model, prior)` at least once")]
     NothingSampled,
+    /// A model's `.bayesian(..)` configuration is invalid.
+    #[error("model `{model}`: {reason}")]
+    Bayesian {
+        /// The model.
+        model: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// Sampled models asked for different numbers of chains.
+    #[error("all .bayesian() models in one solve must share the same num_chains; got {0}. Give every model the same `.num_chains(k)`")]
+    MismatchedChains(String),
+    /// `solve` was called with no model configured for sampling.
+    #[error("no model of this problem has a `.bayesian(..)` configuration: call e.g. `a.bayesian(Bayesian::nuts())` before `solve`")]
+    NoBayesianModel,
+    /// Evaluation asked for chains that do not exist.
+    #[error("{0}")]
+    Samples(String),
     /// The pipeline has no stage of that name.
     #[error("no stage named `{name}`; stages are: {available}")]
     UnknownStage {

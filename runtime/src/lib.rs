@@ -30,8 +30,10 @@
 
 #![warn(missing_docs)]
 
+pub mod bayesian;
 mod compiled;
 mod constraint;
+pub mod diagnostics;
 mod domain;
 mod error;
 mod expr;
@@ -44,6 +46,7 @@ mod prior;
 mod problem;
 mod trace;
 
+pub use bayesian::{Bayesian, InverseMass, KernelChoice, Posterior, Solution, SolveOptions};
 pub use compiled::{Backend, CompiledLogDensity, Workspace};
 pub use constraint::{Constraint, Reduction};
 pub use domain::Domain;
@@ -61,3 +64,17 @@ pub use crux_compiler::pipeline::StageStats;
 
 /// π, for writing `PI * &x`.
 pub const PI: f64 = std::f64::consts::PI;
+
+/// Writing your own sampling kernel: implement [`custom::Kernel`] with the
+/// kernel-IR builder and pass it to [`Bayesian::custom`]. It is compiled
+/// into the same fused chunk function as the built-in kernels and goes
+/// through the same warmup / keep / thin pipeline (see
+/// `samples/src/rwm.rs` for random-walk Metropolis).
+pub mod custom {
+    pub use crux_compiler::math;
+    pub use crux_compiler::sampler::kernels::{accept_prob, bool_f64, select_into};
+    pub use crux_compiler::sampler::{
+        DiagField, DiagKind, Family, Kernel, Rng, StepCtx, StepEnv, StepInfo, Target, Vector,
+    };
+    pub use crux_ir::kernel::{Builder, CmpOp, KernelError, Value};
+}

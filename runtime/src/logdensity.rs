@@ -39,7 +39,9 @@ struct Sampled {
     name: String,
     id: crate::ids::ModelId,
     leaves: Vec<Param>,
-    prior: Prior,
+    /// `None`: the model's leaves are inputs of θ without a prior term (the
+    /// other blocks of a Gibbs sweep's conditional).
+    prior: Option<Prior>,
 }
 
 /// Configures a [`LogDensity`]; see [`Crux::log_density`].
@@ -66,6 +68,24 @@ impl<'a> LogDensityBuilder<'a> {
             name: model.model_name(),
             id: model.model_id(),
             leaves: model.leaves(),
+            prior: Some(prior),
+        });
+        self
+    }
+
+    /// Adds a model's leaves to θ, with `prior` or (`None`) as a
+    /// conditioning input only.
+    pub(crate) fn slot(
+        mut self,
+        name: &str,
+        id: crate::ids::ModelId,
+        leaves: &[Param],
+        prior: Option<Prior>,
+    ) -> Self {
+        self.sampled.push(Sampled {
+            name: name.to_string(),
+            id,
+            leaves: leaves.to_vec(),
             prior,
         });
         self
@@ -121,7 +141,9 @@ impl<'a> LogDensityBuilder<'a> {
         }
         let mut logp = self.crux.loss() * (-s);
         for m in &self.sampled {
-            logp = logp + m.prior.log_prior(&m.leaves)?;
+            if let Some(p) = &m.prior {
+                logp = logp + p.log_prior(&m.leaves)?;
+            }
         }
         let out = tracer.trace(&logp)?;
         tracer.graph.set_output("logp", out);

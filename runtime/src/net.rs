@@ -111,6 +111,7 @@ impl Net {
             });
         }
         let id = ModelId::fresh();
+        let cell: Arc<crate::bayesian::ModelCell> = Arc::default();
         let mut leaves = Vec::with_capacity(widths.len() - 1);
         for (l, w) in widths.windows(2).enumerate() {
             let (fan_in, fan_out) = (w[0], w[1]);
@@ -123,6 +124,7 @@ impl Net {
             };
             let weight = Param::leaf(
                 id,
+                cell.clone(),
                 name.clone(),
                 format!("{name}.layers.{l}.weight"),
                 Shape(vec![fan_out, fan_in]),
@@ -130,6 +132,7 @@ impl Net {
             );
             let bias = Param::leaf(
                 id,
+                cell.clone(),
                 name.clone(),
                 format!("{name}.layers.{l}.bias"),
                 Shape(vec![fan_out]),
@@ -236,6 +239,30 @@ impl std::fmt::Debug for Net {
             self.0.activation,
             self.0.output
         )
+    }
+}
+
+impl Net {
+    fn cell(&self) -> &Arc<crate::bayesian::ModelCell> {
+        self.0.layers[0].0.cell()
+    }
+    /// Samples the network's weights in the next [`crate::Crux::solve`]
+    /// with `config`; replaces an earlier one.
+    pub fn bayesian(&self, config: crate::Bayesian) -> &Self {
+        self.cell().set_config(config);
+        self
+    }
+    /// The posterior of the last solve that sampled this network.
+    pub fn posterior(&self) -> Option<Arc<crate::Posterior>> {
+        self.cell().posterior()
+    }
+    /// Each leaf's chain `(K, N, *leaf_shape)`, in leaf order.
+    pub fn posterior_samples(&self) -> Option<Vec<crate::bayesian::LeafSamples>> {
+        self.posterior().map(|p| p.leaves.clone())
+    }
+    /// Per-draw diagnostics of the last solve (`None` for SGLD, SGHMC).
+    pub fn posterior_diagnostics(&self) -> Option<crate::bayesian::Diagnostics> {
+        self.posterior().and_then(|p| p.diagnostics.clone())
     }
 }
 

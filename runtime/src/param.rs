@@ -29,6 +29,7 @@ pub struct Param(Arc<ParamState>);
 
 struct ParamState {
     leaf: LeafId,
+    shared: Arc<crate::bayesian::ModelCell>,
     model: ModelId,
     model_name: String,
     name: String,
@@ -43,6 +44,7 @@ impl Param {
         let name = name.into();
         Param::leaf(
             ModelId::fresh(),
+            Arc::default(),
             name.clone(),
             name,
             Shape(shape.as_ref().to_vec()),
@@ -52,6 +54,7 @@ impl Param {
 
     pub(crate) fn leaf(
         model: ModelId,
+        shared: Arc<crate::bayesian::ModelCell>,
         model_name: String,
         name: String,
         shape: Shape,
@@ -65,6 +68,7 @@ impl Param {
             .unwrap_or(0);
         Param(Arc::new(ParamState {
             leaf: LeafId::fresh(),
+            shared,
             model,
             model_name,
             name,
@@ -263,10 +267,43 @@ impl Param {
     pub fn owner(&self) -> ModelId {
         self.0.model
     }
+
+    /// The Bayesian configuration and posterior of the owning model.
+    pub(crate) fn cell(&self) -> &Arc<crate::bayesian::ModelCell> {
+        &self.0.shared
+    }
 }
 
 impl std::fmt::Debug for Param {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Param({}: {})", self.0.name, self.0.shape)
+    }
+}
+
+impl Param {
+    /// Samples this parameter's posterior in the next [`crate::Crux::solve`]
+    /// with `config` (kernel, prior, schedule); replaces an earlier one.
+    /// The configuration is checked when the solve starts.
+    pub fn bayesian(&self, config: crate::Bayesian) -> &Self {
+        self.cell().set_config(config);
+        self
+    }
+    /// The posterior of the last solve that sampled this parameter.
+    pub fn posterior(&self) -> Option<Arc<crate::Posterior>> {
+        self.cell().posterior()
+    }
+    /// The chain `(K, N, *shape)` of the last solve (also for one chain).
+    pub fn posterior_samples(&self) -> Option<ndarray::ArrayD<f64>> {
+        self.posterior().and_then(|p| {
+            p.leaves
+                .iter()
+                .find(|l| l.name == self.name())
+                .map(|l| l.samples.clone())
+        })
+    }
+    /// Per-draw diagnostics `(K, N)` of the last solve (`None` for kernels
+    /// without an info record: SGLD, SGHMC).
+    pub fn posterior_diagnostics(&self) -> Option<crate::bayesian::Diagnostics> {
+        self.posterior().and_then(|p| p.diagnostics.clone())
     }
 }

@@ -2,7 +2,9 @@
 
 #![warn(missing_docs)]
 
+pub mod npz;
 pub mod problems;
+pub mod rwm;
 
 use crux::LogDensity;
 
@@ -62,4 +64,91 @@ pub fn exit_with(e: crux::Error) -> ! {
         source = cause.source();
     }
     std::process::exit(1)
+}
+
+/// The sampling flags every sample takes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SampleArgs {
+    /// Independent chains.
+    #[arg(long, default_value_t = 1)]
+    pub chains: i64,
+    /// Seed of the problem (noise draws and sampler streams).
+    #[arg(long, default_value_t = crux::DEFAULT_SEED)]
+    pub seed: u64,
+    /// Where the chains run.
+    #[arg(long, value_enum, default_value_t = BackendArg::Cranelift)]
+    pub backend: BackendArg,
+    /// Write a JSON summary here.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<std::path::PathBuf>,
+    /// Write the chains (chain, draw, ...) and the problem's data here.
+    #[arg(long, value_name = "PATH")]
+    pub npz: Option<std::path::PathBuf>,
+    /// Worker threads (default: the machine's cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// No log lines.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `--backend` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendArg {
+    /// The kernel-IR reference interpreter.
+    Interp,
+    /// Cranelift machine code.
+    Cranelift,
+}
+
+impl SampleArgs {
+    /// The solve options these flags ask for.
+    pub fn solve_options(&self) -> crux::SolveOptions {
+        let mut o = crux::SolveOptions::default().backend(match self.backend {
+            BackendArg::Interp => crux::Backend::Interpreter,
+            BackendArg::Cranelift => crux::Backend::Cranelift,
+        });
+        if let Some(t) = self.threads {
+            o = o.threads(t);
+        }
+        if self.quiet {
+            o = o.quiet();
+        }
+        o
+    }
+}
+
+/// A scalar summary of one parameter entry's chains, as the samples print
+/// and write it.
+pub fn summary_json(s: &crux::diagnostics::Summary) -> serde_json::Value {
+    serde_json::json!({
+        "mean": s.mean, "sd": s.sd, "q05": s.q05, "q95": s.q95,
+        "rhat": s.rhat, "ess_bulk": s.ess_bulk, "ess_tail": s.ess_tail,
+    })
+}
+
+/// Writes `value` as pretty JSON to `path`.
+pub fn write_json(path: &std::path::Path, value: &serde_json::Value) -> crux::Result<()> {
+    let text = serde_json::to_string_pretty(value).expect("JSON values serialise");
+    std::fs::write(path, text).map_err(|e| io_error(path, e))
+}
+
+/// An I/O failure as a crux error naming the path.
+pub fn io_error(path: &std::path::Path, e: std::io::Error) -> crux::Error {
+    crux::Error::InvalidArgument {
+        what: format!("output path {}", path.display()),
+        reason: e.to_string(),
+    }
+}
+
+/// The chains of a posterior as `.npz` arrays named by leaf.
+pub fn posterior_arrays(p: &crux::Posterior) -> Vec<npz::NpyArray> {
+    p.leaves
+        .iter()
+        .map(|l| npz::NpyArray {
+            name: l.name.clone(),
+            shape: l.samples.shape().to_vec(),
+            data: l.samples.iter().copied().collect(),
+        })
+        .collect()
 }

@@ -42,6 +42,35 @@ impl Quickstart {
         })
     }
 
+    /// The exact posterior of (a, b) under the default priors, which this
+    /// problem allows: it is linear-Gaussian, so the log-density is
+    /// quadratic; its Hessian comes from differences of compiled gradients
+    /// and one Newton step from the origin gives the mean. Returns (mean,
+    /// covariance).
+    pub fn exact_posterior(
+        &self,
+        likelihood_scale: f64,
+    ) -> crux::Result<([f64; 2], [[f64; 2]; 2])> {
+        let ld = self.log_density(likelihood_scale)?;
+        let (_, g0) = ld.logp_and_grad(&[0.0, 0.0])?;
+        let (_, ga) = ld.logp_and_grad(&[1.0, 0.0])?;
+        let (_, gb) = ld.logp_and_grad(&[0.0, 1.0])?;
+        let h = [
+            [ga[0] - g0[0], gb[0] - g0[0]],
+            [ga[1] - g0[1], gb[1] - g0[1]],
+        ];
+        let det = h[0][0] * h[1][1] - h[0][1] * h[1][0];
+        let inv = [
+            [h[1][1] / det, -h[0][1] / det],
+            [-h[1][0] / det, h[0][0] / det],
+        ];
+        let mean = [
+            -(inv[0][0] * g0[0] + inv[0][1] * g0[1]),
+            -(inv[1][0] * g0[0] + inv[1][1] * g0[1]),
+        ];
+        Ok((mean, [[-inv[0][0], -inv[0][1]], [-inv[1][0], -inv[1][1]]]))
+    }
+
     /// The log-density of (a, b) under the default prior.
     pub fn log_density(&self, likelihood_scale: f64) -> crux::Result<LogDensity> {
         self.problem

@@ -124,51 +124,7 @@ pub fn lower_log_density(g: &Graph, name: &str) -> Result<Lowered, LowerError> {
     }
     let mut roots = vec![logp];
     roots.extend(&grads);
-    let plan = Plan::new(g, &roots);
-
-    let mut param_offsets = Vec::new();
-    let mut dim = 0;
-    for p in g.params() {
-        param_offsets.push(dim);
-        dim += p.shape.numel();
-    }
-    let mut scratch_at = HashMap::new();
-    let mut scratch = 0;
-    for &n in &plan.materialise_order {
-        scratch_at.insert(n, scratch);
-        scratch += g.node(n).shape.numel();
-    }
-    let layout = Layout {
-        param_offsets,
-        dim,
-        scratch,
-        data: g.data().iter().map(|d| d.value.data.clone()).collect(),
-    };
-    let mut lw = Lowerer {
-        g,
-        plan,
-        layout,
-        scratch_at,
-        cache: vec![HashMap::new()],
-        stats: LowerStats::default(),
-    };
-
-    let mut b = Builder::new(name);
-    b.buffer("theta", Ty::F64, Access::Read);
-    b.buffer("grad", Ty::F64, Access::Write);
-    b.buffer("scratch", Ty::F64, Access::ReadWrite);
-    for d in g.data() {
-        b.buffer(sanitize(&d.name), Ty::F64, Access::Read);
-    }
-    lw.stats.buffers = 3 + g.data().len();
-
-    for group in lw.plan.groups(g) {
-        if group.len() == 1 {
-            lw.materialise(&mut b, group[0])?;
-        } else {
-            lw.fused(&mut b, &group)?;
-        }
-    }
+    let (mut lw, mut b) = Lowerer::start(g, &roots, name, "grad")?;
     for (i, &gn) in grads.iter().enumerate() {
         let off = lw.layout.param_offsets[i];
         lw.write_tensor(&mut b, gn, GRAD, off)?;
@@ -180,6 +136,109 @@ pub fn lower_log_density(g: &Graph, name: &str) -> Result<Lowered, LowerError> {
         layout: lw.layout,
         stats: lw.stats,
     })
+}
+
+/// Where [`lower_values`] writes each output.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutputSlot {
+    /// Output name.
+    pub name: String,
+    /// Offset in the `out` buffer.
+    pub offset: usize,
+    /// Shape.
+    pub shape: Shape,
+}
+
+/// Lowers every output of `g` to one function
+/// `values(theta: [f64], out: [f64], scratch: [f64], data...: [f64])`
+/// that writes the outputs, in order, into `out` (the pushforward of a
+/// draw `theta`). Returns the lowered function (its `layout.dim` is the
+/// length of θ) and the output slots.
+pub fn lower_values(g: &Graph, name: &str) -> Result<(Lowered, Vec<OutputSlot>), LowerError> {
+    if let Some(n) = g.nodes().iter().find(|n| n.dtype == DType::F32) {
+        return Err(LowerError::Unsupported(format!(
+            "f32 nodes ({} ...): the lowering handles f64 graphs",
+            n.op.name()
+        )));
+    }
+    let roots: Vec<NodeId> = g.outputs().iter().map(|(_, n)| *n).collect();
+    let (mut lw, mut b) = Lowerer::start(g, &roots, name, "out")?;
+    let mut slots = Vec::new();
+    let mut off = 0;
+    for (oname, n) in g.outputs() {
+        let shape = g.node(*n).shape.clone();
+        lw.write_tensor(&mut b, *n, GRAD, off)?;
+        slots.push(OutputSlot {
+            name: oname.clone(),
+            offset: off,
+            shape: shape.clone(),
+        });
+        off += shape.numel();
+    }
+    let function = b.finish(&[])?;
+    Ok((
+        Lowered {
+            function,
+            layout: lw.layout,
+            stats: lw.stats,
+        },
+        slots,
+    ))
+}
+
+impl<'g> Lowerer<'g> {
+    /// The plan, layout and function signature for `roots`; buffer 1 is
+    /// the write-only output buffer called `out_name`.
+    fn start(
+        g: &'g Graph,
+        roots: &[NodeId],
+        name: &str,
+        out_name: &str,
+    ) -> Result<(Lowerer<'g>, Builder), LowerError> {
+        let plan = Plan::new(g, roots);
+        let mut param_offsets = Vec::new();
+        let mut dim = 0;
+        for p in g.params() {
+            param_offsets.push(dim);
+            dim += p.shape.numel();
+        }
+        let mut scratch_at = HashMap::new();
+        let mut scratch = 0;
+        for &n in &plan.materialise_order {
+            scratch_at.insert(n, scratch);
+            scratch += g.node(n).shape.numel();
+        }
+        let layout = Layout {
+            param_offsets,
+            dim,
+            scratch,
+            data: g.data().iter().map(|d| d.value.data.clone()).collect(),
+        };
+        let mut lw = Lowerer {
+            g,
+            plan,
+            layout,
+            scratch_at,
+            cache: vec![HashMap::new()],
+            stats: LowerStats::default(),
+        };
+        let mut b = Builder::new(name);
+        b.buffer("theta", Ty::F64, Access::Read);
+        b.buffer(out_name, Ty::F64, Access::Write);
+        b.buffer("scratch", Ty::F64, Access::ReadWrite);
+        for d in g.data() {
+            b.buffer(sanitize(&d.name), Ty::F64, Access::Read);
+        }
+        lw.stats.buffers = 3 + g.data().len();
+        for group in lw.plan.groups(g) {
+            if group.len() == 1 {
+                lw.materialise(&mut b, group[0])?;
+            } else {
+                lw.fused(&mut b, &group)?;
+            }
+        }
+        Ok((lw, b))
+    }
 }
 
 fn sanitize(name: &str) -> String {

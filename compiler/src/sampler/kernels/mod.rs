@@ -3,10 +3,12 @@
 
 mod hmc;
 mod mala;
+mod nuts;
 mod sg;
 
 pub use hmc::Hmc;
 pub use mala::Mala;
+pub use nuts::Nuts;
 pub use sg::{Sghmc, Sgld};
 
 use crux_ir::kernel::{Builder, CmpOp, Value};

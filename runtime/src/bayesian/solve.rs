@@ -1,0 +1,584 @@
+//! The solve driver: one fused chunk function for all sampled models, one
+//! buffer set per chain, chains on threads, chunks between progress lines.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crux_compiler::backend::clif::{self, ClifOptions};
+use crux_compiler::backend::{Executable, Interpreter};
+use crux_compiler::lower::lower_log_density;
+use crux_compiler::pipeline::CompileError;
+use crux_compiler::sampler::{build_chunk, DiagKind, ModelPlan};
+use crux_ir::kernel::{Buffer, Scalar};
+use crux_ir::rng::{normal, stream, Purpose};
+use ndarray::{Array2, ArrayD, IxDyn};
+
+use super::posterior::{Diagnostics, LeafSamples, Posterior};
+use super::Resolved;
+use crate::compiled::Backend;
+use crate::error::{Error, Result};
+use crate::param::Param;
+use crate::problem::Crux;
+
+/// The most sweeps one solve may run (draw counters keep the sweep in
+/// 23 bits).
+pub const MAX_SWEEPS: usize = 1 << 23;
+
+/// How a solve runs.
+#[derive(Clone, Debug)]
+pub struct SolveOptions {
+    backend: Backend,
+    threads: Option<usize>,
+    quiet: bool,
+    chunk: Option<usize>,
+}
+
+impl Default for SolveOptions {
+    fn default() -> Self {
+        SolveOptions {
+            backend: Backend::Cranelift,
+            threads: None,
+            quiet: false,
+            chunk: None,
+        }
+    }
+}
+
+impl SolveOptions {
+    /// Where the chunk function runs (default Cranelift).
+    pub fn backend(mut self, b: Backend) -> Self {
+        self.backend = b;
+        self
+    }
+    /// Worker threads for the chains (default: the machine's cores, at most
+    /// one per chain). Draws do not depend on it.
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = Some(n.max(1));
+        self
+    }
+    /// No log lines on stderr.
+    pub fn quiet(mut self) -> Self {
+        self.quiet = true;
+        self
+    }
+    /// Sweeps per call of the chunk function (default: a tenth of the run,
+    /// at least 10). Draws do not depend on it.
+    pub fn chunk_sweeps(mut self, n: usize) -> Self {
+        self.chunk = Some(n.max(1));
+        self
+    }
+}
+
+/// Per-model summary of a solve.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelReport {
+    /// Model name.
+    pub name: String,
+    /// Kernel name.
+    pub kernel: String,
+    /// Draws kept per chain.
+    pub num_draws: usize,
+    /// Divergent kept transitions, all chains (HMC family).
+    pub divergences: Option<usize>,
+    /// Mean acceptance statistic of kept transitions.
+    pub mean_acceptance: Option<f64>,
+    /// Mean energy of kept transitions (HMC family).
+    pub mean_energy: Option<f64>,
+    /// Final step size per chain.
+    pub step_size: Vec<f64>,
+}
+
+/// What a solve did and how long it took.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Solution {
+    /// Backend that ran the chains.
+    pub backend: Backend,
+    /// Chains.
+    pub num_chains: usize,
+    /// Sweeps per chain.
+    pub sweeps: usize,
+    /// Sweeps of warmup (the longest model's).
+    pub warmup_sweeps: usize,
+    /// Tracing, differentiation, optimisation, lowering and code generation.
+    pub compile_seconds: f64,
+    /// Wall time of the warmup sweeps, all chains.
+    pub warmup_seconds: f64,
+    /// Wall time of the sampling sweeps, all chains.
+    pub sampling_seconds: f64,
+    /// Gradient evaluations during warmup, all chains and models.
+    pub grad_evals_warmup: u64,
+    /// Gradient evaluations during sampling, all chains and models.
+    pub grad_evals: u64,
+    /// Threads used.
+    pub threads: usize,
+    /// Per sampled model, in solve order.
+    pub models: Vec<ModelReport>,
+}
+
+struct Sampled {
+    name: String,
+    id: crate::ids::ModelId,
+    leaves: Vec<Param>,
+    cfg: Resolved,
+    offset: usize,
+    len: usize,
+}
+
+enum Exe {
+    Interp(Interpreter),
+    Clif(Box<clif::ClifKernel>),
+}
+
+impl Exe {
+    fn get(&self) -> &(dyn Executable + Sync) {
+        match self {
+            Exe::Interp(i) => i,
+            Exe::Clif(k) => &**k,
+        }
+    }
+}
+
+fn f64s(b: &Buffer) -> &[f64] {
+    match b {
+        Buffer::F64(v) => v,
+        _ => &[],
+    }
+}
+
+impl Crux {
+    /// Samples every model that has a `.bayesian(..)` configuration, for
+    /// `epochs` sweeps: warmup first, then one draw every `thin` sweeps
+    /// until `keep` (fewer draws if `epochs` ends earlier). Models without
+    /// a configuration stay at their current values. Afterwards each
+    /// sampled model holds chain 0's last position and its posterior.
+    pub fn solve(&self, epochs: usize) -> Result<Solution> {
+        self.solve_with(epochs, &SolveOptions::default())
+    }
+
+    /// [`Crux::solve`] with options (backend, threads, logging, chunking).
+    pub fn solve_with(&self, epochs: usize, opts: &SolveOptions) -> Result<Solution> {
+        let log = |msg: String| {
+            if !opts.quiet {
+                eprintln!("INFO: {msg}");
+            }
+        };
+        let t_compile = Instant::now();
+        let mut sampled = Vec::new();
+        let mut offset = 0;
+        for m in self.models() {
+            let Some(cfg) = m.leaves[0].cell().config() else {
+                continue;
+            };
+            let mut leaves = m.leaves.clone();
+            leaves.sort_by_key(Param::leaf_id);
+            let len: usize = leaves.iter().map(Param::len).sum();
+            let mut cfg = cfg.resolve(&m.name, len)?;
+            let sweeps_needed = cfg.warmup + cfg.keep * cfg.thin;
+            if epochs < sweeps_needed {
+                let avail = epochs.saturating_sub(cfg.warmup) / cfg.thin;
+                if avail == 0 {
+                    return Err(Error::Bayesian {
+                        model: m.name.clone(),
+                        reason: format!(
+                            "{epochs} epochs leave no draw after warmup {} with thin {}: solve at least {} epochs (warmup + keep·thin = {sweeps_needed})",
+                            cfg.warmup, cfg.thin, cfg.warmup + cfg.thin
+                        ),
+                    });
+                }
+                cfg.keep = cfg.keep.min(avail);
+            }
+            sampled.push(Sampled {
+                name: m.name.clone(),
+                id: m.id,
+                leaves,
+                cfg,
+                offset,
+                len,
+            });
+            offset += len;
+        }
+        if sampled.is_empty() {
+            return Err(Error::NoBayesianModel);
+        }
+        let dim = offset;
+        let k = sampled[0].cfg.num_chains;
+        if sampled.iter().any(|s| s.cfg.num_chains != k) {
+            let list: Vec<String> = sampled
+                .iter()
+                .map(|s| format!("{}={}", s.name, s.cfg.num_chains))
+                .collect();
+            return Err(Error::MismatchedChains(format!("[{}]", list.join(", "))));
+        }
+        for s in &sampled {
+            let fields: Vec<&str> = s.cfg.kernel.diagnostics().iter().map(|f| f.name).collect();
+            let diag = if fields.is_empty() {
+                "none (kernel has no info record)".to_string()
+            } else {
+                fields.join(", ")
+            };
+            log(format!(
+                "Model '{}': Bayesian sampling via '{}' (warmup={}, keep={}, thin={}, adapt={}, chains={k}, diagnostics={diag})",
+                s.name,
+                s.cfg.kernel.name(),
+                s.cfg.warmup,
+                s.cfg.keep,
+                s.cfg.thin,
+                s.cfg.adapt
+            ));
+        }
+
+        // One conditional log-density per model over the whole θ.
+        let mut plans = Vec::new();
+        for (i, s) in sampled.iter().enumerate() {
+            let mut b = self.log_density().likelihood_scale(s.cfg.likelihood_scale);
+            for (j, o) in sampled.iter().enumerate() {
+                let prior = (i == j).then(|| s.cfg.prior.clone());
+                b = b.slot(&o.name, o.id, &o.leaves, prior);
+            }
+            let ld = b.build()?;
+            let lowered = lower_log_density(ld.graph(), &format!("logp_{i}"))
+                .map_err(|e| Error::Compile(CompileError::Lower(e)))?;
+            plans.push(ModelPlan {
+                name: s.name.clone(),
+                kernel: s.cfg.kernel.clone(),
+                target: lowered,
+                offset: s.offset,
+                len: s.len,
+                warmup: s.cfg.warmup,
+                keep: s.cfg.keep,
+                thin: s.cfg.thin,
+                adapt: s.cfg.adapt,
+            });
+        }
+        let chunk = build_chunk(dim, &plans).map_err(|e| Error::Bayesian {
+            model: sampled[0].name.clone(),
+            reason: format!("the sampler kernel is invalid: {e}"),
+        })?;
+        let sweeps = chunk.sweeps;
+        if sweeps > MAX_SWEEPS {
+            return Err(Error::Bayesian {
+                model: sampled[0].name.clone(),
+                reason: format!(
+                    "{sweeps} sweeps exceed the limit of {MAX_SWEEPS}: lower warmup, keep or thin"
+                ),
+            });
+        }
+        let exe = match opts.backend {
+            Backend::Interpreter => Exe::Interp(Interpreter {
+                function: chunk.function.clone(),
+                fuel: u64::MAX,
+            }),
+            Backend::Cranelift => Exe::Clif(Box::new(
+                clif::compile(&chunk.function, &ClifOptions::default())
+                    .map_err(|e| Error::Compile(CompileError::Backend(e)))?,
+            )),
+        };
+        let compile_seconds = t_compile.elapsed().as_secs_f64();
+
+        // Per-chain buffers.
+        let seed = self.seed();
+        let mut chains: Vec<Mutex<Vec<Buffer>>> = Vec::with_capacity(k);
+        for c in 0..k {
+            let mut state = vec![0.0; chunk.state.len];
+            for (s, slots) in sampled.iter().zip(&chunk.models) {
+                let mut at = chunk.theta + s.offset;
+                for p in &s.leaves {
+                    for v in p.values() {
+                        state[at] = v;
+                        at += 1;
+                    }
+                }
+                if s.cfg.init_jitter > 0.0 {
+                    let st = stream(Purpose::Sampler, c as u64);
+                    for j in 0..s.len {
+                        let z = normal(seed, st, (1 << 63) | (s.offset + j) as u64);
+                        state[chunk.theta + s.offset + j] += s.cfg.init_jitter * z;
+                    }
+                }
+                state[slots.step_size] = s.cfg.step_size;
+                state[slots.inverse_mass..slots.inverse_mass + s.len]
+                    .copy_from_slice(&s.cfg.inverse_mass);
+            }
+            let mut bufs = vec![
+                Buffer::F64(state),
+                Buffer::F64(vec![0.0; chunk.work_len]),
+                Buffer::F64(vec![0.0; chunk.draws_len]),
+                Buffer::F64(vec![0.0; chunk.diag_len]),
+            ];
+            bufs.extend(chunk.data.iter().map(|d| Buffer::F64(d.clone())));
+            chains.push(Mutex::new(bufs));
+        }
+
+        let threads = opts
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .min(k)
+            .max(1);
+        let warmup_sweeps = sampled
+            .iter()
+            .map(|s| s.cfg.warmup)
+            .max()
+            .unwrap_or(0)
+            .min(sweeps);
+        let chunk_len = opts.chunk.unwrap_or((sweeps / 10).max(10));
+        log(format!(
+            "MCMC: one fused chunk function per chain ({:?}), {warmup_sweeps} warmup sweeps + {} sampling sweeps, chunks of {chunk_len} sweeps, {k} chain(s) on {threads} thread(s)",
+            opts.backend,
+            sweeps - warmup_sweeps
+        ));
+        let progress = Progress {
+            done: AtomicUsize::new(0),
+            total: k * sweeps,
+            quiet: opts.quiet,
+            start: Instant::now(),
+        };
+        let grad_evals = |chains: &[Mutex<Vec<Buffer>>]| -> u64 {
+            chains
+                .iter()
+                .map(|c| {
+                    let bufs = c.lock().unwrap_or_else(|e| e.into_inner());
+                    let st = f64s(&bufs[0]);
+                    chunk
+                        .models
+                        .iter()
+                        .map(|m| st[m.grad_evals] as u64)
+                        .sum::<u64>()
+                })
+                .sum()
+        };
+        let t = Instant::now();
+        run_phase(
+            &exe,
+            &chains,
+            seed,
+            0,
+            warmup_sweeps,
+            chunk_len,
+            threads,
+            &progress,
+        )?;
+        let warmup_seconds = t.elapsed().as_secs_f64();
+        let grad_evals_warmup = grad_evals(&chains);
+        let t = Instant::now();
+        run_phase(
+            &exe,
+            &chains,
+            seed,
+            warmup_sweeps,
+            sweeps,
+            chunk_len,
+            threads,
+            &progress,
+        )?;
+        let sampling_seconds = t.elapsed().as_secs_f64();
+        let grad_evals_total = grad_evals(&chains);
+
+        let bufs: Vec<Vec<Buffer>> = chains
+            .into_iter()
+            .map(|c| c.into_inner().unwrap_or_else(|e| e.into_inner()))
+            .collect();
+        let mut reports = Vec::new();
+        for (s, slots) in sampled.iter().zip(&chunk.models) {
+            let post = posterior(s, slots, &bufs);
+            reports.push(report(&post, s));
+            // The model holds chain 0's last position.
+            let st = f64s(&bufs[0][0]);
+            let mut at = chunk.theta + s.offset;
+            for p in &s.leaves {
+                p.set_values(&st[at..at + p.len()])?;
+                at += p.len();
+            }
+            s.leaves[0].cell().set_posterior(Some(Arc::new(post)));
+        }
+        for r in &reports {
+            let mut parts = Vec::new();
+            if let Some(d) = r.divergences {
+                let total = r.num_draws * k;
+                parts.push(format!(
+                    "{d}/{total} divergent ({:.2}%)",
+                    100.0 * d as f64 / total as f64
+                ));
+            }
+            if let Some(a) = r.mean_acceptance {
+                parts.push(format!("mean_accept={a:.3}"));
+            }
+            if let Some(e) = r.mean_energy {
+                parts.push(format!("mean_energy={e:.3}"));
+            }
+            if parts.is_empty() {
+                parts.push(format!("{} draws", r.num_draws));
+            }
+            log(format!("Model '{}': {}", r.name, parts.join(", ")));
+        }
+        Ok(Solution {
+            backend: opts.backend,
+            num_chains: k,
+            sweeps,
+            warmup_sweeps,
+            compile_seconds,
+            warmup_seconds,
+            sampling_seconds,
+            grad_evals_warmup,
+            grad_evals: grad_evals_total - grad_evals_warmup,
+            threads,
+            models: reports,
+        })
+    }
+}
+
+struct Progress {
+    done: AtomicUsize,
+    total: usize,
+    quiet: bool,
+    start: Instant,
+}
+
+impl Progress {
+    fn add(&self, n: usize) {
+        let before = self.done.fetch_add(n, Ordering::Relaxed);
+        let after = before + n;
+        let tenth = |x: usize| x * 10 / self.total.max(1);
+        if !self.quiet && tenth(after) > tenth(before) {
+            eprintln!(
+                "INFO: sampling {:>3}% ({after}/{} chain-sweeps, {:.2} s)",
+                tenth(after) * 10,
+                self.total,
+                self.start.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
+/// Runs sweeps `lo..hi` of every chain, chains spread over `threads`.
+#[allow(clippy::too_many_arguments)]
+fn run_phase(
+    exe: &Exe,
+    chains: &[Mutex<Vec<Buffer>>],
+    seed: u64,
+    lo: usize,
+    hi: usize,
+    chunk_len: usize,
+    threads: usize,
+    progress: &Progress,
+) -> Result<()> {
+    if lo >= hi {
+        return Ok(());
+    }
+    let next = AtomicUsize::new(0);
+    let failure: Mutex<Option<Error>> = Mutex::new(None);
+    let work = || loop {
+        let c = next.fetch_add(1, Ordering::Relaxed);
+        if c >= chains.len() {
+            break;
+        }
+        let mut bufs = chains[c].lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = lo;
+        while s < hi {
+            let e = (s + chunk_len).min(hi);
+            let args = [
+                Scalar::I64(seed as i64),
+                Scalar::I64(c as i64),
+                Scalar::I64(s as i64),
+                Scalar::I64(e as i64),
+            ];
+            if let Err(err) = exe.get().call(&args, &mut bufs) {
+                failure
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_or_insert(Error::Compile(CompileError::Backend(err)));
+                return;
+            }
+            progress.add(e - s);
+            s = e;
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(work);
+        }
+        work();
+    });
+    match failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn posterior(
+    s: &Sampled,
+    slots: &crux_compiler::sampler::ModelSlots,
+    bufs: &[Vec<Buffer>],
+) -> Posterior {
+    let k = bufs.len();
+    let n = s.cfg.keep;
+    let mut leaves = Vec::new();
+    let mut at = 0;
+    for p in &s.leaves {
+        let mut shape = vec![k, n];
+        shape.extend(p.shape());
+        let mut data = Vec::with_capacity(k * n * p.len());
+        for b in bufs {
+            let draws = f64s(&b[2]);
+            for d in 0..n {
+                let row = slots.draws + d * s.len + at;
+                data.extend_from_slice(&draws[row..row + p.len()]);
+            }
+        }
+        leaves.push(LeafSamples {
+            name: p.name().to_string(),
+            samples: ArrayD::from_shape_vec(IxDyn(&shape), data).expect("k · n · len entries"),
+        });
+        at += p.len();
+    }
+    let nf = slots.fields.len();
+    let diagnostics = (nf > 0).then(|| {
+        Diagnostics::new(
+            slots
+                .fields
+                .iter()
+                .enumerate()
+                .map(|(j, f)| {
+                    let a = Array2::from_shape_fn((k, n), |(c, d)| {
+                        let v = f64s(&bufs[c][3])[slots.diag + d * nf + j];
+                        match f.kind {
+                            DiagKind::Bool => (v != 0.0) as u8 as f64,
+                            DiagKind::Float | DiagKind::Int => v,
+                        }
+                    });
+                    (f.name.to_string(), a)
+                })
+                .collect(),
+        )
+    });
+    Posterior {
+        model: s.name.clone(),
+        kernel: s.cfg.kernel.name().to_string(),
+        leaves,
+        diagnostics,
+        step_size: bufs.iter().map(|b| f64s(&b[0])[slots.step_size]).collect(),
+        inverse_mass: bufs
+            .iter()
+            .map(|b| f64s(&b[0])[slots.inverse_mass..slots.inverse_mass + s.len].to_vec())
+            .collect(),
+    }
+}
+
+fn report(p: &Posterior, s: &Sampled) -> ModelReport {
+    let d = p.diagnostics.as_ref();
+    let mean = |a: ndarray::ArrayView2<'_, f64>| {
+        let v: Vec<f64> = a.iter().copied().filter(|x| x.is_finite()).collect();
+        v.iter().sum::<f64>() / v.len().max(1) as f64
+    };
+    ModelReport {
+        name: s.name.clone(),
+        kernel: p.kernel.clone(),
+        num_draws: s.cfg.keep,
+        divergences: d
+            .and_then(|d| d.get("is_divergent"))
+            .map(|a| a.iter().filter(|x| **x != 0.0).count()),
+        mean_acceptance: d.and_then(|d| d.acceptance_rate()).map(mean),
+        mean_energy: d.and_then(|d| d.energy()).map(mean),
+        step_size: p.step_size.clone(),
+    }
+}
