@@ -46,7 +46,9 @@ mod prior;
 mod problem;
 mod trace;
 
-pub use bayesian::{Bayesian, InverseMass, KernelChoice, Posterior, Solution, SolveOptions};
+pub use bayesian::{
+    Bayesian, InverseMass, KernelChoice, Posterior, Samples, Solution, SolveOptions,
+};
 pub use compiled::{Backend, CompiledLogDensity, Workspace};
 pub use constraint::{Constraint, Reduction};
 pub use domain::Domain;

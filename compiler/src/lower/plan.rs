@@ -40,7 +40,26 @@ impl Plan {
             let scalar_or_tensor =
                 !n.shape.0.is_empty() || matches!(n.op, Op::Sum { .. } | Op::ReduceMax { .. });
             match n.op {
-                Op::Sum { .. } | Op::ReduceMax { .. } | Op::MatMul => mat[i] = true,
+                Op::MatMul => {
+                    mat[i] = true;
+                    // Each operand entry is read once per row / column of
+                    // the other: inlining an expensive operand would
+                    // recompute it that many times (a network's forward
+                    // pass, layer after layer, grows geometrically).
+                    for a in &n.args {
+                        if !is_cheap(&g.node(*a).op) {
+                            mat[a.index()] = true;
+                        }
+                    }
+                }
+                Op::Broadcast => {
+                    // Likewise an expensive value broadcast to more entries.
+                    let a = n.args[0];
+                    if !is_cheap(&g.node(a).op) && g.node(a).shape.numel() < n.shape.numel() {
+                        mat[a.index()] = true;
+                    }
+                }
+                Op::Sum { .. } | Op::ReduceMax { .. } => mat[i] = true,
                 Op::Reshape => {
                     let a = n.args[0];
                     if !g.node(a).op.is_leaf() {

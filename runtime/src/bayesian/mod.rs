@@ -24,6 +24,7 @@
 //! # }
 //! ```
 
+mod eval;
 mod posterior;
 mod solve;
 
@@ -32,6 +33,7 @@ use std::sync::{Arc, RwLock};
 use crux_compiler::sampler::kernels::{Hmc, Mala, Nuts, Sghmc, Sgld};
 use crux_compiler::sampler::{Family, Kernel};
 
+pub use eval::Samples;
 pub use posterior::{Diagnostics, LeafSamples, Posterior};
 pub use solve::{ModelReport, Solution, SolveOptions};
 
