@@ -1,0 +1,414 @@
+//! Validation of `.bayesian(..)` configurations at solve time: every invalid
+//! option is refused with an error that names the model and the fix, and the
+//! schedule options (warmup, keep, thin, epochs) shape the posterior as
+//! documented. Each test builds a fresh `Quickstart`.
+
+use crux::{Bayesian, Error, InverseMass, Param, Solution, SolveOptions};
+use crux_samples::problems::Quickstart;
+
+fn quick() -> Quickstart {
+    Quickstart::new(7).unwrap()
+}
+
+fn solve(q: &Quickstart, epochs: usize) -> crux::Result<Solution> {
+    q.problem
+        .solve_with(epochs, &SolveOptions::default().quiet())
+}
+
+/// Configures only `a` with `config`, solves and returns the error, which
+/// must be `Error::Bayesian` for model `a`; checks that its Display text
+/// names the model and contains every one of `needles`.
+fn refused_on_a(config: Bayesian, epochs: usize, needles: &[&str]) -> String {
+    let q = quick();
+    q.a.bayesian(config);
+    let err = solve(&q, epochs).expect_err("the configuration should be refused");
+    assert!(
+        matches!(&err, Error::Bayesian { model, .. } if model == "a"),
+        "expected Error::Bayesian for model `a`, got {err:?}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains("model `a`"), "message names the model: {msg}");
+    for n in needles {
+        assert!(msg.contains(n), "message should contain `{n}`: {msg}");
+    }
+    assert!(
+        q.a.posterior().is_none(),
+        "no posterior after a refused solve"
+    );
+    msg
+}
+
+fn small(b: Bayesian) -> Bayesian {
+    b.warmup(50).keep(50)
+}
+
+// ---------------------------------------------------------------- step size
+
+#[test]
+fn mala_needs_step_size() {
+    refused_on_a(
+        small(Bayesian::mala()),
+        100,
+        &["`mala` requires a step_size", ".step_size(..)"],
+    );
+}
+
+#[test]
+fn sgld_needs_step_size() {
+    refused_on_a(
+        small(Bayesian::sgld()),
+        100,
+        &["`sgld` requires a step_size", ".step_size(..)"],
+    );
+}
+
+#[test]
+fn sghmc_needs_step_size() {
+    refused_on_a(
+        small(Bayesian::sghmc()),
+        100,
+        &["`sghmc` requires a step_size", ".step_size(..)"],
+    );
+}
+
+#[test]
+fn nuts_without_adapt_needs_step_size() {
+    refused_on_a(
+        small(Bayesian::nuts()).adapt(false),
+        100,
+        &[
+            "`nuts` requires a step_size",
+            ".step_size(..)",
+            "adapt=false",
+        ],
+    );
+}
+
+#[test]
+fn nuts_without_warmup_needs_step_size() {
+    refused_on_a(
+        Bayesian::nuts().warmup(0).keep(50),
+        100,
+        &["`nuts` requires a step_size", ".step_size(..)", "warmup=0"],
+    );
+}
+
+#[test]
+fn nuts_with_adapt_and_warmup_chooses_step_size() {
+    let q = quick();
+    q.a.bayesian(Bayesian::nuts().warmup(100).keep(60));
+    let sol = solve(&q, 160).unwrap();
+    assert_eq!(sol.num_chains, 1);
+    assert_eq!(sol.models.len(), 1);
+    assert_eq!(sol.models[0].num_draws, 60);
+    let samples = q.a.posterior_samples().unwrap();
+    assert_eq!(samples.shape(), &[1, 60, 1]);
+    let post = q.a.posterior().unwrap();
+    assert_eq!(post.step_size.len(), 1);
+    let eps = post.step_size[0];
+    assert!(eps.is_finite() && eps > 0.0, "adapted step size {eps}");
+    assert_ne!(eps, 1.0, "adaptation should move the step size off 1.0");
+}
+
+// ----------------------------------------------------- schedule and scalars
+
+#[test]
+fn keep_zero_is_refused() {
+    refused_on_a(
+        Bayesian::nuts().warmup(10).keep(0),
+        100,
+        &["keep >= 1", "keep=0"],
+    );
+}
+
+#[test]
+fn thin_zero_is_refused() {
+    refused_on_a(
+        small(Bayesian::nuts()).thin(0),
+        100,
+        &["thin >= 1", "thin=0"],
+    );
+}
+
+#[test]
+fn negative_warmup_is_refused() {
+    refused_on_a(
+        Bayesian::nuts().warmup(-1).keep(10),
+        100,
+        &["warmup >= 0", "warmup=-1"],
+    );
+}
+
+#[test]
+fn zero_chains_is_refused() {
+    refused_on_a(
+        small(Bayesian::nuts()).num_chains(0),
+        100,
+        &["num_chains must be >= 1", "got 0"],
+    );
+}
+
+#[test]
+fn zero_likelihood_scale_is_refused() {
+    refused_on_a(
+        small(Bayesian::nuts()).likelihood_scale(0.0),
+        100,
+        &["likelihood_scale must be positive", "got 0"],
+    );
+}
+
+#[test]
+fn nan_likelihood_scale_is_refused() {
+    refused_on_a(
+        small(Bayesian::nuts()).likelihood_scale(f64::NAN),
+        100,
+        &["likelihood_scale must be positive", "NaN"],
+    );
+}
+
+#[test]
+fn negative_init_jitter_is_refused() {
+    refused_on_a(
+        small(Bayesian::nuts()).init_jitter(-1.0),
+        100,
+        &["init_jitter must be finite and >= 0", "got -1"],
+    );
+}
+
+#[test]
+fn negative_step_size_is_refused() {
+    refused_on_a(
+        small(Bayesian::nuts()).step_size(-1.0),
+        100,
+        &["step_size must be finite and > 0", "got -1"],
+    );
+}
+
+#[test]
+fn nan_step_size_is_refused() {
+    refused_on_a(
+        small(Bayesian::mala()).step_size(f64::NAN),
+        100,
+        &["step_size must be finite and > 0", "NaN"],
+    );
+}
+
+// ------------------------------------------------------ inverse mass matrix
+
+#[test]
+fn per_entry_inverse_mass_of_wrong_length_is_refused() {
+    refused_on_a(
+        small(Bayesian::nuts()).inverse_mass_matrix(InverseMass::PerEntry(vec![1.0, 2.0])),
+        100,
+        &["inverse_mass_matrix has 2 entries, the model has 1"],
+    );
+}
+
+#[test]
+fn zero_scalar_inverse_mass_is_refused() {
+    refused_on_a(
+        small(Bayesian::nuts()).inverse_mass_matrix(InverseMass::Scalar(0.0)),
+        100,
+        &[
+            "inverse_mass_matrix entries must be finite and > 0",
+            "got 0",
+        ],
+    );
+}
+
+#[test]
+fn inverse_mass_on_mala_is_refused() {
+    refused_on_a(
+        small(Bayesian::mala())
+            .step_size(1e-2)
+            .inverse_mass_matrix(InverseMass::Scalar(1.0)),
+        100,
+        &["kernel `mala` takes no inverse_mass_matrix"],
+    );
+}
+
+// ------------------------------------------------------ kernel-only options
+
+#[test]
+fn integration_steps_on_nuts_is_refused() {
+    refused_on_a(
+        small(Bayesian::nuts()).num_integration_steps(5),
+        100,
+        &[
+            "kernel `nuts` takes no num_integration_steps",
+            "only hmc and sghmc",
+        ],
+    );
+}
+
+#[test]
+fn integration_steps_on_mala_is_refused() {
+    refused_on_a(
+        small(Bayesian::mala())
+            .step_size(1e-2)
+            .num_integration_steps(5),
+        100,
+        &[
+            "kernel `mala` takes no num_integration_steps",
+            "only hmc and sghmc",
+        ],
+    );
+}
+
+#[test]
+fn alpha_on_hmc_is_refused() {
+    refused_on_a(
+        small(Bayesian::hmc(5)).step_size(1e-2).alpha(0.1),
+        100,
+        &["kernel `hmc` takes no alpha/beta", "only sghmc"],
+    );
+}
+
+#[test]
+fn hmc_with_zero_steps_is_refused() {
+    refused_on_a(
+        small(Bayesian::hmc(0)).step_size(1e-2),
+        100,
+        &["num_integration_steps must be in 1..=1000000", "got 0"],
+    );
+}
+
+// ---------------------------------------------------------- whole-problem
+
+#[test]
+fn mismatched_chains_are_refused() {
+    let q = quick();
+    q.a.bayesian(small(Bayesian::nuts()).num_chains(1));
+    q.b.bayesian(small(Bayesian::nuts()).num_chains(2));
+    let err = solve(&q, 100).unwrap_err();
+    assert!(
+        matches!(&err, Error::MismatchedChains(_)),
+        "expected MismatchedChains, got {err:?}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains("a=1"), "names a and its chains: {msg}");
+    assert!(msg.contains("b=2"), "names b and its chains: {msg}");
+    assert!(msg.contains(".num_chains(k)"), "names the fix: {msg}");
+}
+
+#[test]
+fn no_model_configured_is_refused() {
+    let q = quick();
+    let err = solve(&q, 100).unwrap_err();
+    assert!(
+        matches!(err, Error::NoBayesianModel),
+        "expected NoBayesianModel, got {err:?}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains(".bayesian("), "names the fix: {msg}");
+    assert!(msg.contains("before `solve`"), "names the fix: {msg}");
+}
+
+// ------------------------------------------------------------------ epochs
+
+#[test]
+fn too_few_epochs_are_refused() {
+    // warmup 20 + thin 3 = 23 epochs are the minimum for one draw.
+    let msg = refused_on_a(
+        Bayesian::nuts().warmup(20).keep(10).thin(3),
+        22,
+        &["22 epochs leave no draw", "solve at least 23 epochs"],
+    );
+    assert!(msg.contains("warmup 20"), "{msg}");
+}
+
+#[test]
+fn fewer_epochs_keep_fewer_draws() {
+    let q = quick();
+    let (warmup, keep, thin) = (20usize, 100usize, 2usize);
+    q.a.bayesian(
+        Bayesian::nuts()
+            .warmup(warmup as i64)
+            .keep(keep as i64)
+            .thin(thin as i64),
+    );
+    let epochs = 71; // between warmup + thin = 22 and warmup + keep·thin = 220
+    let sol = solve(&q, epochs).unwrap();
+    let draws = (epochs - warmup) / thin; // 25
+    assert_eq!(draws, 25);
+    assert_eq!(sol.models[0].num_draws, draws);
+    assert_eq!(q.a.posterior().unwrap().num_draws(), draws);
+    assert_eq!(q.a.posterior_samples().unwrap().shape(), &[1, draws, 1]);
+}
+
+#[test]
+fn thin_keeps_the_requested_draws() {
+    let q = quick();
+    q.a.bayesian(Bayesian::nuts().warmup(50).keep(50).thin(3));
+    let sol = solve(&q, 50 + 50 * 3).unwrap();
+    assert_eq!(sol.models[0].num_draws, 50);
+    assert_eq!(q.a.posterior_samples().unwrap().shape(), &[1, 50, 1]);
+}
+
+// ----------------------------------------------------- what a solve leaves
+
+fn nuts_diagnostics_shape(p: &Param, keep: usize) {
+    let d = p.posterior_diagnostics().expect("NUTS records diagnostics");
+    for field in [
+        "is_divergent",
+        "acceptance_rate",
+        "energy",
+        "tree_depth",
+        "num_integration_steps",
+    ] {
+        let a = d
+            .get(field)
+            .unwrap_or_else(|| panic!("missing field {field}: {:?}", d.names()));
+        assert_eq!(a.dim(), (1, keep), "shape of {field}");
+        assert!(a.iter().all(|x| x.is_finite()), "{field} finite");
+    }
+}
+
+#[test]
+fn unsampled_model_stays_fixed() {
+    let q = quick();
+    q.b.set_values(&[-2.0]).unwrap();
+    q.a.bayesian(Bayesian::nuts().warmup(50).keep(40));
+    let sol = solve(&q, 90).unwrap();
+    assert_eq!(sol.models.len(), 1);
+    assert_eq!(sol.models[0].name, "a");
+    assert_eq!(q.b.values(), vec![-2.0]);
+    assert!(q.b.posterior_samples().is_none());
+    assert!(q.b.posterior().is_none());
+    assert_eq!(q.a.posterior_samples().unwrap().shape(), &[1, 40, 1]);
+    nuts_diagnostics_shape(&q.a, 40);
+}
+
+#[test]
+fn sgld_has_no_diagnostics() {
+    let q = quick();
+    q.a.bayesian(Bayesian::sgld().step_size(1e-4).warmup(20).keep(30));
+    solve(&q, 50).unwrap();
+    assert_eq!(q.a.posterior_samples().unwrap().shape(), &[1, 30, 1]);
+    assert!(q.a.posterior_diagnostics().is_none());
+}
+
+#[test]
+fn model_holds_last_draw_of_chain_zero() {
+    let q = quick();
+    for p in [&q.a, &q.b] {
+        p.bayesian(
+            Bayesian::nuts()
+                .warmup(50)
+                .keep(30)
+                .num_chains(2)
+                .init_jitter(0.1),
+        );
+    }
+    solve(&q, 80).unwrap();
+    for p in [&q.a, &q.b] {
+        let s = p.posterior_samples().unwrap();
+        assert_eq!(s.shape(), &[2, 30, 1]);
+        assert_eq!(
+            p.values(),
+            vec![s[[0, 29, 0]]],
+            "{} holds chain 0's last draw",
+            p.name()
+        );
+    }
+}
