@@ -1083,3 +1083,7 @@ fn cranelift(f: &Function) -> Result<ClifKernel, BackendError> {
 // One line per backend.
 conformance_suite!(interp, |f| Ok(Box::new(interpreter(f))));
 conformance_suite!(clif, |f| Ok(Box::new(cranelift(f)?)));
+conformance_suite!(clif_fast, |f| Ok(Box::new(clif_compile(
+    f,
+    &ClifOptions::default().fast_compile()
+)?)));

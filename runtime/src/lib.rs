@@ -47,7 +47,7 @@ mod problem;
 mod trace;
 
 pub use bayesian::{
-    Bayesian, InverseMass, KernelChoice, Posterior, Samples, Solution, SolveOptions,
+    Bayesian, InverseMass, KernelChoice, Posterior, Samples, Solution, SolveOptions, Tiering,
 };
 pub use compiled::{Backend, CompiledLogDensity, Workspace};
 pub use constraint::{Constraint, Reduction};

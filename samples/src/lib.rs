@@ -84,6 +84,10 @@ pub struct SampleArgs {
     /// Write the chains (chain, draw, ...) and the problem's data here.
     #[arg(long, value_name = "PATH")]
     pub npz: Option<std::path::PathBuf>,
+    /// Which Cranelift code runs the chains (auto: baseline first,
+    /// optimised in the background when the run is long enough).
+    #[arg(long, value_enum, default_value_t = TieringArg::Auto)]
+    pub tiering: TieringArg,
     /// Worker threads (default: the machine's cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -101,12 +105,28 @@ pub enum BackendArg {
     Cranelift,
 }
 
+/// `--tiering` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TieringArg {
+    /// Baseline code first, optimised code when it pays off.
+    Auto,
+    /// Baseline code only.
+    Baseline,
+    /// Optimised code only.
+    Optimised,
+}
+
 impl SampleArgs {
     /// The solve options these flags ask for.
     pub fn solve_options(&self) -> crux::SolveOptions {
         let mut o = crux::SolveOptions::default().backend(match self.backend {
             BackendArg::Interp => crux::Backend::Interpreter,
             BackendArg::Cranelift => crux::Backend::Cranelift,
+        });
+        o = o.tiering(match self.tiering {
+            TieringArg::Auto => crux::Tiering::Auto,
+            TieringArg::Baseline => crux::Tiering::Baseline,
+            TieringArg::Optimised => crux::Tiering::Optimised,
         });
         if let Some(t) = self.threads {
             o = o.threads(t);

@@ -93,8 +93,8 @@ fn quickstart_mala_matches_exact_posterior() {
     }
 }
 
-/// Same seed ⇒ the same draws on the interpreter and on Cranelift, with
-/// one or two threads and any chunking.
+/// Same seed ⇒ the same draws on the interpreter and on Cranelift (both
+/// code tiers), with one or two threads and any chunking.
 #[test]
 fn draws_are_identical_across_backends_threads_and_chunks() {
     let run = |opts: SolveOptions| {
@@ -124,8 +124,14 @@ fn draws_are_identical_across_backends_threads_and_chunks() {
         .backend(Backend::Interpreter)
         .threads(2));
     let two = run(SolveOptions::default().threads(2).chunk_sweeps(7));
+    let optimised = run(SolveOptions::default().tiering(crux::Tiering::Optimised));
+    let baseline = run(SolveOptions::default()
+        .tiering(crux::Tiering::Baseline)
+        .chunk_sweeps(3));
     assert_eq!(base, interp);
     assert_eq!(base, two);
+    assert_eq!(base, optimised);
+    assert_eq!(base, baseline);
     // Chains differ from each other.
     assert_ne!(
         base.0.index_axis(ndarray::Axis(0), 0),

@@ -94,12 +94,14 @@ pub const MAX_LOCAL_BYTES: u64 = 1 << 20;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClifOptions {
     bounds_checks: bool,
+    fast_compile: bool,
 }
 
 impl Default for ClifOptions {
     fn default() -> Self {
         ClifOptions {
             bounds_checks: true,
+            fast_compile: false,
         }
     }
 }
@@ -121,7 +123,24 @@ impl ClifOptions {
     pub unsafe fn without_bounds_checks(self) -> Self {
         ClifOptions {
             bounds_checks: false,
+            ..self
         }
+    }
+
+    /// Options that trade code speed for compile speed: Cranelift's
+    /// single-pass register allocator (about 3x faster to compile a sampler
+    /// kernel, about 3x slower to run it). The result is bit-identical:
+    /// only register assignment changes. A baseline tier for short runs.
+    pub fn fast_compile(self) -> Self {
+        ClifOptions {
+            fast_compile: true,
+            ..self
+        }
+    }
+
+    /// Whether [`ClifOptions::fast_compile`] is set.
+    pub fn is_fast_compile(&self) -> bool {
+        self.fast_compile
     }
 }
 
@@ -155,8 +174,9 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, BackendError>) -> Result<T, BackendE
 }
 
 /// The host ISA with crux's settings (`opt_level=speed`, verifier on in
-/// debug builds, inline stack probes).
-fn host_isa(pic: bool) -> Result<OwnedTargetIsa, BackendError> {
+/// debug builds, inline stack probes; single-pass register allocation when
+/// `fast`).
+fn host_isa(pic: bool, fast: bool) -> Result<OwnedTargetIsa, BackendError> {
     let mut fb = settings::builder();
     let verifier = if cfg!(debug_assertions) {
         "true"
@@ -164,8 +184,10 @@ fn host_isa(pic: bool) -> Result<OwnedTargetIsa, BackendError> {
         "false"
     };
     let pic = if pic { "true" } else { "false" };
+    let regalloc = if fast { "single_pass" } else { "backtracking" };
     for (k, v) in [
         ("opt_level", "speed"),
+        ("regalloc_algorithm", regalloc),
         ("enable_verifier", verifier),
         ("is_pic", pic),
         ("use_colocated_libcalls", "false"),
@@ -711,7 +733,7 @@ fn verified_clif(
 
 /// The CLIF of `f` (before Cranelift's optimisations), for dumps.
 pub fn clif_text(f: &Function) -> Result<String, BackendError> {
-    let isa = host_isa(false)?;
+    let isa = host_isa(false, false)?;
     let func = verified_clif(f, &*isa, true)?;
     Ok(func.display().to_string())
 }
@@ -720,7 +742,7 @@ pub fn clif_text(f: &Function) -> Result<String, BackendError> {
 /// exports one function named `f.name` with the calling convention of
 /// [`EntryFn`] (bounds checks on).
 pub fn compile_object(f: &Function) -> Result<Vec<u8>, BackendError> {
-    let isa = host_isa(true)?;
+    let isa = host_isa(true, false)?;
     let func = verified_clif(f, &*isa, true)?;
     guarded(|| {
         let builder = ObjectBuilder::new(isa, f.name.as_str(), default_libcall_names())
@@ -778,7 +800,7 @@ impl std::fmt::Debug for ClifKernel {
 /// Compiles `f` with Cranelift (`opt_level=speed`) into machine code in
 /// this process.
 pub fn compile(f: &Function, opts: &ClifOptions) -> Result<ClifKernel, BackendError> {
-    let isa = host_isa(false)?;
+    let isa = host_isa(false, opts.fast_compile)?;
     let func = verified_clif(f, &*isa, opts.bounds_checks)?;
     jit(f, isa, func)
 }
@@ -1026,7 +1048,7 @@ mod tests {
     #[test]
     #[cfg(debug_assertions)]
     fn cranelift_errors_are_codegen_errors() {
-        let isa = host_isa(false).unwrap();
+        let isa = host_isa(false, false).unwrap();
         let mut func = ir::Function::with_name_signature(
             UserFuncName::testcase("bad"),
             entry_signature(&*isa),

@@ -35,7 +35,7 @@ use crux_compiler::sampler::{Family, Kernel};
 
 pub use eval::Samples;
 pub use posterior::{Diagnostics, LeafSamples, Posterior};
-pub use solve::{ModelReport, Solution, SolveOptions};
+pub use solve::{ModelReport, Solution, SolveOptions, Tiering, MAX_SWEEPS};
 
 use crate::error::{Error, Result};
 use crate::prior::Prior;

@@ -2,7 +2,7 @@
 //! buffer set per chain, chains on threads, chunks between progress lines.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use crux_compiler::backend::clif::{self, ClifOptions};
@@ -25,10 +25,26 @@ use crate::problem::Crux;
 /// 23 bits).
 pub const MAX_SWEEPS: usize = 1 << 23;
 
+/// Which machine code runs the chains on the Cranelift backend. The two
+/// tiers compute the same bits; they differ in compile time and speed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Tiering {
+    /// Start on baseline code; when the run is long enough to pay for it,
+    /// compile optimised code in the background and switch at a chunk
+    /// boundary (short runs finish sooner, long runs run fast).
+    #[default]
+    Auto,
+    /// Baseline code only (fastest to compile).
+    Baseline,
+    /// Optimised code only (compiled before the first sweep).
+    Optimised,
+}
+
 /// How a solve runs.
 #[derive(Clone, Debug)]
 pub struct SolveOptions {
     backend: Backend,
+    tiering: Tiering,
     threads: Option<usize>,
     quiet: bool,
     chunk: Option<usize>,
@@ -38,6 +54,7 @@ impl Default for SolveOptions {
     fn default() -> Self {
         SolveOptions {
             backend: Backend::Cranelift,
+            tiering: Tiering::Auto,
             threads: None,
             quiet: false,
             chunk: None,
@@ -49,6 +66,12 @@ impl SolveOptions {
     /// Where the chunk function runs (default Cranelift).
     pub fn backend(mut self, b: Backend) -> Self {
         self.backend = b;
+        self
+    }
+    /// Which Cranelift code runs the chains (default [`Tiering::Auto`]).
+    /// Draws do not depend on it.
+    pub fn tiering(mut self, t: Tiering) -> Self {
+        self.tiering = t;
         self
     }
     /// Worker threads for the chains (default: the machine's cores, at most
@@ -100,8 +123,12 @@ pub struct Solution {
     pub sweeps: usize,
     /// Sweeps of warmup (the longest model's).
     pub warmup_sweeps: usize,
-    /// Tracing, differentiation, optimisation, lowering and code generation.
+    /// Tracing, differentiation, optimisation, lowering and code generation
+    /// of the code the chains start on.
     pub compile_seconds: f64,
+    /// Background compile time of the optimised tier, when it was built
+    /// while the chains ran (see [`Tiering::Auto`]).
+    pub optimised_compile_seconds: Option<f64>,
     /// Wall time of the warmup sweeps, all chains.
     pub warmup_seconds: f64,
     /// Wall time of the sampling sweeps, all chains.
@@ -125,16 +152,35 @@ struct Sampled {
     len: usize,
 }
 
+/// What runs the chunk function: the interpreter, or Cranelift code in
+/// up to two tiers (bit-identical: only register allocation differs).
 enum Exe {
     Interp(Interpreter),
-    Clif(Box<clif::ClifKernel>),
+    Clif {
+        /// Fast to compile, slower to run.
+        baseline: Option<Box<clif::ClifKernel>>,
+        /// Set once compiled (at once, or by a background thread).
+        optimised: OnceLock<Box<clif::ClifKernel>>,
+    },
 }
 
 impl Exe {
+    /// Whether chains run baseline code that optimised code may replace.
+    fn optimised_pending(&self) -> bool {
+        matches!(self, Exe::Clif { baseline: Some(_), optimised } if optimised.get().is_none())
+    }
+
     fn get(&self) -> &(dyn Executable + Sync) {
         match self {
             Exe::Interp(i) => i,
-            Exe::Clif(k) => &**k,
+            Exe::Clif {
+                baseline,
+                optimised,
+            } => match (optimised.get(), baseline) {
+                (Some(k), _) => &**k,
+                (None, Some(b)) => &**b,
+                (None, None) => unreachable!("one tier is always compiled"),
+            },
         }
     }
 }
@@ -264,15 +310,25 @@ impl Crux {
                 ),
             });
         }
-        let exe = match opts.backend {
-            Backend::Interpreter => Exe::Interp(Interpreter {
+        let clif_error = |e| Error::Compile(CompileError::Backend(e));
+        let exe = match (opts.backend, opts.tiering) {
+            (Backend::Interpreter, _) => Exe::Interp(Interpreter {
                 function: chunk.function.clone(),
                 fuel: u64::MAX,
             }),
-            Backend::Cranelift => Exe::Clif(Box::new(
-                clif::compile(&chunk.function, &ClifOptions::default())
-                    .map_err(|e| Error::Compile(CompileError::Backend(e)))?,
-            )),
+            (Backend::Cranelift, Tiering::Optimised) => Exe::Clif {
+                baseline: None,
+                optimised: OnceLock::from(Box::new(
+                    clif::compile(&chunk.function, &ClifOptions::default()).map_err(clif_error)?,
+                )),
+            },
+            (Backend::Cranelift, Tiering::Auto | Tiering::Baseline) => Exe::Clif {
+                baseline: Some(Box::new(
+                    clif::compile(&chunk.function, &ClifOptions::default().fast_compile())
+                        .map_err(clif_error)?,
+                )),
+                optimised: OnceLock::new(),
+            },
         };
         let compile_seconds = t_compile.elapsed().as_secs_f64();
 
@@ -347,31 +403,64 @@ impl Crux {
                 })
                 .sum()
         };
-        let t = Instant::now();
-        run_phase(
-            &exe,
-            &chains,
-            seed,
-            0,
-            warmup_sweeps,
-            chunk_len,
-            threads,
-            &progress,
-        )?;
-        let warmup_seconds = t.elapsed().as_secs_f64();
-        let grad_evals_warmup = grad_evals(&chains);
-        let t = Instant::now();
-        run_phase(
-            &exe,
-            &chains,
-            seed,
-            warmup_sweeps,
-            sweeps,
-            chunk_len,
-            threads,
-            &progress,
-        )?;
-        let sampling_seconds = t.elapsed().as_secs_f64();
+        // Sweep ranges: a first chunk on the code compiled first (it times
+        // the run), the rest of warmup, sampling.
+        let probe = (sweeps / 100).clamp(1, chunk_len).min(sweeps);
+        let mut cuts = vec![0, probe, warmup_sweeps, sweeps];
+        cuts.sort_unstable();
+        cuts.dedup();
+        let (mut warmup_seconds, mut sampling_seconds) = (0.0, 0.0);
+        let mut grad_evals_warmup = 0;
+        let optimised_seconds: Mutex<Option<f64>> = Mutex::new(None);
+        std::thread::scope(|scope| -> Result<()> {
+            for w in cuts.windows(2) {
+                let (lo, hi) = (w[0], w[1]);
+                let t = Instant::now();
+                run_phase(&exe, &chains, seed, lo, hi, chunk_len, threads, &progress)?;
+                let dt = t.elapsed().as_secs_f64();
+                if hi <= warmup_sweeps {
+                    warmup_seconds += dt;
+                } else {
+                    sampling_seconds += dt;
+                }
+                if hi == warmup_sweeps {
+                    grad_evals_warmup = grad_evals(&chains);
+                }
+                // Tiering: when the rest of the run on the baseline code is
+                // predicted to outlast compiling optimised code (about 3x
+                // the baseline's compile time) twice over, compile it on
+                // another thread; chunks switch to it once it is ready.
+                if lo == 0 && opts.tiering == Tiering::Auto {
+                    if let Exe::Clif { optimised, .. } = &exe {
+                        let rest = dt / (hi - lo) as f64 * (sweeps - hi) as f64;
+                        if rest > 2.0 * 3.0 * compile_seconds {
+                            let (f, slot, done) = (&chunk.function, optimised, &optimised_seconds);
+                            scope.spawn(move || {
+                                let t = Instant::now();
+                                if let Ok(k) = clif::compile(f, &ClifOptions::default()) {
+                                    let _ = slot.set(Box::new(k));
+                                    *done.lock().unwrap_or_else(|e| e.into_inner()) =
+                                        Some(t.elapsed().as_secs_f64());
+                                }
+                            });
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        if warmup_sweeps == 0 {
+            grad_evals_warmup = 0;
+        }
+        let optimised_compile_seconds = optimised_seconds
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = optimised_compile_seconds {
+            log(format!(
+                "MCMC: optimised code compiled in {:.1} ms in the background; later chunks ran on it",
+                t * 1e3
+            ));
+        }
         let grad_evals_total = grad_evals(&chains);
 
         let bufs: Vec<Vec<Buffer>> = chains
@@ -417,6 +506,7 @@ impl Crux {
             sweeps,
             warmup_sweeps,
             compile_seconds,
+            optimised_compile_seconds,
             warmup_seconds,
             sampling_seconds,
             grad_evals_warmup,
@@ -475,7 +565,14 @@ fn run_phase(
         let mut bufs = chains[c].lock().unwrap_or_else(|e| e.into_inner());
         let mut s = lo;
         while s < hi {
-            let e = (s + chunk_len).min(hi);
+            // Short chunks while optimised code may still arrive, so that
+            // chains switch to it soon after it is ready.
+            let len = if exe.optimised_pending() {
+                (chunk_len / 10).max(1)
+            } else {
+                chunk_len
+            };
+            let e = (s + len).min(hi);
             let args = [
                 Scalar::I64(seed as i64),
                 Scalar::I64(c as i64),
