@@ -145,6 +145,8 @@ pub struct Solution {
 
 struct Sampled {
     name: String,
+    /// A kernel of crux's (not a user kernel).
+    builtin: bool,
     id: crate::ids::ModelId,
     leaves: Vec<Param>,
     cfg: Resolved,
@@ -219,6 +221,7 @@ impl Crux {
             let mut leaves = m.leaves.clone();
             leaves.sort_by_key(Param::leaf_id);
             let len: usize = leaves.iter().map(Param::len).sum();
+            let cfg_kernel = cfg.kernel().clone();
             let mut cfg = cfg.resolve(&m.name, len)?;
             let sweeps_needed = cfg.warmup + cfg.keep * cfg.thin;
             if epochs < sweeps_needed {
@@ -235,6 +238,7 @@ impl Crux {
                 cfg.keep = cfg.keep.min(avail);
             }
             sampled.push(Sampled {
+                builtin: !matches!(cfg_kernel, super::KernelChoice::Custom(_)),
                 name: m.name.clone(),
                 id: m.id,
                 leaves,
@@ -311,6 +315,20 @@ impl Crux {
             });
         }
         let clif_error = |e| Error::Compile(CompileError::Backend(e));
+        // Built-in kernels index only slots the chunk builder allocated
+        // (loops over their lengths, NUTS checkpoints below max_depth, kept
+        // draws below keep), so their loads and stores need no checks; a
+        // user kernel's indices are unknown, so it keeps them.
+        let builtin = sampled.iter().all(|s| s.builtin);
+        let optimised_opts = if builtin {
+            // SAFETY: see above; every built-in kernel's chunk function is
+            // also run on the bounds-checking interpreter by the sampler
+            // tests (crux-compiler `sampler::tests`, tests/sampling.rs), and
+            // the buffers passed are exactly the sizes the chunk declares.
+            unsafe { ClifOptions::default().without_bounds_checks() }
+        } else {
+            ClifOptions::default()
+        };
         let exe = match (opts.backend, opts.tiering) {
             (Backend::Interpreter, _) => Exe::Interp(Interpreter {
                 function: chunk.function.clone(),
@@ -319,12 +337,12 @@ impl Crux {
             (Backend::Cranelift, Tiering::Optimised) => Exe::Clif {
                 baseline: None,
                 optimised: OnceLock::from(Box::new(
-                    clif::compile(&chunk.function, &ClifOptions::default()).map_err(clif_error)?,
+                    clif::compile(&chunk.function, &optimised_opts).map_err(clif_error)?,
                 )),
             },
             (Backend::Cranelift, Tiering::Auto | Tiering::Baseline) => Exe::Clif {
                 baseline: Some(Box::new(
-                    clif::compile(&chunk.function, &ClifOptions::default().fast_compile())
+                    clif::compile(&chunk.function, &optimised_opts.fast_compile())
                         .map_err(clif_error)?,
                 )),
                 optimised: OnceLock::new(),
@@ -437,7 +455,7 @@ impl Crux {
                             let (f, slot, done) = (&chunk.function, optimised, &optimised_seconds);
                             scope.spawn(move || {
                                 let t = Instant::now();
-                                if let Ok(k) = clif::compile(f, &ClifOptions::default()) {
+                                if let Ok(k) = clif::compile(f, &optimised_opts) {
                                     let _ = slot.set(Box::new(k));
                                     *done.lock().unwrap_or_else(|e| e.into_inner()) =
                                         Some(t.elapsed().as_secs_f64());
