@@ -74,7 +74,9 @@ pub const PI: f64 = std::f64::consts::PI;
 /// `samples/src/rwm.rs` for random-walk Metropolis).
 pub mod custom {
     pub use crux_compiler::math;
-    pub use crux_compiler::sampler::kernels::{accept_prob, bool_f64, select_into};
+    pub use crux_compiler::sampler::kernels::{
+        accept_prob, acceptance_fields, bool_f64, select_into,
+    };
     pub use crux_compiler::sampler::{
         DiagField, DiagKind, Family, Kernel, Rng, StepCtx, StepEnv, StepInfo, Target, Vector,
     };

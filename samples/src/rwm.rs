@@ -2,8 +2,8 @@
 //! kernel-IR builder against [`crux::custom`].
 
 use crux::custom::{
-    accept_prob, math, select_into, CmpOp, DiagField, DiagKind, Family, Kernel, KernelError,
-    StepCtx, StepInfo,
+    accept_prob, acceptance_fields, math, select_into, CmpOp, DiagField, Family, Kernel,
+    KernelError, StepCtx, StepInfo,
 };
 
 /// Random-walk Metropolis: propose `x + ε z` (`ε` the configured
@@ -19,10 +19,7 @@ impl Kernel for RandomWalk {
         Family::FullData
     }
     fn diagnostics(&self) -> Vec<DiagField> {
-        vec![DiagField {
-            name: "acceptance_rate",
-            kind: DiagKind::Float,
-        }]
+        acceptance_fields()
     }
     fn step(&self, ctx: &mut StepCtx<'_>) -> Result<StepInfo, KernelError> {
         let d = ctx.dim();

@@ -173,6 +173,24 @@ pub struct Chunk {
     pub sweeps: usize,
 }
 
+impl Chunk {
+    /// The buffers of one chain for a call of [`Chunk::function`]: the
+    /// given state (`state.len` entries), zeroed work, draws and
+    /// diagnostics, and the data.
+    pub fn buffers(&self, state: Vec<f64>) -> Vec<crux_ir::kernel::Buffer> {
+        use crux_ir::kernel::Buffer;
+        debug_assert_eq!(state.len(), self.state.len);
+        let mut bufs = vec![
+            Buffer::F64(state),
+            Buffer::F64(vec![0.0; self.work_len]),
+            Buffer::F64(vec![0.0; self.draws_len]),
+            Buffer::F64(vec![0.0; self.diag_len]),
+        ];
+        bufs.extend(self.data.iter().map(|d| Buffer::F64(d.clone())));
+        bufs
+    }
+}
+
 /// Builds the chunk function of `models` sampling a position of `dim`
 /// entries (the models' blocks tile it).
 pub fn build_chunk(dim: usize, models: &[ModelPlan]) -> Result<Chunk, KernelError> {
@@ -270,18 +288,8 @@ pub fn build_chunk(dim: usize, models: &[ModelPlan]) -> Result<Chunk, KernelErro
         |b| {
             for (mi, m) in models.iter().enumerate() {
                 let sweep = b.i64(0);
-                let env = env_of(b, &mut state, m, mi, sweep, (seed, chain), &targets);
-                if m.kernel.family() == Family::FullData {
-                    let lp = env.target.logp_grad(b, env.position, env.grad);
-                    env.logp.set(b, lp);
-                }
-                let mut ctx = StepCtx {
-                    b,
-                    env,
-                    state: &mut state,
-                    work: &mut work,
-                    prefix: format!("m{mi}.k."),
-                };
+                let at = (mi, sweep, (seed, chain));
+                let mut ctx = model_ctx(b, &mut state, &mut work, m, at, &targets, true);
                 if let Err(e) = m.kernel.init(&mut ctx) {
                     err.get_or_insert(e);
                 }
@@ -296,19 +304,11 @@ pub fn build_chunk(dim: usize, models: &[ModelPlan]) -> Result<Chunk, KernelErro
 
     b.for_(lo, hi, &[], |b, sweep, _| {
         for (mi, m) in models.iter().enumerate() {
-            let env = env_of(b, &mut state, m, mi, sweep, (seed, chain), &targets);
-            if several && m.kernel.family() == Family::FullData {
-                // Other blocks moved since this model's last step.
-                let lp = env.target.logp_grad(b, env.position, env.grad);
-                env.logp.set(b, lp);
-            }
-            let mut ctx = StepCtx {
-                b,
-                env,
-                state: &mut state,
-                work: &mut work,
-                prefix: format!("m{mi}.k."),
-            };
+            // With several models, other blocks moved since this model's
+            // last step: its cached log-density is stale.
+            let at = (mi, sweep, (seed, chain));
+            let mut ctx = model_ctx(b, &mut state, &mut work, m, at, &targets, several);
+            let env = ctx.env;
             let info = match m.kernel.step(&mut ctx) {
                 Ok(i) => i,
                 Err(e) => {
@@ -355,6 +355,32 @@ pub fn build_chunk(dim: usize, models: &[ModelPlan]) -> Result<Chunk, KernelErro
         sweeps: models.iter().map(ModelPlan::sweeps).max().unwrap_or(0),
         state,
     })
+}
+
+/// The context of model `mi`'s step at `sweep`; with `refresh`, a
+/// full-data model's cached log-density and gradient are recomputed at the
+/// current position first.
+fn model_ctx<'a>(
+    b: &'a mut Builder,
+    state: &'a mut Allocation,
+    work: &'a mut Allocation,
+    m: &ModelPlan,
+    (mi, sweep, seed_chain): (usize, Value, (Value, Value)),
+    targets: &'a [Target],
+    refresh: bool,
+) -> StepCtx<'a> {
+    let env = env_of(b, state, m, mi, sweep, seed_chain, targets);
+    if refresh && m.kernel.family() == Family::FullData {
+        let lp = env.target.logp_grad(b, env.position, env.grad);
+        env.logp.set(b, lp);
+    }
+    StepCtx {
+        b,
+        env,
+        state,
+        work,
+        prefix: format!("m{mi}.k."),
+    }
 }
 
 /// The environment of model `mi`'s step at `sweep`.

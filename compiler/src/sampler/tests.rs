@@ -82,13 +82,7 @@ pub(crate) fn run_chain(
         assert_eq!(off, m.inverse_mass);
         state[off..off + len].iter_mut().for_each(|x| *x = 1.0);
     }
-    let mut bufs = vec![
-        Buffer::F64(state),
-        Buffer::F64(vec![0.0; chunk.work_len]),
-        Buffer::F64(vec![0.0; chunk.draws_len]),
-        Buffer::F64(vec![0.0; chunk.diag_len]),
-    ];
-    bufs.extend(chunk.data.iter().map(|d| Buffer::F64(d.clone())));
+    let mut bufs = chunk.buffers(state);
     let exe: Box<dyn Executable> = match exec {
         Exec::Interp => Box::new(Interpreter {
             function: chunk.function.clone(),

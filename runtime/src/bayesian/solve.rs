@@ -374,13 +374,7 @@ impl Crux {
                 state[slots.inverse_mass..slots.inverse_mass + s.len]
                     .copy_from_slice(&s.cfg.inverse_mass);
             }
-            let mut bufs = vec![
-                Buffer::F64(state),
-                Buffer::F64(vec![0.0; chunk.work_len]),
-                Buffer::F64(vec![0.0; chunk.draws_len]),
-                Buffer::F64(vec![0.0; chunk.diag_len]),
-            ];
-            bufs.extend(chunk.data.iter().map(|d| Buffer::F64(d.clone())));
+            let bufs = chunk.buffers(state);
             chains.push(Mutex::new(bufs));
         }
 

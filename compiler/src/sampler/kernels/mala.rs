@@ -3,9 +3,8 @@
 use crux_ir::kernel::{Builder, CmpOp, KernelError, Value};
 
 use super::{accept_prob, select_into};
-use crate::math;
 use crate::sampler::ctx::Vector;
-use crate::sampler::{DiagField, DiagKind, Family, Kernel, StepCtx, StepInfo};
+use crate::sampler::{DiagField, Family, Kernel, StepCtx, StepInfo};
 
 /// MALA (blackjax `mala`): `x' = x + ε ∇log p(x) + √(2ε) z`, accepted with
 /// the Metropolis–Hastings ratio of the Langevin proposal.
@@ -36,10 +35,7 @@ impl Kernel for Mala {
         Family::FullData
     }
     fn diagnostics(&self) -> Vec<DiagField> {
-        vec![DiagField {
-            name: "acceptance_rate",
-            kind: DiagKind::Float,
-        }]
+        super::acceptance_fields()
     }
     fn step(&self, ctx: &mut StepCtx<'_>) -> Result<StepInfo, KernelError> {
         let d = ctx.dim();
@@ -76,7 +72,6 @@ impl Kernel for Mala {
         select_into(b, accept, gx, g);
         let lp = b.select(accept, lp1, lp0);
         env.logp.set(b, lp);
-        let _ = math::exp;
         Ok(StepInfo {
             accept_stat: Some(acc),
             diagnostics: vec![acc],

@@ -22,20 +22,24 @@ pub const DIVERGENCE_THRESHOLD: f64 = 1000.0;
 
 /// `is_divergent`, `acceptance_rate`, `energy`: the HMC-family fields.
 pub fn hmc_fields() -> Vec<DiagField> {
-    vec![
-        DiagField {
-            name: "is_divergent",
-            kind: DiagKind::Bool,
-        },
-        DiagField {
-            name: "acceptance_rate",
-            kind: DiagKind::Float,
-        },
-        DiagField {
-            name: "energy",
-            kind: DiagKind::Float,
-        },
-    ]
+    let mut f = vec![DiagField {
+        name: "is_divergent",
+        kind: DiagKind::Bool,
+    }];
+    f.extend(acceptance_fields());
+    f.push(DiagField {
+        name: "energy",
+        kind: DiagKind::Float,
+    });
+    f
+}
+
+/// `acceptance_rate` alone: MALA's and Metropolis kernels' field.
+pub fn acceptance_fields() -> Vec<DiagField> {
+    vec![DiagField {
+        name: "acceptance_rate",
+        kind: DiagKind::Float,
+    }]
 }
 
 /// Draws `p ~ N(0, M)` with `M = diag(1 / imm)` using draws `k0 + i`.
