@@ -101,6 +101,11 @@ pub enum Error {
     /// Evaluation asked for chains that do not exist.
     #[error("{0}")]
     Samples(String),
+    /// A convergence diagnostic was given an array it cannot summarise
+    /// (fewer than 2 axes, no chains, no draws, or too few chains for the
+    /// requested strategy).
+    #[error("{0}")]
+    Diagnostics(String),
     /// The pipeline has no stage of that name.
     #[error("no stage named `{name}`; stages are: {available}")]
     UnknownStage {

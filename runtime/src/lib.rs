@@ -36,6 +36,7 @@ mod constraint;
 pub mod diagnostics;
 mod domain;
 mod error;
+pub mod export;
 mod expr;
 mod ids;
 mod logdensity;

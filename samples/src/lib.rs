@@ -2,7 +2,6 @@
 
 #![warn(missing_docs)]
 
-pub mod npz;
 pub mod problems;
 pub mod rwm;
 
@@ -81,9 +80,14 @@ pub struct SampleArgs {
     /// Write a JSON summary here.
     #[arg(long, value_name = "PATH")]
     pub json: Option<std::path::PathBuf>,
-    /// Write the chains (chain, draw, ...) and the problem's data here.
+    /// Write the chains (`posterior/<name>`, chain × draw × ...), the
+    /// per-draw diagnostics (`sample_stats/<field>`) and the problem's data
+    /// here, in the layout arviz reads.
     #[arg(long, value_name = "PATH")]
     pub npz: Option<std::path::PathBuf>,
+    /// Write the draws as CSV here (one row per chain and draw).
+    #[arg(long, value_name = "PATH")]
+    pub csv: Option<std::path::PathBuf>,
     /// Which Cranelift code runs the chains (auto: baseline first,
     /// optimised in the background when the run is long enough).
     #[arg(long, value_enum, default_value_t = TieringArg::Auto)]
@@ -91,9 +95,27 @@ pub struct SampleArgs {
     /// Worker threads (default: the machine's cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// No log lines.
+    /// No log lines and no progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Stream metrics (one JSON object per chunk) to this file.
+    #[arg(long, value_name = "PATH")]
+    pub track: Option<std::path::PathBuf>,
+}
+
+/// Sends crux's `tracing` events (configuration, schedule and summary
+/// lines) to stderr, unless `quiet`. Safe to call more than once.
+pub fn init_logging(quiet: bool) {
+    if quiet {
+        return;
+    }
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .without_time()
+        .try_init();
 }
 
 /// `--backend` values.
@@ -117,8 +139,10 @@ pub enum TieringArg {
 }
 
 impl SampleArgs {
-    /// The solve options these flags ask for.
-    pub fn solve_options(&self) -> crux::SolveOptions {
+    /// The solve options these flags ask for (and the log output they
+    /// imply: `tracing` events on stderr unless `--quiet`).
+    pub fn solve_options(&self) -> crux::Result<crux::SolveOptions> {
+        init_logging(self.quiet);
         let mut o = crux::SolveOptions::default().backend(match self.backend {
             BackendArg::Interp => crux::Backend::Interpreter,
             BackendArg::Cranelift => crux::Backend::Cranelift,
@@ -134,7 +158,10 @@ impl SampleArgs {
         if self.quiet {
             o = o.quiet();
         }
-        o
+        if let Some(path) = &self.track {
+            o = o.tracker(crux::bayesian::JsonlTracker::create(path)?);
+        }
+        Ok(o)
     }
 }
 
@@ -161,14 +188,19 @@ pub fn io_error(path: &std::path::Path, e: std::io::Error) -> crux::Error {
     }
 }
 
-/// The chains of a posterior as `.npz` arrays named by leaf.
-pub fn posterior_arrays(p: &crux::Posterior) -> Vec<npz::NpyArray> {
-    p.leaves
-        .iter()
-        .map(|l| npz::NpyArray {
-            name: l.name.clone(),
-            shape: l.samples.shape().to_vec(),
-            data: l.samples.iter().copied().collect(),
-        })
-        .collect()
+impl SampleArgs {
+    /// Writes `--npz` (arviz layout, plus `data`) and `--csv` if asked for.
+    pub fn write_outputs(
+        &self,
+        posteriors: &[&crux::Posterior],
+        data: &[crux::export::NpyArray],
+    ) -> crux::Result<()> {
+        if let Some(path) = &self.npz {
+            crux::export::write_arviz_npz(path, posteriors, data)?;
+        }
+        if let Some(path) = &self.csv {
+            crux::export::write_csv(path, posteriors)?;
+        }
+        Ok(())
+    }
 }

@@ -97,13 +97,46 @@ impl Crux {
             );
         }
         let (k, n) = kn.unwrap_or((0, 0));
-        let mut t = Tracer::new(self.seed(), self.noise().clone());
+        let mut pf = Pushforward::compile(self, e, leaves)?;
+        let mut values = Vec::with_capacity(k * n * pf.len());
+        for draw in 0..k * n {
+            let at: Vec<&[f64]> = leaves
+                .iter()
+                .zip(&chains)
+                .map(|(p, c)| &c[draw * p.len()..(draw + 1) * p.len()])
+                .collect();
+            values.extend_from_slice(pf.eval(&at)?);
+        }
+        let point_shape = pf.shape.clone();
+        let mut shape = vec![k, n];
+        shape.extend(point_shape);
+        Ok(ArrayD::from_shape_vec(IxDyn(&shape), values).expect("k · n · point entries"))
+    }
+}
+
+/// An expression of some parameter leaves compiled to a kernel that maps
+/// their values to the expression's value (staged, optimised, lowered,
+/// Cranelift): evaluating it at many draws costs one call each.
+pub(crate) struct Pushforward {
+    kernel: clif::ClifKernel,
+    bufs: Vec<Buffer>,
+    /// Offset of each leaf (in the order given to `compile`) in θ.
+    offsets: Vec<usize>,
+    /// Shape of the value.
+    pub shape: Vec<usize>,
+}
+
+impl Pushforward {
+    /// Compiles `e` as a function of `leaves`' values (every other model
+    /// at its current value).
+    pub fn compile(crux: &Crux, e: &Expr, leaves: &[Param]) -> Result<Pushforward> {
+        let mut t = Tracer::new(crux.seed(), crux.noise().clone());
         for p in leaves {
             t.add_slot(p);
         }
         let out = t.trace(e)?;
         t.graph.set_output("value", out);
-        let point_shape = t.graph.node(out).shape.0.clone();
+        let shape = t.graph.node(out).shape.0.clone();
         // Staged (parameter-independent parts computed once) and optimised,
         // as the log-density is.
         let (graph, _) =
@@ -112,36 +145,52 @@ impl Crux {
             .map_err(|err| Error::Compile(CompileError::Lower(err)))?;
         let kernel = clif::compile(&lowered.function, &ClifOptions::default())
             .map_err(|err| Error::Compile(CompileError::Backend(err)))?;
-        let len = slots[0].shape.numel();
+        let offsets = leaves
+            .iter()
+            .map(|p| {
+                // A leaf the expression does not read has no slot after
+                // compaction: its values are ignored.
+                graph
+                    .params()
+                    .iter()
+                    .position(|x| x.name == p.name())
+                    .map_or(usize::MAX, |i| lowered.layout.param_offsets[i])
+            })
+            .collect();
         let mut bufs = vec![
             Buffer::F64(vec![0.0; lowered.layout.dim]),
-            Buffer::F64(vec![0.0; len]),
+            Buffer::F64(vec![0.0; slots[0].shape.numel()]),
             Buffer::F64(vec![0.0; lowered.layout.scratch]),
         ];
         bufs.extend(lowered.layout.data.iter().map(|d| Buffer::F64(d.clone())));
-        let mut values = Vec::with_capacity(k * n * len);
-        for draw in 0..k * n {
-            if let Buffer::F64(theta) = &mut bufs[0] {
-                for (p, c) in leaves.iter().zip(&chains) {
-                    let slot = graph
-                        .params()
-                        .iter()
-                        .position(|x| x.name == p.name())
-                        .expect("traced slot");
-                    let off = lowered.layout.param_offsets[slot];
-                    let m = p.len();
-                    theta[off..off + m].copy_from_slice(&c[draw * m..(draw + 1) * m]);
+        Ok(Pushforward {
+            kernel,
+            bufs,
+            offsets,
+            shape,
+        })
+    }
+
+    /// Entries of the value.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// The value (row-major) at the leaves' values `at` (one slice per leaf).
+    pub fn eval(&mut self, at: &[&[f64]]) -> Result<&[f64]> {
+        if let Buffer::F64(theta) = &mut self.bufs[0] {
+            for (&off, v) in self.offsets.iter().zip(at) {
+                if off != usize::MAX {
+                    theta[off..off + v.len()].copy_from_slice(v);
                 }
             }
-            kernel
-                .call(&[], &mut bufs)
-                .map_err(|err| Error::Compile(CompileError::Backend(err)))?;
-            if let Buffer::F64(o) = &bufs[1] {
-                values.extend_from_slice(o);
-            }
         }
-        let mut shape = vec![k, n];
-        shape.extend(point_shape);
-        Ok(ArrayD::from_shape_vec(IxDyn(&shape), values).expect("k · n · point entries"))
+        self.kernel
+            .call(&[], &mut self.bufs)
+            .map_err(|err| Error::Compile(CompileError::Backend(err)))?;
+        Ok(match &self.bufs[1] {
+            Buffer::F64(o) => o,
+            _ => &[],
+        })
     }
 }

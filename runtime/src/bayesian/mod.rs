@@ -24,18 +24,25 @@
 //! # }
 //! ```
 
+mod convergence;
 mod eval;
 mod posterior;
+mod run;
 mod solve;
+mod summary;
+mod track;
 
 use std::sync::{Arc, RwLock};
 
 use crux_compiler::sampler::kernels::{Hmc, Mala, Nuts, Sghmc, Sgld};
 use crux_compiler::sampler::{Family, Kernel};
 
+pub use convergence::{ess, ess_bulk, ess_tail, mcse_mean, mcse_sd, rhat, RhatStrategy};
 pub use eval::Samples;
 pub use posterior::{Diagnostics, LeafSamples, Posterior};
 pub use solve::{ModelReport, Solution, SolveOptions, Tiering, MAX_SWEEPS};
+pub use summary::{SummaryRow, SummaryTable};
+pub use track::{JsonlTracker, Metrics, Tracker};
 
 use crate::error::{Error, Result};
 use crate::prior::Prior;

@@ -1,7 +1,6 @@
 //! The solve driver: one fused chunk function for all sampled models, one
 //! buffer set per chain, chains on threads, chunks between progress lines.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -10,11 +9,14 @@ use crux_compiler::backend::{Executable, Interpreter};
 use crux_compiler::lower::lower_log_density;
 use crux_compiler::pipeline::CompileError;
 use crux_compiler::sampler::{build_chunk, DiagKind, ModelPlan};
-use crux_ir::kernel::{Buffer, Scalar};
+use crux_ir::kernel::Buffer;
 use crux_ir::rng::{normal, stream, Purpose};
 use ndarray::{Array2, ArrayD, IxDyn};
 
+use super::eval::Pushforward;
 use super::posterior::{Diagnostics, LeafSamples, Posterior};
+use super::run::{f64s, grad_evals, model_metrics, run_range, ChainBuffers, ModelView};
+use super::track::{Metrics, Tracker};
 use super::Resolved;
 use crate::compiled::Backend;
 use crate::error::{Error, Result};
@@ -48,6 +50,7 @@ pub struct SolveOptions {
     threads: Option<usize>,
     quiet: bool,
     chunk: Option<usize>,
+    tracker: Option<Arc<Mutex<dyn Tracker>>>,
 }
 
 impl Default for SolveOptions {
@@ -58,6 +61,7 @@ impl Default for SolveOptions {
             threads: None,
             quiet: false,
             chunk: None,
+            tracker: None,
         }
     }
 }
@@ -80,7 +84,13 @@ impl SolveOptions {
         self.threads = Some(n.max(1));
         self
     }
-    /// No log lines on stderr.
+    /// Streams metrics at every chunk boundary to `tracker` (see
+    /// [`Metrics`] for the keys).
+    pub fn tracker(mut self, tracker: impl Tracker + 'static) -> Self {
+        self.tracker = Some(Arc::new(Mutex::new(tracker)));
+        self
+    }
+    /// No log events (`tracing`) and no progress bar.
     pub fn quiet(mut self) -> Self {
         self.quiet = true;
         self
@@ -141,6 +151,21 @@ pub struct Solution {
     pub threads: usize,
     /// Per sampled model, in solve order.
     pub models: Vec<ModelReport>,
+    /// Per sampled model, in solve order (also left on each model).
+    pub posteriors: Vec<Arc<Posterior>>,
+}
+
+impl Solution {
+    /// The summary table of every sampled model's entries.
+    pub fn summary(&self) -> super::SummaryTable {
+        super::SummaryTable {
+            rows: self
+                .posteriors
+                .iter()
+                .flat_map(|p| p.summary().rows)
+                .collect(),
+        }
+    }
 }
 
 struct Sampled {
@@ -187,13 +212,6 @@ impl Exe {
     }
 }
 
-fn f64s(b: &Buffer) -> &[f64] {
-    match b {
-        Buffer::F64(v) => v,
-        _ => &[],
-    }
-}
-
 impl Crux {
     /// Samples every model that has a `.bayesian(..)` configuration, for
     /// `epochs` sweeps: warmup first, then one draw every `thin` sweeps
@@ -208,7 +226,7 @@ impl Crux {
     pub fn solve_with(&self, epochs: usize, opts: &SolveOptions) -> Result<Solution> {
         let log = |msg: String| {
             if !opts.quiet {
-                eprintln!("INFO: {msg}");
+                tracing::info!("{msg}");
             }
         };
         let t_compile = Instant::now();
@@ -352,7 +370,7 @@ impl Crux {
 
         // Per-chain buffers.
         let seed = self.seed();
-        let mut chains: Vec<Mutex<Vec<Buffer>>> = Vec::with_capacity(k);
+        let mut chains: Vec<ChainBuffers> = Vec::with_capacity(k);
         for c in 0..k {
             let mut state = vec![0.0; chunk.state.len];
             for (s, slots) in sampled.iter().zip(&chunk.models) {
@@ -395,40 +413,62 @@ impl Crux {
             opts.backend,
             sweeps - warmup_sweeps
         ));
-        let progress = Progress {
-            done: AtomicUsize::new(0),
-            total: k * sweeps,
-            quiet: opts.quiet,
-            start: Instant::now(),
+        let views: Vec<ModelView<'_>> = sampled
+            .iter()
+            .zip(&chunk.models)
+            .map(|(s, slots)| ModelView {
+                name: &s.name,
+                len: s.len,
+                warmup: s.cfg.warmup,
+                keep: s.cfg.keep,
+                thin: s.cfg.thin,
+                slots,
+            })
+            .collect();
+        // The loss and each constraint's value at chain 0's position, for
+        // trackers (compiled once, evaluated per chunk).
+        let mut losses = match &opts.tracker {
+            None => Vec::new(),
+            Some(_) => {
+                let leaves: Vec<Param> = sampled.iter().flat_map(|s| s.leaves.clone()).collect();
+                let mut v = vec![(
+                    "loss".to_string(),
+                    Pushforward::compile(self, &self.loss(), &leaves)?,
+                )];
+                for (i, c) in self.constraints().iter().enumerate() {
+                    v.push((
+                        format!("loss/c{i}"),
+                        Pushforward::compile(self, &c.value(), &leaves)?,
+                    ));
+                }
+                v
+            }
         };
-        let grad_evals = |chains: &[Mutex<Vec<Buffer>>]| -> u64 {
-            chains
-                .iter()
-                .map(|c| {
-                    let bufs = c.lock().unwrap_or_else(|e| e.into_inner());
-                    let st = f64s(&bufs[0]);
-                    chunk
-                        .models
-                        .iter()
-                        .map(|m| st[m.grad_evals] as u64)
-                        .sum::<u64>()
-                })
-                .sum()
-        };
-        // Sweep ranges: a first chunk on the code compiled first (it times
-        // the run), the rest of warmup, sampling.
+        let bar = progress_bar(opts, sweeps);
+        let t_run = Instant::now();
+        // Chunk ends: a short first chunk on the code compiled first (it
+        // times the run), then chunks of `chunk_len` (short ones while
+        // optimised code may still arrive), cut at the end of warmup.
         let probe = (sweeps / 100).clamp(1, chunk_len).min(sweeps);
-        let mut cuts = vec![0, probe, warmup_sweeps, sweeps];
-        cuts.sort_unstable();
-        cuts.dedup();
         let (mut warmup_seconds, mut sampling_seconds) = (0.0, 0.0);
         let mut grad_evals_warmup = 0;
         let optimised_seconds: Mutex<Option<f64>> = Mutex::new(None);
         std::thread::scope(|scope| -> Result<()> {
-            for w in cuts.windows(2) {
-                let (lo, hi) = (w[0], w[1]);
+            let mut lo = 0;
+            while lo < sweeps {
+                let len = if lo == 0 {
+                    probe
+                } else if exe.optimised_pending() {
+                    (chunk_len / 10).max(1)
+                } else {
+                    chunk_len
+                };
+                let mut hi = (lo + len).min(sweeps);
+                if lo < warmup_sweeps && hi > warmup_sweeps {
+                    hi = warmup_sweeps;
+                }
                 let t = Instant::now();
-                run_phase(&exe, &chains, seed, lo, hi, chunk_len, threads, &progress)?;
+                run_range(exe.get(), &chains, seed, (lo, hi), threads)?;
                 let dt = t.elapsed().as_secs_f64();
                 if hi <= warmup_sweeps {
                     warmup_seconds += dt;
@@ -436,7 +476,7 @@ impl Crux {
                     sampling_seconds += dt;
                 }
                 if hi == warmup_sweeps {
-                    grad_evals_warmup = grad_evals(&chains);
+                    grad_evals_warmup = grad_evals(&chunk, &chains);
                 }
                 // Tiering: when the rest of the run on the baseline code is
                 // predicted to outlast compiling optimised code (about 3x
@@ -458,9 +498,51 @@ impl Crux {
                         }
                     }
                 }
+                if !bar.is_hidden() || opts.tracker.is_some() {
+                    let (mut values, divergent) = model_metrics(&views, &chains, hi);
+                    let phase = if hi <= warmup_sweeps {
+                        "warmup"
+                    } else {
+                        "sampling"
+                    };
+                    let drawn: usize = views.iter().map(|m| m.kept(hi) * k).sum();
+                    bar.set_position(hi as u64);
+                    bar.set_message(format!(
+                        "{phase} | {:.0} draws/s | {divergent} divergent",
+                        drawn as f64 / sampling_seconds.max(1e-9)
+                    ));
+                    if let Some(tracker) = &opts.tracker {
+                        let c0 = chains[0].lock().unwrap_or_else(|e| e.into_inner());
+                        let st = f64s(&c0[0]);
+                        let mut at: Vec<&[f64]> = Vec::new();
+                        for s in &sampled {
+                            let mut off = chunk.theta + s.offset;
+                            for p in &s.leaves {
+                                at.push(&st[off..off + p.len()]);
+                                off += p.len();
+                            }
+                        }
+                        for (name, pf) in &mut losses {
+                            values.push((name.clone(), pf.eval(&at)?[0]));
+                        }
+                        drop(c0);
+                        let m = Metrics {
+                            sweep: hi,
+                            sweeps,
+                            seconds: t_run.elapsed().as_secs_f64(),
+                            values,
+                        };
+                        tracker
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .record(&m)?;
+                    }
+                }
+                lo = hi;
             }
             Ok(())
         })?;
+        bar.finish_and_clear();
         if warmup_sweeps == 0 {
             grad_evals_warmup = 0;
         }
@@ -473,13 +555,14 @@ impl Crux {
                 t * 1e3
             ));
         }
-        let grad_evals_total = grad_evals(&chains);
+        let grad_evals_total = grad_evals(&chunk, &chains);
 
         let bufs: Vec<Vec<Buffer>> = chains
             .into_iter()
             .map(|c| c.into_inner().unwrap_or_else(|e| e.into_inner()))
             .collect();
         let mut reports = Vec::new();
+        let mut posteriors = Vec::new();
         for (s, slots) in sampled.iter().zip(&chunk.models) {
             let post = posterior(s, slots, &bufs);
             reports.push(report(&post, s));
@@ -490,7 +573,9 @@ impl Crux {
                 p.set_values(&st[at..at + p.len()])?;
                 at += p.len();
             }
-            s.leaves[0].cell().set_posterior(Some(Arc::new(post)));
+            let post = Arc::new(post);
+            posteriors.push(post.clone());
+            s.leaves[0].cell().set_posterior(Some(post));
         }
         for r in &reports {
             let mut parts = Vec::new();
@@ -525,93 +610,25 @@ impl Crux {
             grad_evals: grad_evals_total - grad_evals_warmup,
             threads,
             models: reports,
+            posteriors,
         })
     }
 }
 
-struct Progress {
-    done: AtomicUsize,
-    total: usize,
-    quiet: bool,
-    start: Instant,
-}
-
-impl Progress {
-    fn add(&self, n: usize) {
-        let before = self.done.fetch_add(n, Ordering::Relaxed);
-        let after = before + n;
-        let tenth = |x: usize| x * 10 / self.total.max(1);
-        if !self.quiet && tenth(after) > tenth(before) {
-            eprintln!(
-                "INFO: sampling {:>3}% ({after}/{} chain-sweeps, {:.2} s)",
-                tenth(after) * 10,
-                self.total,
-                self.start.elapsed().as_secs_f64()
-            );
-        }
+/// A progress bar over the sweeps on stderr, hidden when `quiet` or when
+/// stdout is not a terminal.
+fn progress_bar(opts: &SolveOptions, sweeps: usize) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if opts.quiet || !std::io::stdout().is_terminal() {
+        return indicatif::ProgressBar::hidden();
     }
-}
-
-/// Runs sweeps `lo..hi` of every chain, chains spread over `threads`.
-#[allow(clippy::too_many_arguments)]
-fn run_phase(
-    exe: &Exe,
-    chains: &[Mutex<Vec<Buffer>>],
-    seed: u64,
-    lo: usize,
-    hi: usize,
-    chunk_len: usize,
-    threads: usize,
-    progress: &Progress,
-) -> Result<()> {
-    if lo >= hi {
-        return Ok(());
+    let bar = indicatif::ProgressBar::new(sweeps as u64);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} sweeps {pos}/{len} [{bar:30}] {elapsed_precise} {msg}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
     }
-    let next = AtomicUsize::new(0);
-    let failure: Mutex<Option<Error>> = Mutex::new(None);
-    let work = || loop {
-        let c = next.fetch_add(1, Ordering::Relaxed);
-        if c >= chains.len() {
-            break;
-        }
-        let mut bufs = chains[c].lock().unwrap_or_else(|e| e.into_inner());
-        let mut s = lo;
-        while s < hi {
-            // Short chunks while optimised code may still arrive, so that
-            // chains switch to it soon after it is ready.
-            let len = if exe.optimised_pending() {
-                (chunk_len / 10).max(1)
-            } else {
-                chunk_len
-            };
-            let e = (s + len).min(hi);
-            let args = [
-                Scalar::I64(seed as i64),
-                Scalar::I64(c as i64),
-                Scalar::I64(s as i64),
-                Scalar::I64(e as i64),
-            ];
-            if let Err(err) = exe.get().call(&args, &mut bufs) {
-                failure
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get_or_insert(Error::Compile(CompileError::Backend(err)));
-                return;
-            }
-            progress.add(e - s);
-            s = e;
-        }
-    };
-    std::thread::scope(|scope| {
-        for _ in 1..threads {
-            scope.spawn(work);
-        }
-        work();
-    });
-    match failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    bar
 }
 
 fn posterior(

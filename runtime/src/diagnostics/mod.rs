@@ -13,7 +13,9 @@
 //! | [`ess_bulk`] | `az.ess(x, method="bulk")` |
 //! | [`ess_tail`] | `az.ess(x, method="tail")` |
 //! | [`ess_mean`] | `az.ess(x, method="mean")` |
+//! | [`ess_sd`] | `az.ess(x, method="sd")` |
 //! | [`mcse_mean`] | `az.mcse(x, method="mean")` |
+//! | [`mcse_sd`] | `az.mcse(x, method="sd")` |
 //! | [`quantile`] | `np.quantile(x, q)` (linear, "type 7") |
 //!
 //! The estimators are those of Vehtari, Gelman, Simpson, Carpenter and
@@ -31,12 +33,13 @@
 //!
 //! * constant draws: [`rhat`] is NaN (0/0), the ESS functions return
 //!   `chains · 2⌊draws/2⌋` (the draw count after splitting) and
-//!   [`mcse_mean`] is 0;
+//!   [`mcse_mean`] is 0 and [`mcse_sd`] is NaN (0/0, as in arviz);
 //! * chains each constant but at different values: [`rhat`] is `+∞`
 //!   (arviz gives `+∞` or, depending on how a chain's mean rounds, a
 //!   finite ~1e15);
 //! * a few infinite draws: rank-based [`rhat`], [`ess_bulk`] and [`ess_tail`]
-//!   stay finite, while [`ess_mean`] and [`mcse_mean`] are NaN.
+//!   stay finite, while [`ess_mean`], [`ess_sd`], [`mcse_mean`] and
+//!   [`mcse_sd`] are NaN.
 
 use ndarray::ArrayView2;
 
@@ -175,6 +178,41 @@ pub fn mcse_mean(draws: ArrayView2<f64>) -> f64 {
     sd / ess_plain(&chains.split()).sqrt()
 }
 
+/// Effective sample size of the standard deviation: the ESS of the split
+/// chains of the squared deviations `(x − x̄)²` from the pooled mean, which
+/// is what the Monte Carlo error of the sd depends on. It is
+/// `az.ess(x, method="sd")`.
+///
+/// NaN for fewer than 4 draws per chain, any NaN draw or any infinite draw;
+/// for constant draws it is the number of draws after splitting.
+pub fn ess_sd(draws: ArrayView2<f64>) -> f64 {
+    let Some(chains) = Chains::valid(draws, 1) else {
+        return f64::NAN;
+    };
+    ess_plain(&squared_deviations(&chains).split())
+}
+
+/// Monte Carlo standard error of the standard deviation, by the delta
+/// method on the variance: with `s = (x − x̄)²` (pooled mean `x̄`),
+/// `E = mean(s)`, `Var(E) = (mean(s²) − E²) / ess_sd` and
+/// `mcse_sd = √(Var(E) / E / 4)`. It is `az.mcse(x, method="sd")`
+/// (arviz 0.23.4's `_mcse_sd`, same operations in the same order).
+///
+/// NaN for fewer than 4 draws per chain, any NaN draw, any infinite draw,
+/// or constant draws (0/0).
+pub fn mcse_sd(draws: ArrayView2<f64>) -> f64 {
+    let Some(chains) = Chains::valid(draws, 1) else {
+        return f64::NAN;
+    };
+    let sims_c2 = squared_deviations(&chains);
+    let ess = ess_plain(&sims_c2.split());
+    let evar = mean(&sims_c2.data);
+    let fourth: Vec<f64> = sims_c2.data.iter().map(|&s| s * s).collect();
+    let varvar = (mean(&fourth) - evar * evar) / ess;
+    let varsd = varvar / evar / 4.0;
+    varsd.sqrt()
+}
+
 /// The `q`-quantile of `values` by linear interpolation between order
 /// statistics (numpy's default `np.quantile`, Hyndman–Fan type 7), so
 /// summaries match numpy and arviz.
@@ -269,6 +307,13 @@ impl Chains {
             ..*self
         }
     }
+}
+
+/// arviz's `(ary - ary.mean()) ** 2`: squared deviations from the pooled
+/// mean (numpy's pairwise mean, so the values round as arviz's do).
+fn squared_deviations(c: &Chains) -> Chains {
+    let m = mean(&c.data);
+    c.map(|x| (x - m) * (x - m))
 }
 
 /// Python's `max(a, b)`: `b` only if `b > a`, so a NaN `a` wins.

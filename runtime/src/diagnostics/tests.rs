@@ -92,18 +92,20 @@ mod arviz_reference {
     fn records_the_arviz_version_named_in_the_docs() {
         let data = load();
         assert_eq!(data["arviz_version"], "0.23.4");
-        assert!(cases().len() >= 15);
+        assert!(cases().len() >= 18);
     }
 
     #[test]
     fn every_diagnostic_matches_arviz() {
         type Diagnostic = fn(ArrayView2<f64>) -> f64;
-        let functions: [(&str, Diagnostic); 5] = [
+        let functions: [(&str, Diagnostic); 7] = [
             ("rhat", rhat),
             ("ess_bulk", ess_bulk),
             ("ess_tail", ess_tail),
             ("ess_mean", ess_mean),
+            ("ess_sd", ess_sd),
             ("mcse_mean", mcse_mean),
+            ("mcse_sd", mcse_sd),
         ];
         let mut failures = Vec::new();
         let mut checked = 0;
@@ -117,7 +119,7 @@ mod arviz_reference {
                 }
             }
         }
-        assert!(checked >= 75);
+        assert!(checked >= 7 * 18);
         assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 
@@ -172,6 +174,34 @@ mod arviz_reference {
         assert!(cases
             .iter()
             .any(|c| c.draws.iter().any(|v| v.is_infinite())));
+        let mcse_sds: Vec<f64> = cases
+            .iter()
+            .map(|c| number(&c.expected["mcse_sd"]))
+            .collect();
+        assert!(mcse_sds.iter().any(|v| v.is_nan()));
+        assert!(mcse_sds.iter().filter(|v| v.is_finite()).count() >= 12);
+    }
+
+    #[test]
+    fn reference_covers_the_required_shapes() {
+        // i.i.d. 4×500, AR(1) φ = 0.9, a stuck chain, one chain, odd N.
+        let names: Vec<String> = cases().into_iter().map(|c| c.name).collect();
+        for name in [
+            "iid_normal_4x500",
+            "ar1_phi09_4x1000",
+            "stuck_chain_4x200",
+            "single_chain_1x1000",
+            "odd_draws_3x101",
+        ] {
+            assert!(names.iter().any(|n| n == name), "missing case {name}");
+        }
+        let stuck = cases()
+            .into_iter()
+            .find(|c| c.name == "stuck_chain_4x200")
+            .unwrap();
+        let row = stuck.draws.row(2);
+        assert!(row.iter().all(|&v| v == row[0]));
+        assert!(stuck.draws.row(0).iter().any(|&v| v != stuck.draws[[0, 0]]));
     }
 }
 

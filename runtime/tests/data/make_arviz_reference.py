@@ -52,6 +52,10 @@ def cases():
     # Folded values all equal (|x - median| = 1): tail R-hat is NaN, bulk is not.
     out.append(("plus_minus_one_4x50", np.where(np.random.default_rng(8).random((4, 50)) < 0.5, -1.0, 1.0)))
     out.append(("ar1_phi099_2x500", ar1(np.random.default_rng(9), 2, 500, 0.99)))
+    # A stuck chain: one chain constant while the others move.
+    stuck = np.random.default_rng(16).normal(size=(4, 200))
+    stuck[2] = 0.25
+    out.append(("stuck_chain_4x200", stuck))
     out.append(("minimal_2x4", np.random.default_rng(10).normal(size=(2, 4))))
     out.append(("minimal_odd_2x5", np.random.default_rng(11).normal(size=(2, 5))))
     # Degenerate inputs.
@@ -83,7 +87,9 @@ def reference(ary):
             "ess_bulk": enc(az.ess(ary, method="bulk")),
             "ess_tail": enc(az.ess(ary, method="tail")),
             "ess_mean": enc(az.ess(ary, method="mean")),
+            "ess_sd": enc(az.ess(ary, method="sd")),
             "mcse_mean": enc(az.mcse(ary, method="mean")),
+            "mcse_sd": enc(az.mcse(ary, method="sd")),
             "mean": enc(np.mean(flat)),
             "sd": enc(np.std(flat, ddof=1)),
             "q05": enc(np.quantile(flat, 0.05)),

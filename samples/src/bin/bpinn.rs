@@ -6,8 +6,8 @@
 //! `--inspect` / `--ir STAGE` print compiler reports instead.
 
 use clap::Parser;
+use crux::export::NpyArray;
 use crux::{Bayesian, Samples};
-use crux_samples::npz::{write_npz, NpyArray};
 use crux_samples::problems::Bpinn;
 
 /// Bayesian PINN for u'' = -π² sin(πx), u(0) = u(1) = 0.
@@ -48,7 +48,7 @@ fn run(args: Args) -> crux::Result<()> {
             .keep(1000)
             .num_chains(sa.chains),
     );
-    let sol = problem.solve_with(3000, &sa.solve_options())?;
+    let sol = problem.solve_with(3000, &sa.solve_options()?)?;
     let t1 = std::time::Instant::now();
     let u_chain = problem.eval_samples(&[&u], Samples::Chain)?.remove(0);
     let eval = t1.elapsed().as_secs_f64();
@@ -97,21 +97,20 @@ fn run(args: Args) -> crux::Result<()> {
             }),
         )?;
     }
-    if let Some(path) = &sa.npz {
-        let post = net.posterior().expect("sampled");
-        let mut arrays = crux_samples::posterior_arrays(&post);
-        arrays.push(NpyArray {
+    let post = net.posterior().expect("sampled");
+    let data = [
+        NpyArray {
             name: "u".into(),
             shape: u_chain.shape().to_vec(),
             data: u_chain.iter().copied().collect(),
-        });
-        arrays.push(NpyArray {
+        },
+        NpyArray {
             name: "x".into(),
             shape: vec![xs.len()],
             data: xs.iter().copied().collect(),
-        });
-        write_npz(path, &arrays).map_err(|e| crux_samples::io_error(path, e))?;
-    }
+        },
+    ];
+    sa.write_outputs(&[&post], &data)?;
     Ok(())
 }
 

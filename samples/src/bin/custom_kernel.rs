@@ -33,10 +33,9 @@ fn run(args: Args) -> crux::Result<()> {
                 .num_chains(sa.chains),
         );
     }
-    let sol = q.problem.solve_with(usize::MAX, &sa.solve_options())?;
+    let sol = q.problem.solve_with(usize::MAX, &sa.solve_options()?)?;
     let (mu, cov) = q.exact_posterior(1.0)?;
     println!("random-walk Metropolis (a user kernel) on the quick example:");
-    let mut arrays = Vec::new();
     let mut params = serde_json::Map::new();
     for (i, p) in [&q.a, &q.b].into_iter().enumerate() {
         let post = p.posterior().expect("sampled");
@@ -50,14 +49,12 @@ fn run(args: Args) -> crux::Result<()> {
             sol.models[i].mean_acceptance.unwrap_or(f64::NAN)
         );
         params.insert(p.name().to_string(), crux_samples::summary_json(&s));
-        arrays.extend(crux_samples::posterior_arrays(&post));
     }
     if let Some(path) = &sa.json {
         crux_samples::write_json(path, &serde_json::json!({ "params": params }))?;
     }
-    if let Some(path) = &sa.npz {
-        crux_samples::npz::write_npz(path, &arrays).map_err(|e| crux_samples::io_error(path, e))?;
-    }
+    let posts: Vec<&crux::Posterior> = sol.posteriors.iter().map(|p| &**p).collect();
+    sa.write_outputs(&posts, &[])?;
     Ok(())
 }
 

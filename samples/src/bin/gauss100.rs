@@ -35,7 +35,7 @@ fn run(args: Args) -> crux::Result<()> {
     let sol = g
         .problem
         .with_seed(sa.seed)
-        .solve_with(usize::MAX, &sa.solve_options())?;
+        .solve_with(usize::MAX, &sa.solve_options()?)?;
     let post = g.theta.posterior().expect("sampled");
     let mut min_ess = f64::INFINITY;
     let mut worst_rhat: f64 = 0.0;
@@ -80,10 +80,7 @@ fn run(args: Args) -> crux::Result<()> {
             }),
         )?;
     }
-    if let Some(path) = &sa.npz {
-        crux_samples::npz::write_npz(path, &crux_samples::posterior_arrays(&post))
-            .map_err(|e| crux_samples::io_error(path, e))?;
-    }
+    sa.write_outputs(&[&post], &[])?;
     Ok(())
 }
 

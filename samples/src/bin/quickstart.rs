@@ -9,8 +9,8 @@
 
 use clap::Parser;
 use crux::diagnostics::summarize;
+use crux::export::NpyArray;
 use crux::Bayesian;
-use crux_samples::npz::{write_npz, NpyArray};
 use crux_samples::problems::Quickstart;
 
 /// Bayesian inverse problem: A·sin(πx) + B·cos(πx) from noisy data.
@@ -49,24 +49,23 @@ fn run(args: Args) -> crux::Result<()> {
                 .likelihood_scale(args.likelihood_scale),
         );
     }
-    let sol = q.problem.solve_with(1500, &sa.solve_options())?;
+    let sol = q.problem.solve_with(1500, &sa.solve_options()?)?;
     println!(
         "quick example: d(x) = A sin(pi x) + B cos(pi x), 101 points, noise std 0.1, seed {}, likelihood_scale {}",
         sa.seed, args.likelihood_scale
     );
     let mut params = serde_json::Map::new();
-    let mut arrays = Vec::new();
     for (label, p) in [("A", &q.a), ("B", &q.b)] {
         let post = p.posterior().expect("sampled by this solve");
         let chain = post.entry(0, 0).expect("one entry");
         let s = summarize(chain.view());
         println!(
-            "  {label} = {:.3} [{:.3}, {:.3}]  sd {:.3}  R-hat {:.3}  ESS bulk {:.0}  (90% interval)",
-            s.mean, s.q05, s.q95, s.sd, s.rhat, s.ess_bulk
+            "  {label} = {:.3} [{:.3}, {:.3}]  (90% interval)",
+            s.mean, s.q05, s.q95
         );
         params.insert(p.name().to_string(), crux_samples::summary_json(&s));
-        arrays.extend(crux_samples::posterior_arrays(&post));
     }
+    print!("{}", sol.summary());
     let divergences: usize = sol.models.iter().filter_map(|m| m.divergences).sum();
     println!(
         "  {} chain(s) x {} draws, {divergences} divergent, step sizes {:?}",
@@ -101,17 +100,17 @@ fn run(args: Args) -> crux::Result<()> {
         });
         crux_samples::write_json(path, &v)?;
     }
-    if let Some(path) = &sa.npz {
-        for (name, e) in [("x", &q.x), ("target", &q.target)] {
-            let v = q.problem.eval(e)?;
-            arrays.push(NpyArray {
-                name: name.into(),
-                shape: vec![v.len()],
-                data: v.iter().copied().collect(),
-            });
-        }
-        write_npz(path, &arrays).map_err(|e| crux_samples::io_error(path, e))?;
+    let mut data = Vec::new();
+    for (name, e) in [("x", &q.x), ("target", &q.target)] {
+        let v = q.problem.eval(e)?;
+        data.push(NpyArray {
+            name: name.into(),
+            shape: vec![v.len()],
+            data: v.iter().copied().collect(),
+        });
     }
+    let posts: Vec<&crux::Posterior> = sol.posteriors.iter().map(|p| &**p).collect();
+    sa.write_outputs(&posts, &data)?;
     Ok(())
 }
 
