@@ -2,6 +2,7 @@
 
 #![warn(missing_docs)]
 
+pub mod plot;
 pub mod problems;
 pub mod rwm;
 
@@ -85,6 +86,10 @@ pub struct SampleArgs {
     /// here, in the layout arviz reads.
     #[arg(long, value_name = "PATH")]
     pub npz: Option<std::path::PathBuf>,
+    /// Write pictures (PNG) into this folder: trace plots with marginal
+    /// densities, predictive bands.
+    #[arg(long, value_name = "DIR")]
+    pub plot: Option<std::path::PathBuf>,
     /// Write the draws as CSV here (one row per chain and draw).
     #[arg(long, value_name = "PATH")]
     pub csv: Option<std::path::PathBuf>,
@@ -180,6 +185,20 @@ pub fn write_json(path: &std::path::Path, value: &serde_json::Value) -> crux::Re
     std::fs::write(path, text).map_err(|e| io_error(path, e))
 }
 
+/// `name` with every character outside letters, digits, `.`, `_`, `-`
+/// replaced by `_` (a file name).
+pub fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// An I/O failure as a crux error naming the path.
 pub fn io_error(path: &std::path::Path, e: std::io::Error) -> crux::Error {
     crux::Error::InvalidArgument {
@@ -189,6 +208,51 @@ pub fn io_error(path: &std::path::Path, e: std::io::Error) -> crux::Error {
 }
 
 impl SampleArgs {
+    /// The path of picture `name` under `--plot DIR` (creating the folder),
+    /// or `None` without `--plot`.
+    pub fn plot_path(&self, name: &str) -> crux::Result<Option<std::path::PathBuf>> {
+        let Some(dir) = &self.plot else {
+            return Ok(None);
+        };
+        std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+        Ok(Some(dir.join(name)))
+    }
+
+    /// Trace plots (with the marginal density) of every entry of
+    /// `posterior`'s first leaves, up to `max` of them, under `--plot`;
+    /// `reference(i)` gives an exact `(mean, sd)` to overlay.
+    pub fn plot_traces(
+        &self,
+        posterior: &crux::Posterior,
+        max: usize,
+        reference: impl Fn(usize) -> Option<(f64, f64)>,
+    ) -> crux::Result<()> {
+        if self.plot.is_none() {
+            return Ok(());
+        }
+        let rows = posterior.summary().rows;
+        for (i, row) in rows.iter().enumerate().take(max) {
+            let (mut leaf, mut j) = (0, i);
+            while let Some(l) = posterior.leaves.get(leaf) {
+                let n: usize = l.samples.shape()[2..].iter().product();
+                if j < n {
+                    break;
+                }
+                j -= n;
+                leaf += 1;
+            }
+            let Some(x) = posterior.entry(leaf, j) else {
+                continue;
+            };
+            let file = format!("trace_{}.png", sanitize(&row.name));
+            if let Some(path) = self.plot_path(&file)? {
+                plot::trace_plot(&path, &row.name, x.view(), reference(i))
+                    .map_err(|e| io_error(&path, e))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Writes `--npz` (arviz layout, plus `data`) and `--csv` if asked for.
     pub fn write_outputs(
         &self,

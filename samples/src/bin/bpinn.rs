@@ -24,6 +24,10 @@ struct Args {
     /// SGLD step size.
     #[arg(long, default_value_t = 1e-5)]
     step_size: f64,
+    /// Weight of the likelihood term (1, the spec's example, is a weak
+    /// likelihood: the band is wide and need not contain the exact solution).
+    #[arg(long, default_value_t = 1.0)]
+    likelihood_scale: f64,
 }
 
 fn run(args: Args) -> crux::Result<()> {
@@ -46,6 +50,7 @@ fn run(args: Args) -> crux::Result<()> {
             .step_size(args.step_size)
             .warmup(2000)
             .keep(1000)
+            .likelihood_scale(args.likelihood_scale)
             .num_chains(sa.chains),
     );
     let sol = problem.solve_with(3000, &sa.solve_options()?)?;
@@ -59,9 +64,10 @@ fn run(args: Args) -> crux::Result<()> {
         .to_shape((k * n, points))
         .map_err(|e| crux::Error::Samples(e.to_string()))?;
     println!(
-        "Bayesian PINN: u'' = -pi^2 sin(pi x), u(0) = u(1) = 0; {} weights sampled with SGLD (step {}), {k} chain(s) x {n} draws",
+        "Bayesian PINN: u'' = -pi^2 sin(pi x), u(0) = u(1) = 0; {} weights sampled with SGLD (step {}, likelihood_scale {}), {k} chain(s) x {n} draws",
         net.num_params(),
-        args.step_size
+        args.step_size,
+        args.likelihood_scale
     );
     println!("   x      mean u    90% band              exact sin(pi x)");
     for i in [0, 25, 50, 75, 100].into_iter().filter(|&i| i < points) {
@@ -111,6 +117,37 @@ fn run(args: Args) -> crux::Result<()> {
         },
     ];
     sa.write_outputs(&[&post], &data)?;
+    if let Some(path) = sa.plot_path("u_band.png")? {
+        let mut cols: Vec<(f64, f64, f64, f64)> = (0..points)
+            .map(|i| {
+                let col: Vec<f64> = flat.column(i).to_vec();
+                let mean = col.iter().sum::<f64>() / col.len() as f64;
+                let xi = xs.as_slice().map_or(f64::NAN, |s| s[i]);
+                (
+                    xi,
+                    mean,
+                    crux::diagnostics::quantile(&col, 0.05),
+                    crux::diagnostics::quantile(&col, 0.95),
+                )
+            })
+            .collect();
+        cols.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let x: Vec<f64> = cols.iter().map(|c| c.0).collect();
+        let exact: Vec<f64> = x.iter().map(|x| (crux::PI * x).sin()).collect();
+        crux_samples::plot::band_plot(
+            &path,
+            "BPINN u(x): posterior mean, 90% band",
+            &x,
+            &cols.iter().map(|c| c.1).collect::<Vec<_>>(),
+            &cols.iter().map(|c| c.2).collect::<Vec<_>>(),
+            &cols.iter().map(|c| c.3).collect::<Vec<_>>(),
+            Some(&exact),
+            "x",
+            "u(x)",
+        )
+        .map_err(|e| crux_samples::io_error(&path, e))?;
+    }
+    sa.plot_traces(&post, 2, |_| None)?;
     Ok(())
 }
 

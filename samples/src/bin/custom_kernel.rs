@@ -55,6 +55,9 @@ fn run(args: Args) -> crux::Result<()> {
     }
     let posts: Vec<&crux::Posterior> = sol.posteriors.iter().map(|p| &**p).collect();
     sa.write_outputs(&posts, &[])?;
+    for (i, post) in posts.iter().enumerate() {
+        sa.plot_traces(post, 1, |_| Some((mu[i], cov[i][i].sqrt())))?;
+    }
     Ok(())
 }
 

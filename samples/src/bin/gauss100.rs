@@ -81,6 +81,8 @@ fn run(args: Args) -> crux::Result<()> {
         )?;
     }
     sa.write_outputs(&[&post], &[])?;
+    // The first four coordinates' traces.
+    sa.plot_traces(&post, 4, |_| None)?;
     Ok(())
 }
 
