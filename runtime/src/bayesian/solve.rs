@@ -286,9 +286,13 @@ impl Crux {
                 fields.join(", ")
             };
             log(format!(
-                "Model '{}': Bayesian sampling via '{}' (warmup={}, keep={}, thin={}, adapt={}, chains={k}, diagnostics={diag})",
+                "Model '{}': Bayesian sampling via '{}' (kind={}, warmup={}, keep={}, thin={}, adapt={}, chains={k}, diagnostics={diag})",
                 s.name,
                 s.cfg.kernel.name(),
+                match s.cfg.kernel.family() {
+                    crux_compiler::sampler::Family::FullData => "full",
+                    crux_compiler::sampler::Family::StochasticGradient => "grad_estimator",
+                },
                 s.cfg.warmup,
                 s.cfg.keep,
                 s.cfg.thin,
