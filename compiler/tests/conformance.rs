@@ -1087,3 +1087,14 @@ conformance_suite!(clif_fast, |f| Ok(Box::new(clif_compile(
     f,
     &ClifOptions::default().fast_compile()
 )?)));
+// PTX: every conformance kernel is emitted and assembled by ptxas for sm_90
+// (skipped without ptxas unless CRUX_REQUIRE_PTXAS=1); no GPU here, so the
+// calls run on the interpreter. GPU execution is the CUDA executor's suite.
+conformance_suite!(ptx_ptxas, |f| {
+    use crux_compiler::backend::{ptx, ptxas};
+    let code = ptx::emit(f, &ptx::PtxOptions::default())?;
+    if ptxas::check(&code, "sm_90")?.is_none() && ptxas::required() {
+        panic!("ptxas not found and {}=1", ptxas::REQUIRE_ENV);
+    }
+    Ok(Box::new(interpreter(f)))
+});

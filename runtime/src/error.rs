@@ -106,6 +106,9 @@ pub enum Error {
     /// requested strategy).
     #[error("{0}")]
     Diagnostics(String),
+    /// The CUDA backend cannot run (no driver, no device, a driver error).
+    #[error("CUDA: {0}")]
+    Cuda(String),
     /// The pipeline has no stage of that name.
     #[error("no stage named `{name}`; stages are: {available}")]
     UnknownStage {

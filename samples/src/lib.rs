@@ -90,6 +90,9 @@ pub struct SampleArgs {
     /// densities, predictive bands.
     #[arg(long, value_name = "DIR")]
     pub plot: Option<std::path::PathBuf>,
+    /// Write the chunk kernel's PTX here and stop (no GPU needed).
+    #[arg(long, value_name = "PATH")]
+    pub emit_ptx: Option<std::path::PathBuf>,
     /// Write the draws as CSV here (one row per chain and draw).
     #[arg(long, value_name = "PATH")]
     pub csv: Option<std::path::PathBuf>,
@@ -130,6 +133,8 @@ pub enum BackendArg {
     Interp,
     /// Cranelift machine code.
     Cranelift,
+    /// An NVIDIA GPU (one thread per chain; needs the CUDA driver).
+    Cuda,
 }
 
 /// `--tiering` values.
@@ -151,6 +156,7 @@ impl SampleArgs {
         let mut o = crux::SolveOptions::default().backend(match self.backend {
             BackendArg::Interp => crux::Backend::Interpreter,
             BackendArg::Cranelift => crux::Backend::Cranelift,
+            BackendArg::Cuda => crux::Backend::Cuda,
         });
         o = o.tiering(match self.tiering {
             TieringArg::Auto => crux::Tiering::Auto,
@@ -208,6 +214,18 @@ pub fn io_error(path: &std::path::Path, e: std::io::Error) -> crux::Error {
 }
 
 impl SampleArgs {
+    /// Handles `--emit-ptx PATH`: writes the PTX of the chunk kernel that a
+    /// solve of `epochs` sweeps of `problem` would run, and returns `true`
+    /// (the sample then stops).
+    pub fn emit_ptx(&self, problem: &crux::Crux, epochs: usize) -> crux::Result<bool> {
+        let Some(path) = &self.emit_ptx else {
+            return Ok(false);
+        };
+        let ptx = problem.emit_ptx(epochs)?;
+        std::fs::write(path, ptx).map_err(|e| io_error(path, e))?;
+        Ok(true)
+    }
+
     /// The path of picture `name` under `--plot DIR` (creating the folder),
     /// or `None` without `--plot`.
     pub fn plot_path(&self, name: &str) -> crux::Result<Option<std::path::PathBuf>> {

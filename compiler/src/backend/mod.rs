@@ -5,6 +5,8 @@
 //! suite runs unchanged on every backend (see the `conformance` tests).
 
 pub mod clif;
+pub mod ptx;
+pub mod ptxas;
 
 use crux_ir::kernel::{run, Buffer, Function, KernelError, Scalar};
 

@@ -25,6 +25,8 @@
 //! ```
 
 mod convergence;
+#[cfg(feature = "cuda")]
+mod cuda;
 mod eval;
 mod posterior;
 mod run;
@@ -38,6 +40,8 @@ use crux_compiler::sampler::kernels::{Hmc, Mala, Nuts, Sghmc, Sgld};
 use crux_compiler::sampler::{Family, Kernel};
 
 pub use convergence::{ess, ess_bulk, ess_tail, mcse_mean, mcse_sd, rhat, RhatStrategy};
+#[cfg(feature = "cuda")]
+pub use cuda::driver_present;
 pub use eval::Samples;
 pub use posterior::{Diagnostics, LeafSamples, Posterior};
 pub use solve::{ModelReport, Solution, SolveOptions, Tiering, MAX_SWEEPS};

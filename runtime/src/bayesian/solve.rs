@@ -168,6 +168,13 @@ impl Solution {
     }
 }
 
+/// A validated solve: the sampled models, the chunk function, the chains.
+struct Prepared {
+    sampled: Vec<Sampled>,
+    chunk: crux_compiler::sampler::Chunk,
+    k: usize,
+}
+
 struct Sampled {
     name: String,
     /// A kernel of crux's (not a user kernel).
@@ -183,6 +190,9 @@ struct Sampled {
 /// up to two tiers (bit-identical: only register allocation differs).
 enum Exe {
     Interp(Interpreter),
+    /// One GPU thread per chain.
+    #[cfg(feature = "cuda")]
+    Cuda(Mutex<super::cuda::CudaChains>),
     Clif {
         /// Fast to compile, slower to run.
         baseline: Option<Box<clif::ClifKernel>>,
@@ -208,6 +218,35 @@ impl Exe {
                 (None, Some(b)) => &**b,
                 (None, None) => unreachable!("one tier is always compiled"),
             },
+            #[cfg(feature = "cuda")]
+            Exe::Cuda(_) => unreachable!("CUDA chains are run by `Exe::run`"),
+        }
+    }
+
+    /// Runs sweeps `lo..hi` of every chain.
+    fn run(
+        &self,
+        chains: &[ChainBuffers],
+        seed: u64,
+        range: (usize, usize),
+        threads: usize,
+    ) -> Result<()> {
+        match self {
+            #[cfg(feature = "cuda")]
+            Exe::Cuda(c) => c.lock().unwrap_or_else(|e| e.into_inner()).run(seed, range),
+            _ => run_range(self.get(), chains, seed, range, threads),
+        }
+    }
+
+    /// Brings the chains' buffers to the host (a no-op on the CPU).
+    fn sync(&self, chains: &[ChainBuffers]) -> Result<()> {
+        match self {
+            #[cfg(feature = "cuda")]
+            Exe::Cuda(c) => c.lock().unwrap_or_else(|e| e.into_inner()).download(chains),
+            _ => {
+                let _ = chains;
+                Ok(())
+            }
         }
     }
 }
@@ -222,14 +261,10 @@ impl Crux {
         self.solve_with(epochs, &SolveOptions::default())
     }
 
-    /// [`Crux::solve`] with options (backend, threads, logging, chunking).
-    pub fn solve_with(&self, epochs: usize, opts: &SolveOptions) -> Result<Solution> {
-        let log = |msg: String| {
-            if !opts.quiet {
-                tracing::info!("{msg}");
-            }
-        };
-        let t_compile = Instant::now();
+    /// Validates every `.bayesian(..)` model and builds the chunk
+    /// function of a solve of `epochs` sweeps (logging the configuration
+    /// lines through `log`).
+    fn prepare(&self, epochs: usize, log: &dyn Fn(String)) -> Result<Prepared> {
         let mut sampled = Vec::new();
         let mut offset = 0;
         for m in self.models() {
@@ -336,6 +371,40 @@ impl Crux {
                 ),
             });
         }
+        Ok(Prepared { sampled, chunk, k })
+    }
+
+    /// The chunk function a solve of `epochs` sweeps would run (one chain
+    /// per call; see `crux_compiler::sampler`): for inspection and for
+    /// other backends.
+    pub fn chunk_kernel(&self, epochs: usize) -> Result<crux_ir::kernel::Function> {
+        Ok(self.prepare(epochs, &|_| {})?.chunk.function)
+    }
+
+    /// The PTX of the chunk kernel a CUDA solve of `epochs` sweeps would
+    /// launch (one thread per chain; see `crux_compiler::backend::ptx` for
+    /// the calling convention). Needs no GPU.
+    pub fn emit_ptx(&self, epochs: usize) -> Result<String> {
+        let p = self.prepare(epochs, &|_| {})?;
+        let opts = crux_compiler::backend::ptx::PtxOptions {
+            bounds_checks: !p.sampled.iter().all(|s| s.builtin),
+            thread_param: Some(1),
+            max_threads_per_block: 128,
+        };
+        crux_compiler::backend::ptx::emit(&p.chunk.function, &opts)
+            .map_err(|e| Error::Compile(CompileError::Backend(e)))
+    }
+
+    /// [`Crux::solve`] with options (backend, threads, logging, chunking).
+    pub fn solve_with(&self, epochs: usize, opts: &SolveOptions) -> Result<Solution> {
+        let log = |msg: String| {
+            if !opts.quiet {
+                tracing::info!("{msg}");
+            }
+        };
+        let t_compile = Instant::now();
+        let Prepared { sampled, chunk, k } = self.prepare(epochs, &log)?;
+        let sweeps = chunk.sweeps;
         let clif_error = |e| Error::Compile(CompileError::Backend(e));
         // Built-in kernels index only slots the chunk builder allocated
         // (loops over their lengths, NUTS checkpoints below max_depth, kept
@@ -351,26 +420,6 @@ impl Crux {
         } else {
             ClifOptions::default()
         };
-        let exe = match (opts.backend, opts.tiering) {
-            (Backend::Interpreter, _) => Exe::Interp(Interpreter {
-                function: chunk.function.clone(),
-                fuel: u64::MAX,
-            }),
-            (Backend::Cranelift, Tiering::Optimised) => Exe::Clif {
-                baseline: None,
-                optimised: OnceLock::from(Box::new(
-                    clif::compile(&chunk.function, &optimised_opts).map_err(clif_error)?,
-                )),
-            },
-            (Backend::Cranelift, Tiering::Auto | Tiering::Baseline) => Exe::Clif {
-                baseline: Some(Box::new(
-                    clif::compile(&chunk.function, &optimised_opts.fast_compile())
-                        .map_err(clif_error)?,
-                )),
-                optimised: OnceLock::new(),
-            },
-        };
-        let compile_seconds = t_compile.elapsed().as_secs_f64();
 
         // Per-chain buffers.
         let seed = self.seed();
@@ -399,6 +448,42 @@ impl Crux {
             let bufs = chunk.buffers(state);
             chains.push(Mutex::new(bufs));
         }
+
+        let exe = match (opts.backend, opts.tiering) {
+            (Backend::Interpreter, _) => Exe::Interp(Interpreter {
+                function: chunk.function.clone(),
+                fuel: u64::MAX,
+            }),
+            (Backend::Cranelift, Tiering::Optimised) => Exe::Clif {
+                baseline: None,
+                optimised: OnceLock::from(Box::new(
+                    clif::compile(&chunk.function, &optimised_opts).map_err(clif_error)?,
+                )),
+            },
+            (Backend::Cranelift, Tiering::Auto | Tiering::Baseline) => Exe::Clif {
+                baseline: Some(Box::new(
+                    clif::compile(&chunk.function, &optimised_opts.fast_compile())
+                        .map_err(clif_error)?,
+                )),
+                optimised: OnceLock::new(),
+            },
+            #[cfg(feature = "cuda")]
+            (Backend::Cuda, _) => {
+                let host: Vec<Vec<Buffer>> = chains
+                    .iter()
+                    .map(|c| c.lock().unwrap_or_else(|e| e.into_inner()).clone())
+                    .collect();
+                Exe::Cuda(Mutex::new(super::cuda::CudaChains::new(
+                    &chunk, &host, !builtin,
+                )?))
+            }
+            #[cfg(not(feature = "cuda"))]
+            (Backend::Cuda, _) => return Err(Error::Cuda(
+                "crux was built without the `cuda` feature: rebuild with it (it is on by default)"
+                    .into(),
+            )),
+        };
+        let compile_seconds = t_compile.elapsed().as_secs_f64();
 
         let threads = opts
             .threads
@@ -472,12 +557,16 @@ impl Crux {
                     hi = warmup_sweeps;
                 }
                 let t = Instant::now();
-                run_range(exe.get(), &chains, seed, (lo, hi), threads)?;
+                exe.run(&chains, seed, (lo, hi), threads)?;
                 let dt = t.elapsed().as_secs_f64();
                 if hi <= warmup_sweeps {
                     warmup_seconds += dt;
                 } else {
                     sampling_seconds += dt;
+                }
+                let host_needed = hi == warmup_sweeps || !bar.is_hidden() || opts.tracker.is_some();
+                if host_needed {
+                    exe.sync(&chains)?;
                 }
                 if hi == warmup_sweeps {
                     grad_evals_warmup = grad_evals(&chunk, &chains);
@@ -547,6 +636,7 @@ impl Crux {
             Ok(())
         })?;
         bar.finish_and_clear();
+        exe.sync(&chains)?;
         if warmup_sweeps == 0 {
             grad_evals_warmup = 0;
         }

@@ -53,6 +53,9 @@ fn run(args: Args) -> crux::Result<()> {
             .likelihood_scale(args.likelihood_scale)
             .num_chains(sa.chains),
     );
+    if sa.emit_ptx(&problem, 3000)? {
+        return Ok(());
+    }
     let sol = problem.solve_with(3000, &sa.solve_options()?)?;
     let t1 = std::time::Instant::now();
     let u_chain = problem.eval_samples(&[&u], Samples::Chain)?.remove(0);

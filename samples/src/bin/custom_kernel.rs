@@ -33,6 +33,9 @@ fn run(args: Args) -> crux::Result<()> {
                 .num_chains(sa.chains),
         );
     }
+    if sa.emit_ptx(&q.problem, usize::MAX)? {
+        return Ok(());
+    }
     let sol = q.problem.solve_with(usize::MAX, &sa.solve_options()?)?;
     let (mu, cov) = q.exact_posterior(1.0)?;
     println!("random-walk Metropolis (a user kernel) on the quick example:");

@@ -32,6 +32,9 @@ fn run(args: Args) -> crux::Result<()> {
             .num_chains(sa.chains)
             .likelihood_scale(GAUSS_DIM as f64 / 2.0),
     );
+    if sa.emit_ptx(&g.problem, usize::MAX)? {
+        return Ok(());
+    }
     let sol = g
         .problem
         .with_seed(sa.seed)

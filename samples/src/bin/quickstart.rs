@@ -49,6 +49,9 @@ fn run(args: Args) -> crux::Result<()> {
                 .likelihood_scale(args.likelihood_scale),
         );
     }
+    if sa.emit_ptx(&q.problem, 1500)? {
+        return Ok(());
+    }
     let sol = q.problem.solve_with(1500, &sa.solve_options()?)?;
     println!(
         "quick example: d(x) = A sin(pi x) + B cos(pi x), 101 points, noise std 0.1, seed {}, likelihood_scale {}",
