@@ -557,31 +557,7 @@ ptxas info    : Used 40 registers, used 0 barriers, 48 bytes stack frame, 400 by
     );
 }
 
-/// `log p(θ) = −½ Σ (θ_i − μ_i)² / σ_i²`, lowered (as in the sampler tests).
-fn gaussian_target(mu: &[f64], sd: &[f64]) -> crux_compiler::lower::Lowered {
-    use crux_ir::graph::{DType, Graph, Tensor};
-    let d = mu.len();
-    let mut g = Graph::new();
-    let p = g.add_param("theta", DType::F64, [d]);
-    let m = g.add_data("mu", Tensor::f64([d], mu.to_vec()).unwrap());
-    let prec: Vec<f64> = sd.iter().map(|s| 1.0 / (s * s)).collect();
-    let w = g.add_data("prec", Tensor::f64([d], prec).unwrap());
-    let t = g.param(p).unwrap();
-    let m = g.data_node(m).unwrap();
-    let w = g.data_node(w).unwrap();
-    let r = g.sub(t, m).unwrap();
-    let r2 = g.mul(r, r).unwrap();
-    let wr = g.mul(w, r2).unwrap();
-    let s = g.sum_all(wr).unwrap();
-    let lp = g.scale(s, -0.5).unwrap();
-    g.set_output("logp", lp);
-    let c = crux_compiler::pipeline::compile_log_density(
-        &g,
-        &crux_compiler::optimise::EggLimits::default(),
-    )
-    .unwrap();
-    crux_compiler::lower::lower_log_density(c.final_graph(), "gauss").unwrap()
-}
+use crux_compiler::sampler::gaussian_target;
 
 /// Whole sampler chunk kernels (what the CUDA executor launches: one thread
 /// per chain, `chain` = scalar parameter 1).

@@ -348,6 +348,25 @@ impl Emitter<'_> {
         Ok(())
     }
 
+    /// Bounds-checks `index` into buffer `buf` and returns the memory
+    /// type suffix and a register holding the element's address.
+    fn global_address(
+        &mut self,
+        buf: crux_ir::kernel::BufferId,
+        index: Value,
+    ) -> (&'static str, String) {
+        let (mt, size) = mem_ty(self.f.buffers[buf.index()].ty);
+        let (base, len) = (
+            self.buf_base[buf.index()].clone(),
+            self.buf_len[buf.index()].clone(),
+        );
+        let i = self.reg(index);
+        self.bounds_check(&i, &len);
+        let a = self.tmp(Class::B64);
+        self.ins(format!("mad.lo.s64 {a}, {i}, {size}, {base}"));
+        (mt, a)
+    }
+
     fn inst(&mut self, inst: &Inst) -> Result<(), BackendError> {
         let res = |k: usize| inst.results[k];
         match &inst.kind {
@@ -416,28 +435,12 @@ impl Emitter<'_> {
                 self.ins(s);
             }
             InstKind::Load { buf, index } => {
-                let (mt, size) = mem_ty(self.f.buffers[buf.index()].ty);
-                let (base, len) = (
-                    self.buf_base[buf.index()].clone(),
-                    self.buf_len[buf.index()].clone(),
-                );
-                let i = self.reg(*index);
-                self.bounds_check(&i, &len);
-                let a = self.tmp(Class::B64);
-                self.ins(format!("mad.lo.s64 {a}, {i}, {size}, {base}"));
+                let (mt, a) = self.global_address(*buf, *index);
                 let d = self.reg(res(0));
                 self.ins(format!("ld.global.{mt} {d}, [{a}]"));
             }
             InstKind::Store { buf, index, value } => {
-                let (mt, size) = mem_ty(self.f.buffers[buf.index()].ty);
-                let (base, len) = (
-                    self.buf_base[buf.index()].clone(),
-                    self.buf_len[buf.index()].clone(),
-                );
-                let i = self.reg(*index);
-                self.bounds_check(&i, &len);
-                let a = self.tmp(Class::B64);
-                self.ins(format!("mad.lo.s64 {a}, {i}, {size}, {base}"));
+                let (mt, a) = self.global_address(*buf, *index);
                 let v = self.reg(*value);
                 self.ins(format!("st.global.{mt} [{a}], {v}"));
             }

@@ -191,6 +191,29 @@ impl Chunk {
     }
 }
 
+/// `log p(θ) = −½ Σ (θ_i − μ_i)² / σ_i²`, lowered: a target whose law is
+/// known exactly, for tests and examples of kernels and backends.
+pub fn gaussian_target(mu: &[f64], sd: &[f64]) -> crate::lower::Lowered {
+    let d = mu.len();
+    let mut g = crux_ir::graph::Graph::new();
+    let p = g.add_param("theta", crux_ir::graph::DType::F64, [d]);
+    let m = g.add_data("mu", crux_ir::graph::Tensor::f64([d], mu.to_vec()).unwrap());
+    let prec: Vec<f64> = sd.iter().map(|s| 1.0 / (s * s)).collect();
+    let w = g.add_data("prec", crux_ir::graph::Tensor::f64([d], prec).unwrap());
+    let t = g.param(p).unwrap();
+    let m = g.data_node(m).unwrap();
+    let w = g.data_node(w).unwrap();
+    let r = g.sub(t, m).unwrap();
+    let r2 = g.mul(r, r).unwrap();
+    let wr = g.mul(w, r2).unwrap();
+    let s = g.sum_all(wr).unwrap();
+    let lp = g.scale(s, -0.5).unwrap();
+    g.set_output("logp", lp);
+    let c =
+        crate::pipeline::compile_log_density(&g, &crate::optimise::EggLimits::default()).unwrap();
+    crate::lower::lower_log_density(c.final_graph(), "gauss").unwrap()
+}
+
 /// Builds the chunk function of `models` sampling a position of `dim`
 /// entries (the models' blocks tile it).
 pub fn build_chunk(dim: usize, models: &[ModelPlan]) -> Result<Chunk, KernelError> {

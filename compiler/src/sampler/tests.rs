@@ -3,36 +3,13 @@
 
 use std::sync::Arc;
 
-use crux_ir::graph::{DType, Graph, Tensor};
 use crux_ir::kernel::{Buffer, Scalar};
 
+pub(crate) use super::gaussian_target;
 use super::kernels::{Hmc, Mala, Sghmc, Sgld};
 use super::{build_chunk, Chunk, Kernel, ModelPlan};
 use crate::backend::{clif, Executable, Interpreter};
-use crate::lower::{lower_log_density, Lowered};
-use crate::optimise::EggLimits;
-use crate::pipeline::compile_log_density;
-
-/// `log p(θ) = −½ Σ (θ_i − μ_i)² / σ_i²`, lowered.
-pub(crate) fn gaussian_target(mu: &[f64], sd: &[f64]) -> Lowered {
-    let d = mu.len();
-    let mut g = Graph::new();
-    let p = g.add_param("theta", DType::F64, [d]);
-    let m = g.add_data("mu", Tensor::f64([d], mu.to_vec()).unwrap());
-    let prec: Vec<f64> = sd.iter().map(|s| 1.0 / (s * s)).collect();
-    let w = g.add_data("prec", Tensor::f64([d], prec).unwrap());
-    let t = g.param(p).unwrap();
-    let m = g.data_node(m).unwrap();
-    let w = g.data_node(w).unwrap();
-    let r = g.sub(t, m).unwrap();
-    let r2 = g.mul(r, r).unwrap();
-    let wr = g.mul(w, r2).unwrap();
-    let s = g.sum_all(wr).unwrap();
-    let lp = g.scale(s, -0.5).unwrap();
-    g.set_output("logp", lp);
-    let c = compile_log_density(&g, &EggLimits::default()).unwrap();
-    lower_log_density(c.final_graph(), "gauss").unwrap()
-}
+use crate::lower::Lowered;
 
 /// A one-model plan.
 pub(crate) fn plan(

@@ -146,6 +146,11 @@ impl CudaChains {
             .stream
             .clone_dtoh(&self.status)
             .map_err(|e| cuda_error("reading the status", e))?;
+        // The copy into pageable host memory is ordered after the launch on
+        // this stream; wait for it before reading.
+        self.stream
+            .synchronize()
+            .map_err(|e| cuda_error("running the chunk kernel", e))?;
         if let Some((c, s)) = status.iter().enumerate().find(|(_, s)| **s != 0) {
             return Err(Error::Cuda(format!(
                 "chain {c} stopped with status {s} (an out-of-range access in the chunk kernel: a bug in a user kernel, or in crux)"
@@ -160,6 +165,9 @@ impl CudaChains {
             let all = self
                 .stream
                 .clone_dtoh(&self.bufs[i])
+                .map_err(|e| cuda_error("copying results back", e))?;
+            self.stream
+                .synchronize()
                 .map_err(|e| cuda_error("copying results back", e))?;
             let len = self.lens[i] as usize;
             for (c, chain) in chains.iter().enumerate() {
