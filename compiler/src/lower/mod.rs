@@ -366,42 +366,106 @@ impl<'g> Lowerer<'g> {
             Op::MatMul => {
                 let (a, c) = (node.args[0], node.args[1]);
                 let k = self.g.node(a).shape.0[1];
+                let (m, ncols) = (node.shape.0[0], node.shape.0[1]);
                 let out_shape = node.shape.clone();
-                let mut oidx = Vec::new();
-                self.for_each(b, &out_shape.0.clone(), &mut oidx, &mut |b, lw, oidx| {
-                    let (i, j) = (oidx[0], oidx[1]);
-                    let lo = b.i64(0);
-                    let hi = b.i64(k as i64);
-                    let init = b.f64(0.0);
-                    lw.stats.loops += 1;
-                    let mut err = None;
-                    let acc = b.for_(lo, hi, &[init], |b, l, c0| {
-                        lw.cache.push(HashMap::new());
-                        let r = (|| -> Result<Value, LowerError> {
-                            let x = lw.value(b, a, &[i, l])?;
-                            let y = lw.value(b, c, &[l, j])?;
-                            let p = b.mul(x, y);
-                            Ok(b.add(c0[0], p))
-                        })();
-                        lw.cache.pop();
-                        match r {
-                            Ok(v) => vec![v],
-                            Err(e) => {
-                                err = Some(e);
-                                vec![c0[0]]
+                // Rows in blocks of ROWS: one load of the right operand feeds
+                // ROWS independent accumulator chains (instruction-level
+                // parallelism). Each entry is still accumulated on its own,
+                // ascending in k from 0.0, so the result is bit-identical to
+                // the unblocked loop and to the interpreter.
+                const ROWS: usize = 4;
+                let blocks = m / ROWS;
+                let mut err = None;
+                let mut body = |b: &mut Builder, lw: &mut Self, j: Value| {
+                    if blocks > 0 {
+                        let (lo, hi) = (b.i64(0), b.i64(blocks as i64));
+                        lw.stats.loops += 1;
+                        b.for_(lo, hi, &[], |b, ib, _| {
+                            let r = b.i64(ROWS as i64);
+                            let base = b.mul(ib, r);
+                            let rows: Vec<Value> = (0..ROWS)
+                                .map(|q| {
+                                    let qv = b.i64(q as i64);
+                                    b.add(base, qv)
+                                })
+                                .collect();
+                            if let Err(e) = lw.matmul_rows(b, (a, c), k, &rows, j, &out_shape, off)
+                            {
+                                err.get_or_insert(e);
                             }
-                        }
-                    })[0];
-                    if let Some(e) = err {
-                        return Err(e);
+                            vec![]
+                        });
                     }
-                    let at = lw.flat(b, &out_shape, oidx, off);
-                    b.store(SCRATCH, at, acc);
-                    Ok(())
-                })
+                    for i in blocks * ROWS..m {
+                        let row = b.i64(i as i64);
+                        if let Err(e) = lw.matmul_rows(b, (a, c), k, &[row], j, &out_shape, off) {
+                            err.get_or_insert(e);
+                        }
+                    }
+                };
+                if ncols == 1 {
+                    let j = b.i64(0);
+                    body(b, self, j);
+                } else {
+                    let (lo, hi) = (b.i64(0), b.i64(ncols as i64));
+                    self.stats.loops += 1;
+                    b.for_(lo, hi, &[], |b, j, _| {
+                        body(b, self, j);
+                        vec![]
+                    });
+                }
+                err.map_or(Ok(()), Err)
             }
             _ => self.write_tensor_inline(b, n, off),
         }
+    }
+
+    /// `out[row, j] = Σ_l a[row, l] · c[l, j]` for each of `rows` (i64
+    /// values), in one loop over `l` with one accumulator per row.
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_rows(
+        &mut self,
+        b: &mut Builder,
+        (a, c): (NodeId, NodeId),
+        k: usize,
+        rows: &[Value],
+        j: Value,
+        out_shape: &Shape,
+        off: usize,
+    ) -> Result<(), LowerError> {
+        let (lo, hi) = (b.i64(0), b.i64(k as i64));
+        let init: Vec<Value> = rows.iter().map(|_| b.f64(0.0)).collect();
+        self.stats.loops += 1;
+        let mut err = None;
+        let accs = b.for_(lo, hi, &init, |b, l, accs| {
+            self.cache.push(HashMap::new());
+            let r = (|| -> Result<Vec<Value>, LowerError> {
+                let y = self.value(b, c, &[l, j])?;
+                let mut next = Vec::with_capacity(rows.len());
+                for (row, acc) in rows.iter().zip(accs) {
+                    let x = self.value(b, a, &[*row, l])?;
+                    let p = b.mul(x, y);
+                    next.push(b.add(*acc, p));
+                }
+                Ok(next)
+            })();
+            self.cache.pop();
+            match r {
+                Ok(v) => v,
+                Err(e) => {
+                    err = Some(e);
+                    accs.to_vec()
+                }
+            }
+        });
+        if let Some(e) = err {
+            return Err(e);
+        }
+        for (row, acc) in rows.iter().zip(accs) {
+            let at = self.flat(b, out_shape, &[*row, j], off);
+            b.store(SCRATCH, at, acc);
+        }
+        Ok(())
     }
 
     /// Materialises a group of nodes over one iteration domain in a single
