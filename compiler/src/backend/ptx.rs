@@ -360,11 +360,30 @@ impl Emitter<'_> {
             self.buf_base[buf.index()].clone(),
             self.buf_len[buf.index()].clone(),
         );
+        (mt, self.address(index, &len, size, &base))
+    }
+
+    /// Like [`Emitter::global_address`] for a local array.
+    fn local_address(
+        &mut self,
+        local: crux_ir::kernel::LocalId,
+        index: Value,
+    ) -> (&'static str, String) {
+        let decl = &self.f.locals[local.index()];
+        let (mt, size) = mem_ty(decl.ty);
+        let len = decl.len.to_string();
+        let base = self.loc_base[local.index()].clone();
+        (mt, self.address(index, &len, size, &base))
+    }
+
+    /// Bounds-checks `index` against `len` and returns a register holding
+    /// `base + index · size`.
+    fn address(&mut self, index: Value, len: &str, size: u64, base: &str) -> String {
         let i = self.reg(index);
-        self.bounds_check(&i, &len);
+        self.bounds_check(&i, len);
         let a = self.tmp(Class::B64);
         self.ins(format!("mad.lo.s64 {a}, {i}, {size}, {base}"));
-        (mt, a)
+        a
     }
 
     fn inst(&mut self, inst: &Inst) -> Result<(), BackendError> {
@@ -445,14 +464,7 @@ impl Emitter<'_> {
                 self.ins(format!("st.global.{mt} [{a}], {v}"));
             }
             InstKind::LocalLoad { local, index } => {
-                let decl = &self.f.locals[local.index()];
-                let (mt, size) = mem_ty(decl.ty);
-                let len = decl.len.to_string();
-                let base = self.loc_base[local.index()].clone();
-                let i = self.reg(*index);
-                self.bounds_check(&i, &len);
-                let a = self.tmp(Class::B64);
-                self.ins(format!("mad.lo.s64 {a}, {i}, {size}, {base}"));
+                let (mt, a) = self.local_address(*local, *index);
                 let d = self.reg(res(0));
                 self.ins(format!("ld.local.{mt} {d}, [{a}]"));
             }
@@ -461,14 +473,7 @@ impl Emitter<'_> {
                 index,
                 value,
             } => {
-                let decl = &self.f.locals[local.index()];
-                let (mt, size) = mem_ty(decl.ty);
-                let len = decl.len.to_string();
-                let base = self.loc_base[local.index()].clone();
-                let i = self.reg(*index);
-                self.bounds_check(&i, &len);
-                let a = self.tmp(Class::B64);
-                self.ins(format!("mad.lo.s64 {a}, {i}, {size}, {base}"));
+                let (mt, a) = self.local_address(*local, *index);
                 let v = self.reg(*value);
                 self.ins(format!("st.local.{mt} [{a}], {v}"));
             }
