@@ -368,84 +368,102 @@ impl<'g> Lowerer<'g> {
                 let k = self.g.node(a).shape.0[1];
                 let (m, ncols) = (node.shape.0[0], node.shape.0[1]);
                 let out_shape = node.shape.clone();
-                // Rows in blocks of ROWS: one load of the right operand feeds
-                // ROWS independent accumulator chains (instruction-level
+                // Blocks of ROWS × COLS outputs: each left-operand load feeds
+                // COLS accumulators and each right-operand load ROWS, with
+                // ROWS·COLS independent chains (instruction-level
                 // parallelism). Each entry is still accumulated on its own,
                 // ascending in k from 0.0, so the result is bit-identical to
                 // the unblocked loop and to the interpreter.
                 const ROWS: usize = 4;
-                let blocks = m / ROWS;
+                const COLS: usize = 2;
                 let mut err = None;
-                let mut body = |b: &mut Builder, lw: &mut Self, j: Value| {
-                    if blocks > 0 {
-                        let (lo, hi) = (b.i64(0), b.i64(blocks as i64));
-                        lw.stats.loops += 1;
+                // Blocked then remaining indices of one dimension: (number
+                // of blocks, block size, remainder start, end).
+                let split = |n: usize, s: usize| (n / s, s, (n / s) * s, n);
+                let (rb, rs, r0, r1) = split(m, ROWS);
+                let (cb, cs, c0, c1) = split(ncols, COLS);
+                // Emits `f(b, lw, indices)` for every block of a dimension:
+                // a loop over whole blocks, then single remaining indices.
+                fn blocks(
+                    b: &mut Builder,
+                    (nb, size, rest0, rest1): (usize, usize, usize, usize),
+                    loops: &mut usize,
+                    f: &mut dyn FnMut(&mut Builder, &[Value]),
+                ) {
+                    if nb == 1 {
+                        let idx: Vec<Value> = (0..size).map(|q| b.i64(q as i64)).collect();
+                        f(b, &idx);
+                    } else if nb > 1 {
+                        let (lo, hi) = (b.i64(0), b.i64(nb as i64));
+                        *loops += 1;
                         b.for_(lo, hi, &[], |b, ib, _| {
-                            let r = b.i64(ROWS as i64);
-                            let base = b.mul(ib, r);
-                            let rows: Vec<Value> = (0..ROWS)
+                            let sv = b.i64(size as i64);
+                            let base = b.mul(ib, sv);
+                            let idx: Vec<Value> = (0..size)
                                 .map(|q| {
                                     let qv = b.i64(q as i64);
                                     b.add(base, qv)
                                 })
                                 .collect();
-                            if let Err(e) = lw.matmul_rows(b, (a, c), k, &rows, j, &out_shape, off)
-                            {
-                                err.get_or_insert(e);
-                            }
+                            f(b, &idx);
                             vec![]
                         });
                     }
-                    for i in blocks * ROWS..m {
-                        let row = b.i64(i as i64);
-                        if let Err(e) = lw.matmul_rows(b, (a, c), k, &[row], j, &out_shape, off) {
+                    for i in rest0..rest1 {
+                        let v = b.i64(i as i64);
+                        f(b, &[v]);
+                    }
+                }
+                let mut loops = 0;
+                let lw = &mut *self;
+                blocks(b, (cb, cs, c0, c1), &mut loops, &mut |b, cols| {
+                    let mut inner = 0;
+                    blocks(b, (rb, rs, r0, r1), &mut inner, &mut |b, rows| {
+                        if let Err(e) = lw.matmul_block(b, (a, c), k, rows, cols, &out_shape, off) {
                             err.get_or_insert(e);
                         }
-                    }
-                };
-                if ncols == 1 {
-                    let j = b.i64(0);
-                    body(b, self, j);
-                } else {
-                    let (lo, hi) = (b.i64(0), b.i64(ncols as i64));
-                    self.stats.loops += 1;
-                    b.for_(lo, hi, &[], |b, j, _| {
-                        body(b, self, j);
-                        vec![]
                     });
-                }
+                    lw.stats.loops += inner;
+                });
+                self.stats.loops += loops;
                 err.map_or(Ok(()), Err)
             }
             _ => self.write_tensor_inline(b, n, off),
         }
     }
 
-    /// `out[row, j] = Σ_l a[row, l] · c[l, j]` for each of `rows` (i64
-    /// values), in one loop over `l` with one accumulator per row.
+    /// `out[row, col] = Σ_l a[row, l] · c[l, col]` for every `row` of
+    /// `rows` and `col` of `cols` (i64 values), in one loop over `l` with
+    /// one accumulator per output.
     #[allow(clippy::too_many_arguments)]
-    fn matmul_rows(
+    fn matmul_block(
         &mut self,
         b: &mut Builder,
         (a, c): (NodeId, NodeId),
         k: usize,
         rows: &[Value],
-        j: Value,
+        cols: &[Value],
         out_shape: &Shape,
         off: usize,
     ) -> Result<(), LowerError> {
         let (lo, hi) = (b.i64(0), b.i64(k as i64));
-        let init: Vec<Value> = rows.iter().map(|_| b.f64(0.0)).collect();
+        let init: Vec<Value> = (0..rows.len() * cols.len()).map(|_| b.f64(0.0)).collect();
         self.stats.loops += 1;
         let mut err = None;
         let accs = b.for_(lo, hi, &init, |b, l, accs| {
             self.cache.push(HashMap::new());
             let r = (|| -> Result<Vec<Value>, LowerError> {
-                let y = self.value(b, c, &[l, j])?;
-                let mut next = Vec::with_capacity(rows.len());
-                for (row, acc) in rows.iter().zip(accs) {
+                let mut ys = Vec::with_capacity(cols.len());
+                for col in cols {
+                    ys.push(self.value(b, c, &[l, *col])?);
+                }
+                let mut next = Vec::with_capacity(accs.len());
+                for (ri, row) in rows.iter().enumerate() {
                     let x = self.value(b, a, &[*row, l])?;
-                    let p = b.mul(x, y);
-                    next.push(b.add(*acc, p));
+                    for (ci, y) in ys.iter().enumerate() {
+                        let p = b.mul(x, *y);
+                        next.push(b.add(accs[ri * cols.len() + ci], p));
+                    }
                 }
                 Ok(next)
             })();
@@ -461,9 +479,11 @@ impl<'g> Lowerer<'g> {
         if let Some(e) = err {
             return Err(e);
         }
-        for (row, acc) in rows.iter().zip(accs) {
-            let at = self.flat(b, out_shape, &[*row, j], off);
-            b.store(SCRATCH, at, acc);
+        for (ri, row) in rows.iter().enumerate() {
+            for (ci, col) in cols.iter().enumerate() {
+                let at = self.flat(b, out_shape, &[*row, *col], off);
+                b.store(SCRATCH, at, accs[ri * cols.len() + ci]);
+            }
         }
         Ok(())
     }
