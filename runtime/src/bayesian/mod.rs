@@ -28,6 +28,8 @@ mod convergence;
 #[cfg(feature = "cuda")]
 mod cuda;
 mod eval;
+mod exe;
+mod options;
 mod posterior;
 mod run;
 mod solve;
@@ -43,8 +45,9 @@ pub use convergence::{ess, ess_bulk, ess_tail, mcse_mean, mcse_sd, rhat, RhatStr
 #[cfg(feature = "cuda")]
 pub use cuda::driver_present;
 pub use eval::Samples;
+pub use options::{ModelReport, Solution, SolveOptions, Tiering};
 pub use posterior::{Diagnostics, LeafSamples, Posterior};
-pub use solve::{ModelReport, Solution, SolveOptions, Tiering, MAX_SWEEPS};
+pub use solve::MAX_SWEEPS;
 pub use summary::{SummaryRow, SummaryTable};
 pub use track::{JsonlTracker, Metrics, Tracker};
 

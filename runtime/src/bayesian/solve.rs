@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use crux_compiler::backend::clif::{self, ClifOptions};
-use crux_compiler::backend::{Executable, Interpreter};
+use crux_compiler::backend::Interpreter;
 use crux_compiler::lower::lower_log_density;
 use crux_compiler::pipeline::CompileError;
 use crux_compiler::sampler::{build_chunk, DiagKind, ModelPlan};
@@ -14,9 +14,11 @@ use crux_ir::rng::{normal, stream, Purpose};
 use ndarray::{Array2, ArrayD, IxDyn};
 
 use super::eval::Pushforward;
+use super::exe::Exe;
+use super::options::{progress_bar, ModelReport, Solution, SolveOptions, Tiering};
 use super::posterior::{Diagnostics, LeafSamples, Posterior};
-use super::run::{f64s, grad_evals, model_metrics, run_range, ChainBuffers, ModelView};
-use super::track::{Metrics, Tracker};
+use super::run::{f64s, grad_evals, model_metrics, ChainBuffers, ModelView};
+use super::track::Metrics;
 use super::Resolved;
 use crate::compiled::Backend;
 use crate::error::{Error, Result};
@@ -26,147 +28,6 @@ use crate::problem::Crux;
 /// The most sweeps one solve may run (draw counters keep the sweep in
 /// 23 bits).
 pub const MAX_SWEEPS: usize = 1 << 23;
-
-/// Which machine code runs the chains on the Cranelift backend. The two
-/// tiers compute the same bits; they differ in compile time and speed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Tiering {
-    /// Start on baseline code; when the run is long enough to pay for it,
-    /// compile optimised code in the background and switch at a chunk
-    /// boundary (short runs finish sooner, long runs run fast).
-    #[default]
-    Auto,
-    /// Baseline code only (fastest to compile).
-    Baseline,
-    /// Optimised code only (compiled before the first sweep).
-    Optimised,
-}
-
-/// How a solve runs.
-#[derive(Clone, Debug)]
-pub struct SolveOptions {
-    backend: Backend,
-    tiering: Tiering,
-    threads: Option<usize>,
-    quiet: bool,
-    chunk: Option<usize>,
-    tracker: Option<Arc<Mutex<dyn Tracker>>>,
-}
-
-impl Default for SolveOptions {
-    fn default() -> Self {
-        SolveOptions {
-            backend: Backend::Cranelift,
-            tiering: Tiering::Auto,
-            threads: None,
-            quiet: false,
-            chunk: None,
-            tracker: None,
-        }
-    }
-}
-
-impl SolveOptions {
-    /// Where the chunk function runs (default Cranelift).
-    pub fn backend(mut self, b: Backend) -> Self {
-        self.backend = b;
-        self
-    }
-    /// Which Cranelift code runs the chains (default [`Tiering::Auto`]).
-    /// Draws do not depend on it.
-    pub fn tiering(mut self, t: Tiering) -> Self {
-        self.tiering = t;
-        self
-    }
-    /// Worker threads for the chains (default: the machine's cores, at most
-    /// one per chain). Draws do not depend on it.
-    pub fn threads(mut self, n: usize) -> Self {
-        self.threads = Some(n.max(1));
-        self
-    }
-    /// Streams metrics at every chunk boundary to `tracker` (see
-    /// [`Metrics`] for the keys).
-    pub fn tracker(mut self, tracker: impl Tracker + 'static) -> Self {
-        self.tracker = Some(Arc::new(Mutex::new(tracker)));
-        self
-    }
-    /// No log events (`tracing`) and no progress bar.
-    pub fn quiet(mut self) -> Self {
-        self.quiet = true;
-        self
-    }
-    /// Sweeps per call of the chunk function (default: a tenth of the run,
-    /// at least 10). Draws do not depend on it.
-    pub fn chunk_sweeps(mut self, n: usize) -> Self {
-        self.chunk = Some(n.max(1));
-        self
-    }
-}
-
-/// Per-model summary of a solve.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ModelReport {
-    /// Model name.
-    pub name: String,
-    /// Kernel name.
-    pub kernel: String,
-    /// Draws kept per chain.
-    pub num_draws: usize,
-    /// Divergent kept transitions, all chains (HMC family).
-    pub divergences: Option<usize>,
-    /// Mean acceptance statistic of kept transitions.
-    pub mean_acceptance: Option<f64>,
-    /// Mean energy of kept transitions (HMC family).
-    pub mean_energy: Option<f64>,
-    /// Final step size per chain.
-    pub step_size: Vec<f64>,
-}
-
-/// What a solve did and how long it took.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Solution {
-    /// Backend that ran the chains.
-    pub backend: Backend,
-    /// Chains.
-    pub num_chains: usize,
-    /// Sweeps per chain.
-    pub sweeps: usize,
-    /// Sweeps of warmup (the longest model's).
-    pub warmup_sweeps: usize,
-    /// Tracing, differentiation, optimisation, lowering and code generation
-    /// of the code the chains start on.
-    pub compile_seconds: f64,
-    /// Background compile time of the optimised tier, when it was built
-    /// while the chains ran (see [`Tiering::Auto`]).
-    pub optimised_compile_seconds: Option<f64>,
-    /// Wall time of the warmup sweeps, all chains.
-    pub warmup_seconds: f64,
-    /// Wall time of the sampling sweeps, all chains.
-    pub sampling_seconds: f64,
-    /// Gradient evaluations during warmup, all chains and models.
-    pub grad_evals_warmup: u64,
-    /// Gradient evaluations during sampling, all chains and models.
-    pub grad_evals: u64,
-    /// Threads used.
-    pub threads: usize,
-    /// Per sampled model, in solve order.
-    pub models: Vec<ModelReport>,
-    /// Per sampled model, in solve order (also left on each model).
-    pub posteriors: Vec<Arc<Posterior>>,
-}
-
-impl Solution {
-    /// The summary table of every sampled model's entries.
-    pub fn summary(&self) -> super::SummaryTable {
-        super::SummaryTable {
-            rows: self
-                .posteriors
-                .iter()
-                .flat_map(|p| p.summary().rows)
-                .collect(),
-        }
-    }
-}
 
 /// A validated solve: the sampled models, the chunk function, the chains.
 struct Prepared {
@@ -184,71 +45,6 @@ struct Sampled {
     cfg: Resolved,
     offset: usize,
     len: usize,
-}
-
-/// What runs the chunk function: the interpreter, or Cranelift code in
-/// up to two tiers (bit-identical: only register allocation differs).
-enum Exe {
-    Interp(Interpreter),
-    /// One GPU thread per chain.
-    #[cfg(feature = "cuda")]
-    Cuda(Mutex<super::cuda::CudaChains>),
-    Clif {
-        /// Fast to compile, slower to run.
-        baseline: Option<Box<clif::ClifKernel>>,
-        /// Set once compiled (at once, or by a background thread).
-        optimised: OnceLock<Box<clif::ClifKernel>>,
-    },
-}
-
-impl Exe {
-    /// Whether chains run baseline code that optimised code may replace.
-    fn optimised_pending(&self) -> bool {
-        matches!(self, Exe::Clif { baseline: Some(_), optimised } if optimised.get().is_none())
-    }
-
-    fn get(&self) -> &(dyn Executable + Sync) {
-        match self {
-            Exe::Interp(i) => i,
-            Exe::Clif {
-                baseline,
-                optimised,
-            } => match (optimised.get(), baseline) {
-                (Some(k), _) => &**k,
-                (None, Some(b)) => &**b,
-                (None, None) => unreachable!("one tier is always compiled"),
-            },
-            #[cfg(feature = "cuda")]
-            Exe::Cuda(_) => unreachable!("CUDA chains are run by `Exe::run`"),
-        }
-    }
-
-    /// Runs sweeps `lo..hi` of every chain.
-    fn run(
-        &self,
-        chains: &[ChainBuffers],
-        seed: u64,
-        range: (usize, usize),
-        threads: usize,
-    ) -> Result<()> {
-        match self {
-            #[cfg(feature = "cuda")]
-            Exe::Cuda(c) => c.lock().unwrap_or_else(|e| e.into_inner()).run(seed, range),
-            _ => run_range(self.get(), chains, seed, range, threads),
-        }
-    }
-
-    /// Brings the chains' buffers to the host (a no-op on the CPU).
-    fn sync(&self, chains: &[ChainBuffers]) -> Result<()> {
-        match self {
-            #[cfg(feature = "cuda")]
-            Exe::Cuda(c) => c.lock().unwrap_or_else(|e| e.into_inner()).download(chains),
-            _ => {
-                let _ = chains;
-                Ok(())
-            }
-        }
-    }
 }
 
 impl Crux {
@@ -707,22 +503,6 @@ impl Crux {
             posteriors,
         })
     }
-}
-
-/// A progress bar over the sweeps on stderr, hidden when `quiet` or when
-/// stdout is not a terminal.
-fn progress_bar(opts: &SolveOptions, sweeps: usize) -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    if opts.quiet || !std::io::stdout().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(sweeps as u64);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{spinner} sweeps {pos}/{len} [{bar:30}] {elapsed_precise} {msg}",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar
 }
 
 fn posterior(
