@@ -389,17 +389,21 @@ impl Crux {
                 }
                 if !bar.is_hidden() || opts.tracker.is_some() {
                     let (mut values, divergent) = model_metrics(&views, &chains, hi);
-                    let phase = if hi <= warmup_sweeps {
-                        "warmup"
+                    let rate = if hi <= warmup_sweeps {
+                        // No draws yet: chain-sweeps per second.
+                        format!(
+                            "warmup | {:.0} sweeps/s",
+                            (hi * k) as f64 / warmup_seconds.max(1e-9)
+                        )
                     } else {
-                        "sampling"
+                        let drawn: usize = views.iter().map(|m| m.kept(hi) * k).sum();
+                        format!(
+                            "sampling | {:.0} draws/s",
+                            drawn as f64 / sampling_seconds.max(1e-9)
+                        )
                     };
-                    let drawn: usize = views.iter().map(|m| m.kept(hi) * k).sum();
                     bar.set_position(hi as u64);
-                    bar.set_message(format!(
-                        "{phase} | {:.0} draws/s | {divergent} divergent",
-                        drawn as f64 / sampling_seconds.max(1e-9)
-                    ));
+                    bar.set_message(format!("{rate} | {divergent} divergent"));
                     if let Some(tracker) = &opts.tracker {
                         let c0 = chains[0].lock().unwrap_or_else(|e| e.into_inner());
                         let st = f64s(&c0[0]);
