@@ -412,3 +412,44 @@ fn model_holds_last_draw_of_chain_zero() {
         );
     }
 }
+
+/// SGHMC's noise variance ε(2α − εβ) must not be negative.
+#[test]
+fn sghmc_rejects_a_negative_noise_variance() {
+    let q = Quickstart::new(7).unwrap();
+    q.a.bayesian(Bayesian::sghmc().step_size(0.1).alpha(0.01).beta(1.0));
+    let err = q
+        .problem
+        .solve_with(2000, &SolveOptions::default().quiet())
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Bayesian { model, .. } if model == "a"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("step_size·beta <= 2·alpha"),
+        "{err}"
+    );
+}
+
+/// `warmup + keep·thin` beyond the sweep limit (or overflowing) is an
+/// error, not a panic or an abort.
+#[test]
+fn huge_schedules_are_errors() {
+    let q = Quickstart::new(7).unwrap();
+    q.a.bayesian(Bayesian::nuts().keep(i64::MAX).thin(2));
+    let err = q
+        .problem
+        .solve_with(usize::MAX, &SolveOptions::default().quiet())
+        .unwrap_err();
+    assert!(err.to_string().contains("exceeds"), "{err}");
+    q.a.bayesian(Bayesian::nuts().keep(1 << 22).thin(4));
+    let err = q
+        .problem
+        .solve_with(usize::MAX, &SolveOptions::default().quiet())
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("lower keep, thin or warmup"),
+        "{err}"
+    );
+}

@@ -263,3 +263,34 @@ fn chain_aware_evaluation() {
         .unwrap_err();
     assert!(err.to_string().contains("samples=Chain"), "{err}");
 }
+
+/// Leaves of different models may share a name: the pushforward maps them
+/// by identity (a regression: it once matched names, so `a − b` came out
+/// as `b`).
+#[test]
+fn eval_samples_keeps_same_named_leaves_apart() {
+    use crux::{Domain, Samples, PI};
+    let dom = Domain::line(0.0, 1.0, 0.1).unwrap();
+    let x = dom.variable("interior").unwrap();
+    let a = Param::new("w", [1]);
+    let b = Param::new("w", [1]);
+    let residual = &a * (PI * &x).sin() + &b * (PI * &x).cos() - 1.0;
+    let problem = crux::Crux::new([residual.mse()]).unwrap();
+    for p in [&a, &b] {
+        p.bayesian(Bayesian::nuts().warmup(20).keep(10));
+    }
+    problem
+        .solve_with(100, &SolveOptions::default().quiet())
+        .unwrap();
+    let diff = &a - &b;
+    let out = problem
+        .eval_samples(&[&diff], Samples::Chain)
+        .unwrap()
+        .remove(0);
+    let (da, db) = (
+        a.posterior_samples().unwrap(),
+        b.posterior_samples().unwrap(),
+    );
+    assert_eq!(out, &da - &db);
+    assert_ne!(da, db);
+}

@@ -9,7 +9,9 @@
 //!   not fit. Below 20 sweeps every sweep is fast (the mass matrix stays).
 //! * Dual averaging (Hoffman & Gelman 2014, §3.2.1): `t0 = 10`,
 //!   `γ = 0.05`, `κ = 0.75`, target acceptance 0.8, `μ = log(10 ε₀)`.
-//!   A non-finite acceptance statistic counts as 0.
+//!   A non-finite acceptance statistic counts as 0. The running average
+//!   takes the new iterate, as Stan and the paper do (blackjax averages
+//!   the previous one, so its final step size differs slightly).
 //! * Slow windows accumulate a Welford variance of the position; at a
 //!   window's end the inverse mass matrix becomes
 //!   `n/(n+5) · var + 10⁻³ · 5/(n+5)` and dual averaging restarts from the

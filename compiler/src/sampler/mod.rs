@@ -35,6 +35,10 @@ use ctx::{DIAG, DRAWS, FIRST_DATA, STATE, WORK};
 
 use crate::lower::Lowered;
 
+/// The most sampled models one chunk function can sweep (the draw counter
+/// keeps the model index in 8 bits).
+pub const MAX_MODELS: usize = 256;
+
 /// Which gradient a kernel consumes (the spec's duck-typed families).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {
@@ -223,6 +227,13 @@ pub fn build_chunk(dim: usize, models: &[ModelPlan]) -> Result<Chunk, KernelErro
     };
     if models.is_empty() {
         return Err(invalid("no sampled model".into()));
+    }
+    // The draw counter keeps the model index in 8 bits (see `Rng`).
+    if models.len() > MAX_MODELS {
+        return Err(invalid(format!(
+            "{} sampled models: at most {MAX_MODELS} per solve (group parameters into fewer models)",
+            models.len()
+        )));
     }
     let mut b = Builder::new("chunk");
     let seed = b.param("seed", Ty::I64);

@@ -264,3 +264,21 @@ fn every_builtin_kernel_stays_in_bounds_and_matches_the_interpreter() {
         );
     }
 }
+
+/// Counter-layout limits are errors: more models than the counter's model
+/// field holds, and SGHMC steps whose draws overflow the per-step field.
+#[test]
+fn draw_counter_limits_are_errors() {
+    let t = gaussian_target(&[0.0], &[1.0]);
+    let many: Vec<ModelPlan> = (0..super::MAX_MODELS + 1)
+        .map(|_| plan(Arc::new(Sgld), t.clone(), 1, 1, false))
+        .collect();
+    let err = build_chunk(1, &many).unwrap_err();
+    assert!(err.to_string().contains("at most 256"), "{err}");
+    let k = Arc::new(Sghmc {
+        num_integration_steps: 1 << 32,
+        ..Sghmc::default()
+    });
+    let err = build_chunk(1, &[plan(k, t, 1, 1, false)]).unwrap_err();
+    assert!(err.to_string().contains("2^32"), "{err}");
+}

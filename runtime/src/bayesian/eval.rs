@@ -131,9 +131,8 @@ impl Pushforward {
     /// at its current value).
     pub fn compile(crux: &Crux, e: &Expr, leaves: &[Param]) -> Result<Pushforward> {
         let mut t = Tracer::new(crux.seed(), crux.noise().clone());
-        for p in leaves {
-            t.add_slot(p);
-        }
+        // Slots by id, not by name: leaves of different models may share one.
+        let param_slots: Vec<usize> = leaves.iter().map(|p| t.add_slot(p).index()).collect();
         let out = t.trace(e)?;
         t.graph.set_output("value", out);
         let shape = t.graph.node(out).shape.0.clone();
@@ -145,17 +144,10 @@ impl Pushforward {
             .map_err(|err| Error::Compile(CompileError::Lower(err)))?;
         let kernel = clif::compile(&lowered.function, &ClifOptions::default())
             .map_err(|err| Error::Compile(CompileError::Backend(err)))?;
-        let offsets = leaves
+        // Compaction keeps every parameter slot, in order.
+        let offsets = param_slots
             .iter()
-            .map(|p| {
-                // A leaf the expression does not read has no slot after
-                // compaction: its values are ignored.
-                graph
-                    .params()
-                    .iter()
-                    .position(|x| x.name == p.name())
-                    .map_or(usize::MAX, |i| lowered.layout.param_offsets[i])
-            })
+            .map(|&i| lowered.layout.param_offsets[i])
             .collect();
         let mut bufs = vec![
             Buffer::F64(vec![0.0; lowered.layout.dim]),
@@ -180,9 +172,7 @@ impl Pushforward {
     pub fn eval(&mut self, at: &[&[f64]]) -> Result<&[f64]> {
         if let Buffer::F64(theta) = &mut self.bufs[0] {
             for (&off, v) in self.offsets.iter().zip(at) {
-                if off != usize::MAX {
-                    theta[off..off + v.len()].copy_from_slice(v);
-                }
+                theta[off..off + v.len()].copy_from_slice(v);
             }
         }
         self.kernel

@@ -305,6 +305,18 @@ impl Bayesian {
                 self.warmup, self.keep, self.thin
             )));
         }
+        let sweeps = (self.keep as u128)
+            .checked_mul(self.thin as u128)
+            .and_then(|x| x.checked_add(self.warmup as u128));
+        if sweeps.is_none_or(|x| x > solve::MAX_SWEEPS as u128) {
+            return Err(bad(format!(
+                "warmup + keep·thin = {} + {}·{} exceeds {} sweeps: lower keep, thin or warmup",
+                self.warmup,
+                self.keep,
+                self.thin,
+                solve::MAX_SWEEPS
+            )));
+        }
         if !(self.init_jitter.is_finite() && self.init_jitter >= 0.0) {
             return Err(bad(format!(
                 "init_jitter must be finite and >= 0, got {}",
@@ -384,6 +396,15 @@ impl Bayesian {
             }
             Some(InverseMass::PerEntry(v)) => v.clone(),
         };
+        if let KernelChoice::Sghmc = self.kernel {
+            let d = Sghmc::default();
+            let (alpha, beta) = (self.alpha.unwrap_or(d.alpha), self.beta.unwrap_or(d.beta));
+            if step_size * beta > 2.0 * alpha {
+                return Err(bad(format!(
+                    "sghmc needs step_size·beta <= 2·alpha (the noise variance ε(2α − εβ) must not be negative), got step_size {step_size}, alpha {alpha}, beta {beta}"
+                )));
+            }
+        }
         if let Some(x) = inverse_mass.iter().find(|x| !(x.is_finite() && **x > 0.0)) {
             return Err(bad(format!(
                 "inverse_mass_matrix entries must be finite and > 0, got {x}"

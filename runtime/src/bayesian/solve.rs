@@ -48,11 +48,14 @@ struct Sampled {
 }
 
 impl Crux {
-    /// Samples every model that has a `.bayesian(..)` configuration, for
-    /// `epochs` sweeps: warmup first, then one draw every `thin` sweeps
-    /// until `keep` (fewer draws if `epochs` ends earlier). Models without
-    /// a configuration stay at their current values. Afterwards each
-    /// sampled model holds chain 0's last position and its posterior.
+    /// Samples every model that has a `.bayesian(..)` configuration: each
+    /// runs its warmup, then keeps one draw every `thin` sweeps until
+    /// `keep`. `epochs` caps the sweeps: when it ends before `warmup +
+    /// keep·thin` a model keeps fewer draws; sweeps beyond the longest
+    /// model's `warmup + keep·thin` are not run ([`Solution::sweeps`] says
+    /// how many ran). Models without a configuration stay at their current
+    /// values. Afterwards each sampled model holds chain 0's last position
+    /// and its posterior.
     pub fn solve(&self, epochs: usize) -> Result<Solution> {
         self.solve_with(epochs, &SolveOptions::default())
     }
@@ -99,6 +102,12 @@ impl Crux {
         }
         if sampled.is_empty() {
             return Err(Error::NoBayesianModel);
+        }
+        let warmups: Vec<usize> = sampled.iter().map(|s| s.cfg.warmup).collect();
+        if warmups.iter().any(|w| *w != warmups[0]) {
+            log(format!(
+                "models have different warmups {warmups:?}: each keeps draws after its own warmup while the others may still be adapting; give them one warmup for draws from the joint posterior throughout"
+            ));
         }
         let dim = offset;
         let k = sampled[0].cfg.num_chains;

@@ -45,8 +45,8 @@ impl Kernel for Sgld {
 }
 
 /// SGHMC (blackjax `sghmc`, temperature 1): momentum `m ~ N(0, I)`, then
-/// `num_integration_steps` times `θ ← θ + ε m`,
-/// `m ← (1 − αε) m + ε g(θ) + √(ε (2α − ε β)) ξ`.
+/// `num_integration_steps` times `g = g(θ)`, `θ ← θ + ε m`,
+/// `m ← (1 − αε) m + ε g + √(ε (2α − ε β)) ξ`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sghmc {
     /// Integration steps per transition (default 10).
@@ -79,6 +79,17 @@ impl Kernel for Sghmc {
     }
     fn step(&self, ctx: &mut StepCtx<'_>) -> Result<StepInfo, KernelError> {
         let d = ctx.dim();
+        // Draw indices (l + 1)·d + i must stay below 2³² (the counter's
+        // per-step field).
+        if (self.num_integration_steps as u128 + 1) * d as u128 >= 1 << 32 {
+            return Err(KernelError::Invalid {
+                function: "sghmc".into(),
+                msg: format!(
+                    "{} integration steps of a {d}-entry model exceed the 2^32 draws one step may use: lower num_integration_steps",
+                    self.num_integration_steps
+                ),
+            });
+        }
         let (m, g) = (ctx.work("m", d), ctx.work("g", d));
         let env = ctx.env;
         let b = &mut *ctx.b;
@@ -100,13 +111,15 @@ impl Kernel for Sghmc {
         let (lo, hi) = (b.i64(0), b.i64(self.num_integration_steps as i64));
         let dd = b.i64(d as i64);
         b.for_(lo, hi, &[], |b, l, _| {
+            // blackjax's order: the gradient at the current position, then
+            // the position moves and the momentum takes that gradient.
+            env.target.logp_grad(b, x, g);
             x.fill(b, |b, i| {
                 let xi = x.load(b, i);
                 let mi = m.load(b, i);
                 let t = b.mul(eps, mi);
                 b.add(xi, t)
             });
-            env.target.logp_grad(b, x, g);
             let one = b.i64(1);
             let l1 = b.add(l, one);
             let k0 = b.mul(l1, dd);
