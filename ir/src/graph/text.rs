@@ -1184,53 +1184,10 @@ output \"logp\" = %5
         );
     }
 
-    fn mutate(text: &str, kind: u8, at: usize) -> String {
-        let lines: Vec<&str> = text.lines().collect();
-        match kind % 4 {
-            0 => {
-                // Delete a character.
-                let chars: Vec<char> = text.chars().collect();
-                let i = at % chars.len().max(1);
-                chars
-                    .iter()
-                    .enumerate()
-                    .filter(|(j, _)| *j != i)
-                    .map(|(_, c)| *c)
-                    .collect()
-            }
-            1 => {
-                // Duplicate a line.
-                let i = at % lines.len().max(1);
-                let mut out = lines.clone();
-                if let Some(l) = lines.get(i) {
-                    out.insert(i, l);
-                }
-                out.join("\n")
-            }
-            2 => {
-                // Swap two adjacent lines.
-                let mut out = lines.clone();
-                if out.len() > 1 {
-                    let i = at % (out.len() - 1);
-                    out.swap(i, i + 1);
-                }
-                out.join("\n")
-            }
-            _ => {
-                // Replace a character by a token-ish one.
-                let subst = [
-                    '%', '0', '9', ',', '[', ']', '{', '}', '"', '\\', '#', ' ', 'x', '=', ':',
-                ];
-                let chars: Vec<char> = text.chars().collect();
-                let i = at % chars.len().max(1);
-                chars
-                    .iter()
-                    .enumerate()
-                    .map(|(j, c)| if j == i { subst[at % subst.len()] } else { *c })
-                    .collect()
-            }
-        }
-    }
+    /// Tokens of the graph text format, for character substitutions.
+    const SUBST: [char; 15] = [
+        '%', '0', '9', ',', '[', ']', '{', '}', '"', '\\', '#', ' ', 'x', '=', ':',
+    ];
 
     /// If a text parses, the graph round-trips through the printer.
     fn check_parse(text: &str) {
@@ -1257,7 +1214,7 @@ output \"logp\" = %5
         fn text_parse_mutations_never_panic(edits in proptest::collection::vec((any::<u8>(), any::<usize>()), 1..4)) {
             let mut text = print(&every_op_graph());
             for (kind, at) in edits {
-                text = mutate(&text, kind, at);
+                text = crate::text_fuzz::mutate(&text, kind, at, &SUBST);
             }
             check_parse(&text);
         }

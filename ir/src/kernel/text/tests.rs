@@ -208,50 +208,10 @@ fn text_deep_nesting_is_an_error_not_a_crash() {
     assert!(msg.contains("nested"), "{msg}");
 }
 
-fn mutate(text: &str, kind: u8, at: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    match kind % 4 {
-        0 => {
-            let chars: Vec<char> = text.chars().collect();
-            let i = at % chars.len().max(1);
-            chars
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(_, c)| *c)
-                .collect()
-        }
-        1 => {
-            let i = at % lines.len().max(1);
-            let mut out = lines.clone();
-            if let Some(l) = lines.get(i) {
-                out.insert(i, l);
-            }
-            out.join("\n")
-        }
-        2 => {
-            let mut out = lines.clone();
-            if out.len() > 1 {
-                let i = at % (out.len() - 1);
-                out.swap(i, i + 1);
-            }
-            out.join("\n")
-        }
-        _ => {
-            let subst = [
-                'v', '0', '9', ',', '[', ']', '{', '}', '|', '(', ')', '"', '\\', '#', ' ', 'x',
-                '=', ':', '\n',
-            ];
-            let chars: Vec<char> = text.chars().collect();
-            let i = at % chars.len().max(1);
-            chars
-                .iter()
-                .enumerate()
-                .map(|(j, c)| if j == i { subst[at % subst.len()] } else { *c })
-                .collect()
-        }
-    }
-}
+/// Tokens of the kernel text format, for character substitutions.
+const SUBST: [char; 19] = [
+    'v', '0', '9', ',', '[', ']', '{', '}', '|', '(', ')', '"', '\\', '#', ' ', 'x', '=', ':', '\n',
+];
 
 /// If a text parses, the function verifies and round-trips.
 fn check_parse(text: &str) {
@@ -281,7 +241,7 @@ proptest! {
     fn text_parse_mutations_never_panic(edits in proptest::collection::vec((any::<u8>(), any::<usize>()), 1..4)) {
         let mut text = print(&every_construct());
         for (kind, at) in edits {
-            text = mutate(&text, kind, at);
+            text = crate::text_fuzz::mutate(&text, kind, at, &SUBST);
         }
         check_parse(&text);
     }
