@@ -738,6 +738,23 @@ pub fn clif_text(f: &Function) -> Result<String, BackendError> {
     Ok(func.display().to_string())
 }
 
+/// Declares `func` (the translation of `f`) as the exported function
+/// `f.name` of `module` and defines it.
+fn define(
+    module: &mut impl Module,
+    f: &Function,
+    func: ir::Function,
+) -> Result<cranelift_module::FuncId, BackendError> {
+    let id = module
+        .declare_function(&f.name, Linkage::Export, &func.signature)
+        .map_err(|e| codegen(e.to_string()))?;
+    let mut ctx = Context::for_function(func);
+    module
+        .define_function(id, &mut ctx)
+        .map_err(|e| module_error(e, &ctx.func))?;
+    Ok(id)
+}
+
 /// Compiles `f` into an ELF (or the host's format) object file that
 /// exports one function named `f.name` with the calling convention of
 /// [`EntryFn`] (bounds checks on).
@@ -748,13 +765,7 @@ pub fn compile_object(f: &Function) -> Result<Vec<u8>, BackendError> {
         let builder = ObjectBuilder::new(isa, f.name.as_str(), default_libcall_names())
             .map_err(|e| codegen(e.to_string()))?;
         let mut module = ObjectModule::new(builder);
-        let id = module
-            .declare_function(&f.name, Linkage::Export, &func.signature)
-            .map_err(|e| codegen(e.to_string()))?;
-        let mut ctx = Context::for_function(func);
-        module
-            .define_function(id, &mut ctx)
-            .map_err(|e| module_error(e, &ctx.func))?;
+        define(&mut module, f, func)?;
         module
             .finish()
             .emit()
@@ -819,13 +830,7 @@ fn jit(f: &Function, isa: OwnedTargetIsa, func: ir::Function) -> Result<ClifKern
             default_libcall_names(),
         ))));
         let module = owned.0.as_mut().expect("just created");
-        let id = module
-            .declare_function(&f.name, Linkage::Export, &func.signature)
-            .map_err(|e| codegen(e.to_string()))?;
-        let mut ctx = Context::for_function(func);
-        module
-            .define_function(id, &mut ctx)
-            .map_err(|e| module_error(e, &ctx.func))?;
+        let id = define(module, f, func)?;
         module
             .finalize_definitions()
             .map_err(|e| codegen(e.to_string()))?;
