@@ -271,6 +271,20 @@ impl SampleArgs {
         Ok(())
     }
 
+    /// The quick example's pictures: each coefficient's trace and
+    /// marginal, with the exact Gaussian posterior `(mean, cov)` (the model
+    /// is linear-Gaussian) overlaid.
+    pub fn plot_exact_traces(
+        &self,
+        posteriors: &[&crux::Posterior],
+        (mu, cov): ([f64; 2], [[f64; 2]; 2]),
+    ) -> crux::Result<()> {
+        for (i, post) in posteriors.iter().enumerate().take(2) {
+            self.plot_traces(post, 1, |_| Some((mu[i], cov[i][i].sqrt())))?;
+        }
+        Ok(())
+    }
+
     /// Writes `--npz` (arviz layout, plus `data`) and `--csv` if asked for.
     pub fn write_outputs(
         &self,

@@ -90,7 +90,7 @@ fn stats(p: &Posterior, field: &str) -> Vec<f64> {
 fn arviz_npz_reads_back() {
     let (q, sol) = solved(SolveOptions::default());
     let path = temp("chains.npz");
-    let posts: Vec<&Posterior> = sol.posteriors.iter().map(|p| &**p).collect();
+    let posts = sol.posterior_refs();
     let obs = NpyArray {
         name: "target".into(),
         shape: vec![3],
@@ -142,7 +142,7 @@ fn arviz_npz_reads_back() {
 fn csv_has_one_row_per_chain_and_draw() {
     let (q, sol) = solved(SolveOptions::default());
     let path = temp("draws.csv");
-    let posts: Vec<&Posterior> = sol.posteriors.iter().map(|p| &**p).collect();
+    let posts = sol.posterior_refs();
     write_csv(&path, &posts).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::remove_file(&path).ok();

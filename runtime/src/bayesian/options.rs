@@ -136,6 +136,11 @@ pub struct Solution {
 }
 
 impl Solution {
+    /// The posteriors as references, the form [`crate::export`] takes.
+    pub fn posterior_refs(&self) -> Vec<&Posterior> {
+        self.posteriors.iter().map(|p| &**p).collect()
+    }
+
     /// The summary table of every sampled model's entries.
     pub fn summary(&self) -> super::SummaryTable {
         super::SummaryTable {

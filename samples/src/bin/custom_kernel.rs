@@ -56,11 +56,9 @@ fn run(args: Args) -> crux::Result<()> {
     if let Some(path) = &sa.json {
         crux_samples::write_json(path, &serde_json::json!({ "params": params }))?;
     }
-    let posts: Vec<&crux::Posterior> = sol.posteriors.iter().map(|p| &**p).collect();
+    let posts = sol.posterior_refs();
     sa.write_outputs(&posts, &[])?;
-    for (i, post) in posts.iter().enumerate() {
-        sa.plot_traces(post, 1, |_| Some((mu[i], cov[i][i].sqrt())))?;
-    }
+    sa.plot_exact_traces(&posts, (mu, cov))?;
     Ok(())
 }
 

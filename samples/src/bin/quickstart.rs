@@ -112,14 +112,9 @@ fn run(args: Args) -> crux::Result<()> {
             data: v.iter().copied().collect(),
         });
     }
-    let posts: Vec<&crux::Posterior> = sol.posteriors.iter().map(|p| &**p).collect();
+    let posts = sol.posterior_refs();
     sa.write_outputs(&posts, &data)?;
-    // Pictures: each coefficient's trace and marginal, with the exact
-    // posterior (this model is linear-Gaussian) overlaid.
-    let (mu, cov) = q.exact_posterior(args.likelihood_scale)?;
-    for (i, post) in posts.iter().enumerate() {
-        sa.plot_traces(post, 1, |_| Some((mu[i], cov[i][i].sqrt())))?;
-    }
+    sa.plot_exact_traces(&posts, q.exact_posterior(args.likelihood_scale)?)?;
     Ok(())
 }
 
