@@ -28,7 +28,7 @@
 //! # }
 //! ```
 
-use ndarray::{s, Array2, ArrayD, ArrayView2, ArrayViewD, IxDyn};
+use ndarray::{s, ArrayD, ArrayView2, ArrayViewD, IxDyn};
 
 use crate::diagnostics;
 use crate::error::{Error, Result};
@@ -73,7 +73,7 @@ pub fn rhat(chain: ArrayViewD<'_, f64>, strategy: RhatStrategy) -> Result<ArrayD
     };
     if split {
         per_component(&chain, |draws| {
-            diagnostics::rhat(split_halves(draws).view())
+            diagnostics::rhat(diagnostics::split_halves(draws).view())
         })
     } else {
         per_component(&chain, diagnostics::rhat)
@@ -187,24 +187,10 @@ fn per_component(
         .map_err(|e| Error::Diagnostics(format!("cannot shape the result as {param:?}: {e}")))
 }
 
-/// The `2K` half-chains of `draws` shaped `(K, N)`: the first `⌊N/2⌋`
-/// draws of every chain, then the last `⌊N/2⌋` draws of every chain.
-fn split_halves(draws: ArrayView2<f64>) -> Array2<f64> {
-    let (k, n) = draws.dim();
-    let h = n / 2;
-    Array2::from_shape_fn((2 * k, h), |(c, i)| {
-        if c < k {
-            draws[[c, i]]
-        } else {
-            draws[[c - k, n - h + i]]
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::{Array3, Axis};
+    use ndarray::{Array2, Array3, Axis};
 
     /// Deterministic pseudo-random draws in [-1, 1) (an LCG; enough for
     /// shape and equality checks).

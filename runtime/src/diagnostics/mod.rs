@@ -80,9 +80,7 @@ pub fn summarize(draws: ArrayView2<f64>) -> Summary {
     let flat = Chains::from_view(draws).data;
     let (k, n) = draws.dim();
     let r = if k == 1 && n >= 8 {
-        let h = n / 2;
-        let halves = ndarray::Array2::from_shape_fn((2, h), |(c, i)| draws[[0, c * (n - h) + i]]);
-        rhat(halves.view())
+        rhat(split_halves(draws).view())
     } else {
         rhat(draws)
     };
@@ -96,6 +94,21 @@ pub fn summarize(draws: ArrayView2<f64>) -> Summary {
         ess_tail: ess_tail(draws),
         mcse_mean: mcse_mean(draws),
     }
+}
+
+/// The `2K` half-chains of `draws` shaped `(K, N)`: the first `⌊N/2⌋`
+/// draws of every chain, then the last `⌊N/2⌋` draws of every chain (an
+/// odd middle draw dropped, as arviz splits).
+pub fn split_halves(draws: ArrayView2<f64>) -> ndarray::Array2<f64> {
+    let (k, n) = draws.dim();
+    let h = n / 2;
+    ndarray::Array2::from_shape_fn((2 * k, h), |(c, i)| {
+        if c < k {
+            draws[[c, i]]
+        } else {
+            draws[[c - k, n - h + i]]
+        }
+    })
 }
 
 /// Rank-normalised split R-hat (Vehtari et al. 2021) of draws shaped
