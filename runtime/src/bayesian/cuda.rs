@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use crux_compiler::backend::ptx::{emit, PtxOptions};
+use crux_compiler::sampler::ctx::{DIAG, DRAWS, STATE};
 use crux_compiler::sampler::Chunk;
 use crux_ir::kernel::Buffer;
 use cudarc::driver::{
@@ -159,9 +160,11 @@ impl CudaChains {
         Ok(())
     }
 
-    /// Copies every chain's per-chain buffers back into `chains`.
+    /// Copies every chain's state, draws and diagnostics back into `chains`.
     pub fn download(&self, chains: &[ChainBuffers]) -> Result<()> {
-        for i in 0..PER_CHAIN.min(self.bufs.len()) {
+        // The host reads state, draws and diagnostics; the work buffer is
+        // scratch, never worth the copy.
+        for i in [STATE, DRAWS, DIAG].map(|b| b.index()) {
             let all = self
                 .stream
                 .clone_dtoh(&self.bufs[i])
