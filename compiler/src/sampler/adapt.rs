@@ -18,7 +18,7 @@
 //!   averaged step size. After the last warmup sweep the step size is the
 //!   averaged one.
 
-use crux_ir::kernel::{Builder, CmpOp, Conv, Value};
+use crux_ir::kernel::{Builder, CmpOp, Value};
 
 use super::ctx::{StepCtx, Vector};
 use crate::math;
@@ -112,8 +112,7 @@ fn reset_welford(b: &mut Builder, s: &Slots) {
 }
 
 /// Emits the adaptation's initial state (at the chain's first chunk).
-pub fn init(ctx: &mut StepCtx<'_>, warmup: usize) {
-    let _ = warmup;
+pub fn init(ctx: &mut StepCtx<'_>) {
     let s = slots(ctx);
     let b = &mut *ctx.b;
     let eps = ctx.env.step_size.get(b);
@@ -265,7 +264,6 @@ fn window_end(b: &mut Builder, s: &Slots, imm: Vector) {
         b.add(sv, shrink)
     });
     reset_welford(b, s);
-    let _ = Conv::I64ToF64;
 }
 
 #[cfg(test)]

@@ -328,7 +328,7 @@ pub fn build_chunk(dim: usize, models: &[ModelPlan]) -> Result<Chunk, KernelErro
                     err.get_or_insert(e);
                 }
                 if m.adapt {
-                    adapt::init(&mut ctx, m.warmup);
+                    adapt::init(&mut ctx);
                 }
             }
             vec![]

@@ -167,15 +167,8 @@ impl Crux {
             model: sampled[0].name.clone(),
             reason: format!("the sampler kernel is invalid: {e}"),
         })?;
-        let sweeps = chunk.sweeps;
-        if sweeps > MAX_SWEEPS {
-            return Err(Error::Bayesian {
-                model: sampled[0].name.clone(),
-                reason: format!(
-                    "{sweeps} sweeps exceed the limit of {MAX_SWEEPS}: lower warmup, keep or thin"
-                ),
-            });
-        }
+        // `Bayesian::resolve` bounded every model's `warmup + keep·thin`.
+        debug_assert!(chunk.sweeps <= MAX_SWEEPS);
         Ok(Prepared { sampled, chunk, k })
     }
 
