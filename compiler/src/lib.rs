@@ -11,8 +11,10 @@
 //!   by CSE and DCE.
 //! * [`pipeline`]: the staged pipeline as a whole, with per-stage statistics
 //!   for `--inspect`.
+//! * [`verify`]: the IR verifiers between passes (debug builds and tests).
 
 #![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod ad;
 pub mod backend;
@@ -22,3 +24,4 @@ pub mod optimise;
 pub mod pipeline;
 pub mod sampler;
 pub mod stage;
+pub mod verify;

@@ -4,13 +4,15 @@
 //! `differentiated` (log-density and its gradient, reverse mode) → `staged`
 //! (parameter-independent subgraphs evaluated once) → `optimised` (e-graph
 //! rewrites of elementwise regions, CSE, DCE). The last stage is what
-//! lowering receives.
+//! lowering receives. In debug builds and tests each stage's graph goes
+//! through the graph verifier ([`crate::verify`]).
 
 use crux_ir::graph::{DType, Graph, GraphError, NodeId, Shape};
 
 use crate::ad::{self, AdError};
 use crate::optimise::{self, EggLimits, EggReport, OptimiseError};
 use crate::stage::{self, StageReport};
+use crate::verify::{self, VerifyError};
 
 /// Errors of the pipeline. These are compiler bugs or resource limits, not
 /// user errors: the DSL validates user input before building graphs.
@@ -34,6 +36,10 @@ pub enum CompileError {
     /// The graph to differentiate has no scalar output of that name.
     #[error("the graph has no scalar output `{0}` to differentiate")]
     NoScalarOutput(String),
+    /// A pass produced IR that does not verify (an internal compiler
+    /// error; checked in debug builds and tests, see [`crate::verify`]).
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
 }
 
 /// Size and cost of one stage's graph.
@@ -98,9 +104,16 @@ fn stage_and_optimise(
     limits: &EggLimits,
 ) -> Result<(Graph, Graph, OptimiseReport), CompileError> {
     let (staged, stage) = stage::stage(graph)?;
+    verify::graph_after("stage", &staged)?;
     let (opt, egg) = optimise::optimise_elementwise(&staged, limits)?;
-    Ok((staged, opt.compacted()?, OptimiseReport { stage, egg }))
+    let opt = opt.compacted()?;
+    verify::graph_after("optimise", &opt)?;
+    Ok((staged, opt, OptimiseReport { stage, egg }))
 }
+
+/// Output name of the log-density in a traced graph and in the graphs the
+/// pipeline hands to lowering (a scalar).
+pub const LOGP_OUTPUT: &str = "logp";
 
 /// Output name of the gradient with respect to parameter slot `i`.
 pub fn grad_output_name(i: usize) -> String {
@@ -120,7 +133,11 @@ pub struct CompiledLogDensity {
 impl CompiledLogDensity {
     /// The graph handed to lowering.
     pub fn final_graph(&self) -> &Graph {
-        &self.stages.last().expect("pipeline has stages").graph
+        &self
+            .stages
+            .last()
+            .expect("a CompiledLogDensity has stages: compile_log_density records four")
+            .graph
     }
 
     /// The stage with this name.
@@ -136,20 +153,21 @@ pub fn compile_log_density(
     limits: &EggLimits,
 ) -> Result<CompiledLogDensity, CompileError> {
     let logp = traced
-        .output("logp")
-        .map_err(|_| CompileError::NoScalarOutput("logp".into()))?;
+        .output(LOGP_OUTPUT)
+        .map_err(|_| CompileError::NoScalarOutput(LOGP_OUTPUT.into()))?;
     let (dt, sh) = traced.ty(logp);
     if *sh != Shape::scalar() || dt == DType::Bool {
-        return Err(CompileError::NoScalarOutput("logp".into()));
+        return Err(CompileError::NoScalarOutput(LOGP_OUTPUT.into()));
     }
     let traced_only = {
         let mut g = traced.clone();
         g.clear_outputs();
-        g.set_output("logp", logp);
+        g.set_output(LOGP_OUTPUT, logp);
         g.compacted()?
     };
+    verify::graph_after("trace", &traced_only)?;
     let mut diff = traced_only.clone();
-    let logp = diff.output("logp")?;
+    let logp = diff.output(LOGP_OUTPUT)?;
     let mut wrt: Vec<NodeId> = Vec::with_capacity(diff.params().len());
     for i in 0..diff.params().len() {
         wrt.push(diff.param(crux_ir::ParamId(i as u32))?);
@@ -159,6 +177,7 @@ pub fn compile_log_density(
         diff.set_output(grad_output_name(i), g);
     }
     let diff = diff.compacted()?;
+    verify::graph_after("ad", &diff)?;
     let (staged, opt, report) = stage_and_optimise(&diff, limits)?;
     Ok(CompiledLogDensity {
         stages: vec![
@@ -169,4 +188,31 @@ pub fn compile_log_density(
         ],
         report,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pipeline runs with the verifier between passes, and every
+    /// stage's graph verifies.
+    #[test]
+    fn verified_pipeline_runs() {
+        let mut g = Graph::new();
+        let p = g.add_param("theta", DType::F64, [3]);
+        let t = g.param(p).expect("slot just declared");
+        let e = g
+            .unary(crux_ir::graph::UnaryOp::Exp, t)
+            .expect("exp of a vector");
+        let s = g.mul(e, t).expect("same shapes");
+        let lp = g.sum_all(s).expect("sum of a vector");
+        g.set_output(LOGP_OUTPUT, lp);
+        let c = compile_log_density(&g, &EggLimits::default()).expect("compiles");
+        let names: Vec<_> = c.stages.iter().map(|s| s.stats.stage).collect();
+        assert_eq!(names, ["traced", "differentiated", "staged", "optimised"]);
+        for s in &c.stages {
+            verify::check_graph(s.stats.stage, &s.graph).expect("each stage verifies");
+        }
+        assert!(c.final_graph().output(&grad_output_name(0)).is_ok());
+    }
 }

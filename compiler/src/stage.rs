@@ -114,7 +114,9 @@ pub fn stage(graph: &Graph) -> Result<(Graph, StageReport), GraphError> {
         }
         let node = graph.node(NodeId(i as u32));
         let new = if frontier[i] {
-            let t = vals[i].as_ref().expect("frontier evaluated");
+            let t = vals[i]
+                .as_ref()
+                .expect("live frontier nodes are the roots of the eval_all above");
             match t.uniform_value() {
                 Some(v) => {
                     report.constants += 1;
@@ -146,7 +148,7 @@ pub fn stage(graph: &Graph) -> Result<(Graph, StageReport), GraphError> {
             let args = node
                 .args
                 .iter()
-                .map(|a| map[a.index()].expect("arguments precede users"))
+                .map(|a| map[a.index()].expect("a live node's arguments are live and precede it (Graph::add checks), so they are mapped first"))
                 .collect();
             dst.add(Node {
                 op: node.op.clone(),
@@ -158,7 +160,10 @@ pub fn stage(graph: &Graph) -> Result<(Graph, StageReport), GraphError> {
         map[i] = Some(new);
     }
     for (name, o) in graph.outputs() {
-        dst.set_output(name.clone(), map[o.index()].expect("outputs are live"));
+        dst.set_output(
+            name.clone(),
+            map[o.index()].expect("outputs are live, so they are mapped"),
+        );
     }
     Ok((dst, report))
 }

@@ -20,6 +20,7 @@
 //! crate and every test links against.
 
 #![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 /// Declares a `u32` index newtype with `index()` and a prefixed `Display`
 /// (`%3`, `v7`, `buf0`): the typed indices of both IRs.

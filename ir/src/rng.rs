@@ -7,6 +7,28 @@
 //!
 //! Layout: the 64-bit seed is the key `[lo, hi]`; the counter block is
 //! `[counter lo, counter hi, stream lo, stream hi]`.
+//!
+//! # Sampler draw counters
+//!
+//! A chain's sampler draws all use the stream `stream(Purpose::Sampler,
+//! chain)`; the 64-bit counter says which draw it is:
+//!
+//! ```text
+//! bit   63     62 … 40        39 … 32      31 … 0
+//!       init   sweep (23)     model (8)    k: draw within the step (32)
+//! ```
+//!
+//! * [`draw_counter`]`(sweep, model, k)`: draw `k` of the step of model
+//!   `model` (its index in the solve's Gibbs sweep) at sweep `sweep`. The
+//!   compiled chunk function builds the same bits at run time from
+//!   [`SWEEP_SHIFT`] and [`MODEL_SHIFT`].
+//! * [`init_counter`]`(k)`: the host's draws before sampling starts (the
+//!   initial jitter of entry `k` of the position), marked by [`INIT_BIT`].
+//!
+//! The fields cannot overlap while `sweep <` [`MAX_SWEEPS`], `model <`
+//! [`MAX_MODELS`] and `k <` [`MAX_DRAWS_PER_STEP`]; the compiler and the
+//! runtime reject solves beyond these limits, so every draw of a solve has
+//! its own counter and no draw during sampling reuses an init draw.
 
 /// What a random stream is for. Each purpose owns the streams whose top
 /// byte is its tag, so draws for different purposes never share Philox
@@ -41,6 +63,41 @@ impl Purpose {
 /// The stream number of `index` within `purpose` (tag in the top byte).
 pub fn stream(purpose: Purpose, index: u64) -> u64 {
     (purpose.tag() << 56) | (index & ((1 << 56) - 1))
+}
+
+/// Bit position of the sweep index in a sampler draw counter.
+pub const SWEEP_SHIFT: u32 = 40;
+/// Bit position of the model index in a sampler draw counter.
+pub const MODEL_SHIFT: u32 = 32;
+/// The most sweeps one solve may run: the sweep field has the 23 bits
+/// between [`SWEEP_SHIFT`] and [`INIT_BIT`].
+pub const MAX_SWEEPS: usize = 1 << (63 - SWEEP_SHIFT);
+/// The most sampled models one solve may sweep: the model field has the 8
+/// bits between [`MODEL_SHIFT`] and [`SWEEP_SHIFT`].
+pub const MAX_MODELS: usize = 1 << (SWEEP_SHIFT - MODEL_SHIFT);
+/// Bound on the draws one model's step may use (`k < 2³²`): the draw field
+/// has the 32 bits below [`MODEL_SHIFT`].
+pub const MAX_DRAWS_PER_STEP: u64 = 1 << MODEL_SHIFT;
+/// The top bit, set in the counters of draws made before sampling starts
+/// (see [`init_counter`]) and clear in every [`draw_counter`].
+pub const INIT_BIT: u64 = 1 << 63;
+
+/// The counter of draw `k` of model `model`'s step at sweep `sweep` (see
+/// the module documentation): `sweep · 2⁴⁰ + model · 2³² + k`.
+#[inline]
+pub fn draw_counter(sweep: u64, model: u64, k: u64) -> u64 {
+    debug_assert!(sweep < MAX_SWEEPS as u64, "sweep {sweep} out of range");
+    debug_assert!(model < MAX_MODELS as u64, "model {model} out of range");
+    debug_assert!(k < MAX_DRAWS_PER_STEP, "draw {k} out of range");
+    ((sweep << SWEEP_SHIFT) | (model << MODEL_SHIFT)) + k
+}
+
+/// The counter of the host's `k`-th draw before sampling (initial jitter),
+/// disjoint from every [`draw_counter`]: `2⁶³ | k`.
+#[inline]
+pub fn init_counter(k: u64) -> u64 {
+    debug_assert!(k < INIT_BIT, "init draw {k} out of range");
+    INIT_BIT | k
 }
 
 const M0: u32 = 0xD251_1F53;
@@ -172,6 +229,38 @@ mod tests {
         assert!((lm / nf).abs() < 5.0 * 2f64.sqrt() / nf.sqrt());
         assert!((l2 / nf - 2.0).abs() < 5.0 * 20f64.sqrt() / nf.sqrt());
         assert!((u_sum / nf - 0.5).abs() < 5.0 * (1.0 / 12f64).sqrt() / nf.sqrt());
+    }
+
+    /// The counter layout: fields decode back, the runtime's bit patterns
+    /// are what the helpers build, and init counters never collide with
+    /// draw counters.
+    #[test]
+    fn draw_counter_layout() {
+        assert_eq!(MAX_SWEEPS, 1 << 23);
+        assert_eq!(MAX_MODELS, 256);
+        assert_eq!(MAX_DRAWS_PER_STEP, 1 << 32);
+        assert_eq!(INIT_BIT, 1 << 63);
+        let decode = |c: u64| {
+            (
+                c >> SWEEP_SHIFT,
+                (c >> MODEL_SHIFT) & (MAX_MODELS as u64 - 1),
+                c & (MAX_DRAWS_PER_STEP - 1),
+            )
+        };
+        let max = (
+            MAX_SWEEPS as u64 - 1,
+            MAX_MODELS as u64 - 1,
+            MAX_DRAWS_PER_STEP - 1,
+        );
+        for (s, m, k) in [(0, 0, 0), (1, 2, 3), (12345, 255, 77), max] {
+            let c = draw_counter(s, m, k);
+            assert_eq!(decode(c), (s, m, k));
+            assert_eq!(c, (s << 40) + (m << 32) + k);
+            assert_eq!(c & INIT_BIT, 0, "draw counters keep the init bit clear");
+        }
+        assert_eq!(draw_counter(max.0, max.1, max.2), INIT_BIT - 1);
+        assert_eq!(init_counter(5), (1 << 63) | 5);
+        assert!(init_counter(0) > draw_counter(max.0, max.1, max.2));
     }
 
     /// Streams and counters give different words; purposes own disjoint streams.

@@ -49,11 +49,25 @@ pub enum Error {
         value: f64,
     },
     /// Invalid domain construction parameters.
-    #[error("invalid domain: {0}")]
-    InvalidDomain(String),
+    #[error("invalid domain: {reason}")]
+    InvalidDomain {
+        /// The parameter at fault (`mesh_size`, `x range`, `grid`).
+        parameter: &'static str,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
     /// Invalid prior parameters (the messages of the reference library).
-    #[error("{0}")]
-    InvalidPrior(String),
+    #[error("{prior} prior: {parameter} must be {requirement}, got {value}")]
+    InvalidPrior {
+        /// The prior (`gaussian`, `laplace`, ...).
+        prior: &'static str,
+        /// The parameter (`sigma`, `df`, ...).
+        parameter: &'static str,
+        /// Its value.
+        value: f64,
+        /// What it must satisfy (`> 0`, ...).
+        requirement: &'static str,
+    },
     /// Invalid argument to a constructor or builder.
     #[error("invalid {what}: {reason}")]
     InvalidArgument {
@@ -93,22 +107,52 @@ pub enum Error {
         reason: String,
     },
     /// Sampled models asked for different numbers of chains.
-    #[error("all .bayesian() models in one solve must share the same num_chains; got {0}. Give every model the same `.num_chains(k)`")]
-    MismatchedChains(String),
+    #[error("all .bayesian() models in one solve must share the same num_chains; got {}. Give every model the same `.num_chains(k)`", list_chains(.chains))]
+    MismatchedChains {
+        /// `(model, num_chains)` of every sampled model.
+        chains: Vec<(String, usize)>,
+    },
     /// `solve` was called with no model configured for sampling.
     #[error("no model of this problem has a `.bayesian(..)` configuration: call e.g. `a.bayesian(Bayesian::nuts())` before `solve`")]
     NoBayesianModel,
-    /// Evaluation asked for chains that do not exist.
-    #[error("{0}")]
-    Samples(String),
+    /// Chain-aware evaluation or an export asked for draws that do not
+    /// exist.
+    #[error("{}", .reason.message())]
+    Samples {
+        /// What is missing.
+        reason: SamplesError,
+    },
     /// A convergence diagnostic was given an array it cannot summarise
     /// (fewer than 2 axes, no chains, no draws, or too few chains for the
     /// requested strategy).
-    #[error("{0}")]
-    Diagnostics(String),
-    /// The CUDA backend cannot run (no driver, no device, a driver error).
-    #[error("CUDA: {0}")]
-    Cuda(String),
+    #[error("{reason}")]
+    Diagnostics {
+        /// The function called (`rhat`, `ess_bulk`, ...).
+        function: &'static str,
+        /// The array's shape.
+        shape: Vec<usize>,
+        /// What is wrong and what would work.
+        reason: String,
+    },
+    /// The CUDA backend cannot start (no driver, no device, the module
+    /// does not load).
+    #[error("CUDA is unavailable: {reason}")]
+    CudaUnavailable {
+        /// Why.
+        reason: String,
+    },
+    /// Compiled code failed while running: a user kernel indexed out of
+    /// bounds, a GPU launch or copy failed. Not a compiler bug as such: the
+    /// models named are those whose code could fail.
+    #[error("the {program} failed while running (model(s) {}): {cause}", .models.join(", "))]
+    Run {
+        /// What ran (`chunk function`, `log-density`, `pushforward`).
+        program: &'static str,
+        /// The models whose kernels could cause it (user kernels first).
+        models: Vec<String>,
+        /// What happened.
+        cause: RunFailure,
+    },
     /// The pipeline has no stage of that name.
     #[error("no stage named `{name}`; stages are: {available}")]
     UnknownStage {
@@ -120,6 +164,88 @@ pub enum Error {
     /// An internal compiler error (a bug in crux: please report it).
     #[error("internal compiler error (please report): {0}")]
     Compile(#[from] CompileError),
+}
+
+fn list_chains(chains: &[(String, usize)]) -> String {
+    let items: Vec<String> = chains.iter().map(|(m, k)| format!("{m}={k}")).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// What went wrong while compiled code ran.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RunFailure {
+    /// The kernel stopped: an index out of its buffer's bounds, an
+    /// exhausted fuel budget (interpreter), a bad argument.
+    #[error("chain {chain}: {error} (user kernels run with bounds checks: check the indices your step body loads and stores)")]
+    Kernel {
+        /// The chain that failed first.
+        chain: usize,
+        /// The kernel's error.
+        error: crux_ir::kernel::KernelError,
+    },
+    /// The GPU kernel reported an out-of-range access.
+    #[error("chain {chain} stopped with status {status} (an out-of-range access in the chunk kernel: a bug in a user kernel, or in crux)")]
+    OutOfBounds {
+        /// The chain.
+        chain: usize,
+        /// The status word the kernel wrote.
+        status: u32,
+    },
+    /// A CUDA call failed (launch, copy, synchronisation).
+    #[error("CUDA {step}: {message}")]
+    Cuda {
+        /// What crux was doing.
+        step: &'static str,
+        /// The driver's message.
+        message: String,
+    },
+    /// A backend failed in another way while running.
+    #[error("chain {chain}: {message}")]
+    Backend {
+        /// The chain.
+        chain: usize,
+        /// The backend's message.
+        message: String,
+    },
+}
+
+/// Why chain-aware evaluation or an export found no draws to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SamplesError {
+    /// `Samples::Chain` was asked for expressions of no sampled model.
+    NothingSampled,
+    /// The sampled models of one expression have different `(chains,
+    /// draws)`.
+    ChainShapes {
+        /// The expression.
+        expr: String,
+        /// One model's `(chains, draws)`.
+        first: (usize, usize),
+        /// Another's.
+        second: (usize, usize),
+    },
+    /// Posteriors given to one export have different `(chains, draws)`.
+    ExportShapes {
+        /// The first posterior's model and `(chains, draws)`.
+        first: (String, (usize, usize)),
+        /// A differing one.
+        second: (String, (usize, usize)),
+    },
+}
+
+impl SamplesError {
+    fn message(&self) -> String {
+        match self {
+            SamplesError::NothingSampled => "samples=Chain was requested but no model in the given expression(s) carries posterior samples: run `solve` with a `.bayesian(..)` model the expressions use, or use Samples::Auto / Samples::Point".into(),
+            SamplesError::ChainShapes { expr, first, second } => format!(
+                "the sampled models of `{expr}` have different chain shapes ({first:?} and {second:?}); sample them in one solve with the same num_chains and keep"
+            ),
+            SamplesError::ExportShapes { first, second } => format!(
+                "posteriors of one export must have the same (chains, draws): `{}` has {:?}, `{}` has {:?}; export them separately",
+                first.0, first.1, second.0, second.1
+            ),
+        }
+    }
 }
 
 impl From<crux_ir::GraphError> for Error {

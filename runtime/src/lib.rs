@@ -6,6 +6,27 @@
 //! differentiates it, evaluates everything that does not depend on the
 //! parameters once, and optimises the rest (see `crux-compiler`).
 //!
+//! The crate is four rooms whose imports point one way:
+//!
+//! ```text
+//! model ◀── compile ◀── solve        (A ◀── B: B imports A)
+//!   ▲                     │
+//!   └──── analysis ◀──────┘
+//! ```
+//!
+//! - [`model`]: what the user declares — domains, expressions, parameters,
+//!   networks, noise, constraints, priors, per-model settings (how a model
+//!   is sampled) and results (its posterior). Imports no other room.
+//! - [`compile`]: tracing to graph IR, the log-density, compiled
+//!   log-densities and pushforwards. Imports `model`.
+//! - [`analysis`]: convergence diagnostics, the summary table, exports.
+//!   Imports `model`.
+//! - [`solve`]: the problem ([`Crux`]), `.bayesian(..)` validation, the
+//!   driver in steps, the CPU and CUDA executors, chain-aware evaluation.
+//!   Imports the three others.
+//!
+//! Errors ([`Error`]) sit beside the rooms; every room may use them.
+//!
 //! ```
 //! use crux::{noise, Crux, Domain, Param, Prior, PI};
 //!
@@ -29,44 +50,50 @@
 //! ```
 
 #![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
-pub mod bayesian;
-mod compiled;
-mod constraint;
-pub mod diagnostics;
-mod domain;
+pub mod analysis;
+pub mod compile;
 mod error;
-pub mod export;
-mod expr;
-mod ids;
-mod logdensity;
-mod net;
-pub mod noise;
-mod param;
-mod prior;
-mod problem;
-mod trace;
+pub mod model;
+pub mod solve;
 
-pub use bayesian::{
-    Bayesian, InverseMass, KernelChoice, Posterior, Samples, Solution, SolveOptions, Tiering,
+pub use analysis::{diagnostics, export};
+pub use compile::{
+    Backend, CompiledLogDensity, LogDensity, LogDensityBuilder, Slot, Workspace, DEFAULT_SEED,
 };
-pub use compiled::{Backend, CompiledLogDensity, Workspace};
-pub use constraint::{Constraint, Reduction};
-pub use domain::Domain;
-pub use error::{Error, Result};
-pub use expr::{diff, Expr, IntoExpr, MAX_ELEMENTS, MAX_RANK};
-pub use ids::{DomainId, ModelId};
-pub use logdensity::{LogDensity, LogDensityBuilder, Slot};
-pub use net::{Activation, Net, MAX_LAYERS, MAX_NET_PARAMS};
-pub use param::{Model, Param, MAX_PARAM_ENTRIES};
-pub use prior::{CustomPrior, Prior};
-pub use problem::{Crux, ModelInfo, DEFAULT_SEED};
+pub use error::{Error, Result, RunFailure};
+pub use model::{
+    diff, noise, Activation, Bayesian, Constraint, CustomPrior, Diagnostics, Domain, DomainId,
+    Expr, IntoExpr, InverseMass, KernelChoice, LeafSamples, Model, ModelId, ModelInfo,
+    ModelResults, ModelSettings, Net, Param, Posterior, Prior, Reduction, MAX_ELEMENTS, MAX_LAYERS,
+    MAX_NET_PARAMS, MAX_PARAM_ENTRIES, MAX_RANK,
+};
+pub use solve::{
+    Crux, JsonlTracker, Metrics, ModelReport, Samples, Solution, SolveOptions, Tiering, Tracker,
+};
 
 pub use crux_compiler::optimise::EggLimits;
 pub use crux_compiler::pipeline::StageStats;
+pub use crux_ir::rng::MAX_SWEEPS;
 
 /// π, for writing `PI * &x`.
 pub const PI: f64 = std::f64::consts::PI;
+
+/// Sends crux's log lines (each sampled model's configuration and prior,
+/// the schedule, the closing per-model summary) to stderr through
+/// `tracing-subscriber`. Call it once at the start of a program; later
+/// calls, or a subscriber installed by the program itself, take precedence
+/// silently.
+pub fn init_logging() {
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
 
 /// Writing your own sampling kernel: implement [`custom::Kernel`] with the
 /// kernel-IR builder and pass it to [`Bayesian::custom`]. It is compiled
@@ -79,7 +106,8 @@ pub mod custom {
         accept_prob, acceptance_fields, bool_f64, select_into,
     };
     pub use crux_compiler::sampler::{
-        DiagField, DiagKind, Family, Kernel, Rng, StepCtx, StepEnv, StepInfo, Target, Vector,
+        DiagField, DiagKind, DiagName, Family, Kernel, Rng, StepCtx, StepEnv, StepInfo, Target,
+        Vector,
     };
     pub use crux_ir::kernel::{Builder, CmpOp, KernelError, Value};
 }

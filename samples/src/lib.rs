@@ -71,7 +71,7 @@ pub fn exit_with(e: crux::Error) -> ! {
 pub struct SampleArgs {
     /// Independent chains.
     #[arg(long, default_value_t = 1)]
-    pub chains: i64,
+    pub chains: usize,
     /// Seed of the problem (noise draws and sampler streams).
     #[arg(long, default_value_t = crux::DEFAULT_SEED)]
     pub seed: u64,
@@ -111,19 +111,12 @@ pub struct SampleArgs {
     pub track: Option<std::path::PathBuf>,
 }
 
-/// Sends crux's `tracing` events (configuration, schedule and summary
-/// lines) to stderr, unless `quiet`. Safe to call more than once.
+/// Sends crux's log lines to stderr unless `quiet` (see
+/// [`crux::init_logging`]).
 pub fn init_logging(quiet: bool) {
-    if quiet {
-        return;
+    if !quiet {
+        crux::init_logging();
     }
-    use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .without_time()
-        .try_init();
 }
 
 /// `--backend` values.
@@ -170,7 +163,7 @@ impl SampleArgs {
             o = o.quiet();
         }
         if let Some(path) = &self.track {
-            o = o.tracker(crux::bayesian::JsonlTracker::create(path)?);
+            o = o.tracker(crux::JsonlTracker::create(path)?);
         }
         Ok(o)
     }

@@ -1,6 +1,7 @@
-//! Validation of `.bayesian(..)` configurations at solve time: every invalid
-//! option is refused with an error that names the model and the fix, and the
-//! schedule options (warmup, keep, thin, epochs) shape the posterior as
+//! Validation of `.bayesian(..)` configurations: every invalid option is
+//! refused with an error that names the model and the fix — when it is
+//! attached if it can be known then, otherwise when the solve starts — and
+//! the schedule options (warmup, keep, thin, epochs) shape the posterior as
 //! documented. Each test builds a fresh `Quickstart`.
 
 use crux::{Bayesian, Error, InverseMass, Param, Solution, SolveOptions};
@@ -15,15 +16,11 @@ fn solve(q: &Quickstart, epochs: usize) -> crux::Result<Solution> {
         .solve_with(epochs, &SolveOptions::default().quiet())
 }
 
-/// Configures only `a` with `config`, solves and returns the error, which
-/// must be `Error::Bayesian` for model `a`; checks that its Display text
-/// names the model and contains every one of `needles`.
-fn refused_on_a(config: Bayesian, epochs: usize, needles: &[&str]) -> String {
-    let q = quick();
-    q.a.bayesian(config);
-    let err = solve(&q, epochs).expect_err("the configuration should be refused");
+/// Checks that `err` is `Error::Bayesian` for model `a` and that its
+/// Display text names the model and contains every one of `needles`.
+fn names_a(err: &Error, needles: &[&str]) -> String {
     assert!(
-        matches!(&err, Error::Bayesian { model, .. } if model == "a"),
+        matches!(err, Error::Bayesian { model, .. } if model == "a"),
         "expected Error::Bayesian for model `a`, got {err:?}"
     );
     let msg = err.to_string();
@@ -31,6 +28,37 @@ fn refused_on_a(config: Bayesian, epochs: usize, needles: &[&str]) -> String {
     for n in needles {
         assert!(msg.contains(n), "message should contain `{n}`: {msg}");
     }
+    msg
+}
+
+/// Attaching `config` to `a` must fail at once (everything it checks is
+/// known without the problem); nothing is stored, so a solve then finds no
+/// sampled model. `epochs` is the solve that would have run.
+fn refused_on_a(config: Bayesian, epochs: usize, needles: &[&str]) -> String {
+    let q = quick();
+    let err =
+        q.a.bayesian(config)
+            .map(|_| ())
+            .expect_err("the configuration should be refused when attached");
+    let msg = names_a(&err, needles);
+    assert!(
+        matches!(solve(&q, epochs), Err(Error::NoBayesianModel)),
+        "a refused configuration is not stored"
+    );
+    assert!(
+        q.a.posterior().is_none(),
+        "no posterior after a refused solve"
+    );
+    msg
+}
+
+/// `config` needs the problem to be checked (the model's size, the
+/// epochs): attaching it succeeds, the solve refuses it.
+fn refused_at_solve_on_a(config: Bayesian, epochs: usize, needles: &[&str]) -> String {
+    let q = quick();
+    q.a.bayesian(config).unwrap();
+    let err = solve(&q, epochs).expect_err("the configuration should be refused");
+    let msg = names_a(&err, needles);
     assert!(
         q.a.posterior().is_none(),
         "no posterior after a refused solve"
@@ -96,7 +124,7 @@ fn nuts_without_warmup_needs_step_size() {
 #[test]
 fn nuts_with_adapt_and_warmup_chooses_step_size() {
     let q = quick();
-    q.a.bayesian(Bayesian::nuts().warmup(100).keep(60));
+    q.a.bayesian(Bayesian::nuts().warmup(100).keep(60)).unwrap();
     let sol = solve(&q, 160).unwrap();
     assert_eq!(sol.num_chains, 1);
     assert_eq!(sol.models.len(), 1);
@@ -130,14 +158,8 @@ fn thin_zero_is_refused() {
     );
 }
 
-#[test]
-fn negative_warmup_is_refused() {
-    refused_on_a(
-        Bayesian::nuts().warmup(-1).keep(10),
-        100,
-        &["warmup >= 0", "warmup=-1"],
-    );
-}
+// A negative warmup, keep, thin or chain count cannot be written: the
+// counts are `usize`.
 
 #[test]
 fn zero_chains_is_refused() {
@@ -197,7 +219,7 @@ fn nan_step_size_is_refused() {
 
 #[test]
 fn per_entry_inverse_mass_of_wrong_length_is_refused() {
-    refused_on_a(
+    refused_at_solve_on_a(
         small(Bayesian::nuts()).inverse_mass_matrix(InverseMass::PerEntry(vec![1.0, 2.0])),
         100,
         &["inverse_mass_matrix has 2 entries, the model has 1"],
@@ -258,7 +280,9 @@ fn integration_steps_on_mala_is_refused() {
 #[test]
 fn alpha_on_hmc_is_refused() {
     refused_on_a(
-        small(Bayesian::hmc(5)).step_size(1e-2).alpha(0.1),
+        small(Bayesian::hmc().num_integration_steps(5))
+            .step_size(1e-2)
+            .alpha(0.1),
         100,
         &["kernel `hmc` takes no alpha/beta", "only sghmc"],
     );
@@ -267,7 +291,7 @@ fn alpha_on_hmc_is_refused() {
 #[test]
 fn hmc_with_zero_steps_is_refused() {
     refused_on_a(
-        small(Bayesian::hmc(0)).step_size(1e-2),
+        small(Bayesian::hmc().num_integration_steps(0)).step_size(1e-2),
         100,
         &["num_integration_steps must be in 1..=1000000", "got 0"],
     );
@@ -278,11 +302,11 @@ fn hmc_with_zero_steps_is_refused() {
 #[test]
 fn mismatched_chains_are_refused() {
     let q = quick();
-    q.a.bayesian(small(Bayesian::nuts()).num_chains(1));
-    q.b.bayesian(small(Bayesian::nuts()).num_chains(2));
+    q.a.bayesian(small(Bayesian::nuts()).num_chains(1)).unwrap();
+    q.b.bayesian(small(Bayesian::nuts()).num_chains(2)).unwrap();
     let err = solve(&q, 100).unwrap_err();
     assert!(
-        matches!(&err, Error::MismatchedChains(_)),
+        matches!(&err, Error::MismatchedChains { chains } if chains == &[("a".to_string(), 1), ("b".to_string(), 2)]),
         "expected MismatchedChains, got {err:?}"
     );
     let msg = err.to_string();
@@ -309,7 +333,7 @@ fn no_model_configured_is_refused() {
 #[test]
 fn too_few_epochs_are_refused() {
     // warmup 20 + thin 3 = 23 epochs are the minimum for one draw.
-    let msg = refused_on_a(
+    let msg = refused_at_solve_on_a(
         Bayesian::nuts().warmup(20).keep(10).thin(3),
         22,
         &["22 epochs leave no draw", "solve at least 23 epochs"],
@@ -321,12 +345,8 @@ fn too_few_epochs_are_refused() {
 fn fewer_epochs_keep_fewer_draws() {
     let q = quick();
     let (warmup, keep, thin) = (20usize, 100usize, 2usize);
-    q.a.bayesian(
-        Bayesian::nuts()
-            .warmup(warmup as i64)
-            .keep(keep as i64)
-            .thin(thin as i64),
-    );
+    q.a.bayesian(Bayesian::nuts().warmup(warmup).keep(keep).thin(thin))
+        .unwrap();
     let epochs = 71; // between warmup + thin = 22 and warmup + keep·thin = 220
     let sol = solve(&q, epochs).unwrap();
     let draws = (epochs - warmup) / thin; // 25
@@ -339,7 +359,8 @@ fn fewer_epochs_keep_fewer_draws() {
 #[test]
 fn thin_keeps_the_requested_draws() {
     let q = quick();
-    q.a.bayesian(Bayesian::nuts().warmup(50).keep(50).thin(3));
+    q.a.bayesian(Bayesian::nuts().warmup(50).keep(50).thin(3))
+        .unwrap();
     let sol = solve(&q, 50 + 50 * 3).unwrap();
     assert_eq!(sol.models[0].num_draws, 50);
     assert_eq!(q.a.posterior_samples().unwrap().shape(), &[1, 50, 1]);
@@ -368,7 +389,7 @@ fn nuts_diagnostics_shape(p: &Param, keep: usize) {
 fn unsampled_model_stays_fixed() {
     let q = quick();
     q.b.set_values(&[-2.0]).unwrap();
-    q.a.bayesian(Bayesian::nuts().warmup(50).keep(40));
+    q.a.bayesian(Bayesian::nuts().warmup(50).keep(40)).unwrap();
     let sol = solve(&q, 90).unwrap();
     assert_eq!(sol.models.len(), 1);
     assert_eq!(sol.models[0].name, "a");
@@ -382,7 +403,8 @@ fn unsampled_model_stays_fixed() {
 #[test]
 fn sgld_has_no_diagnostics() {
     let q = quick();
-    q.a.bayesian(Bayesian::sgld().step_size(1e-4).warmup(20).keep(30));
+    q.a.bayesian(Bayesian::sgld().step_size(1e-4).warmup(20).keep(30))
+        .unwrap();
     solve(&q, 50).unwrap();
     assert_eq!(q.a.posterior_samples().unwrap().shape(), &[1, 30, 1]);
     assert!(q.a.posterior_diagnostics().is_none());
@@ -398,7 +420,8 @@ fn model_holds_last_draw_of_chain_zero() {
                 .keep(30)
                 .num_chains(2)
                 .init_jitter(0.1),
-        );
+        )
+        .unwrap();
     }
     solve(&q, 80).unwrap();
     for p in [&q.a, &q.b] {
@@ -416,19 +439,10 @@ fn model_holds_last_draw_of_chain_zero() {
 /// SGHMC's noise variance ε(2α − εβ) must not be negative.
 #[test]
 fn sghmc_rejects_a_negative_noise_variance() {
-    let q = Quickstart::new(7).unwrap();
-    q.a.bayesian(Bayesian::sghmc().step_size(0.1).alpha(0.01).beta(1.0));
-    let err = q
-        .problem
-        .solve_with(2000, &SolveOptions::default().quiet())
-        .unwrap_err();
-    assert!(
-        matches!(&err, Error::Bayesian { model, .. } if model == "a"),
-        "{err}"
-    );
-    assert!(
-        err.to_string().contains("step_size·beta <= 2·alpha"),
-        "{err}"
+    refused_on_a(
+        Bayesian::sghmc().step_size(0.1).alpha(0.01).beta(1.0),
+        2000,
+        &["step_size·beta <= 2·alpha"],
     );
 }
 
@@ -436,20 +450,42 @@ fn sghmc_rejects_a_negative_noise_variance() {
 /// error, not a panic or an abort.
 #[test]
 fn huge_schedules_are_errors() {
-    let q = Quickstart::new(7).unwrap();
-    q.a.bayesian(Bayesian::nuts().keep(i64::MAX).thin(2));
-    let err = q
-        .problem
-        .solve_with(usize::MAX, &SolveOptions::default().quiet())
-        .unwrap_err();
-    assert!(err.to_string().contains("exceeds"), "{err}");
-    q.a.bayesian(Bayesian::nuts().keep(1 << 22).thin(4));
-    let err = q
-        .problem
-        .solve_with(usize::MAX, &SolveOptions::default().quiet())
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("lower keep, thin or warmup"),
-        "{err}"
+    refused_on_a(
+        Bayesian::nuts().keep(usize::MAX).thin(2),
+        usize::MAX,
+        &["exceeds"],
+    );
+    refused_on_a(
+        Bayesian::nuts().keep(1 << 22).thin(4),
+        usize::MAX,
+        &["lower keep, thin or warmup"],
+    );
+}
+
+/// `target_acceptance` outside (0, 1), or on a kernel that adapts no step
+/// size, is refused when attached.
+#[test]
+fn bad_target_acceptance_is_refused() {
+    refused_on_a(
+        small(Bayesian::nuts()).target_acceptance(1.0),
+        100,
+        &["target_acceptance must be in (0, 1)", "got 1"],
+    );
+    refused_on_a(
+        small(Bayesian::mala())
+            .step_size(0.1)
+            .target_acceptance(0.9),
+        100,
+        &["kernel `mala` takes no target_acceptance"],
+    );
+}
+
+/// Bad prior parameters are refused when the configuration is attached.
+#[test]
+fn bad_prior_is_refused_when_attached() {
+    refused_on_a(
+        small(Bayesian::nuts()).prior(crux::Prior::student_t(2.0, 1.0)),
+        100,
+        &["student_t prior: df must be > 2 for finite variance, got 2"],
     );
 }

@@ -45,14 +45,15 @@ fn hash_all(posteriors: &[&Posterior]) -> String {
 fn quickstart() -> String {
     let q = Quickstart::new(42).unwrap();
     for p in [&q.a, &q.b] {
-        let _ = p.bayesian(
+        p.bayesian(
             Bayesian::nuts()
                 .step_size(1e-2)
                 .warmup(300)
                 .keep(200)
                 .num_chains(2)
                 .init_jitter(0.1),
-        );
+        )
+        .unwrap();
     }
     let sol = q
         .problem
@@ -63,13 +64,15 @@ fn quickstart() -> String {
 
 fn bpinn() -> String {
     let b = Bpinn::new(0).unwrap();
-    let _ = b.net.bayesian(
-        Bayesian::sgld()
-            .step_size(1e-5)
-            .warmup(20)
-            .keep(30)
-            .num_chains(2),
-    );
+    b.net
+        .bayesian(
+            Bayesian::sgld()
+                .step_size(1e-5)
+                .warmup(20)
+                .keep(30)
+                .num_chains(2),
+        )
+        .unwrap();
     let sol = b
         .problem
         .solve_with(50, &SolveOptions::default().quiet())
@@ -79,12 +82,9 @@ fn bpinn() -> String {
 
 fn gauss100() -> String {
     let g = Gauss100::new(1).unwrap();
-    let _ = g.theta.bayesian(
-        Bayesian::nuts()
-            .warmup(100)
-            .keep(40)
-            .likelihood_scale(50.0),
-    );
+    g.theta
+        .bayesian(Bayesian::nuts().warmup(100).keep(40).likelihood_scale(50.0))
+        .unwrap();
     let sol = g
         .problem
         .solve_with(140, &SolveOptions::default().quiet())

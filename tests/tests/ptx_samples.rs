@@ -49,24 +49,28 @@ fn sample_chunk_kernels_assemble() {
     }
     let q = Quickstart::new(42).unwrap();
     for p in [&q.a, &q.b] {
-        p.bayesian(Bayesian::nuts().step_size(1e-2).warmup(500).keep(1000));
+        p.bayesian(Bayesian::nuts().step_size(1e-2).warmup(500).keep(1000))
+            .unwrap();
     }
     let spills = assemble("quickstart", &q.problem.emit_ptx(1500).unwrap());
     assert_eq!(spills, 0, "the quick example's chunk kernel spills");
 
     let g = Gauss100::new(1).unwrap();
-    g.theta.bayesian(
-        Bayesian::nuts()
-            .warmup(1000)
-            .keep(1000)
-            .likelihood_scale(GAUSS_DIM as f64 / 2.0),
-    );
+    g.theta
+        .bayesian(
+            Bayesian::nuts()
+                .warmup(1000)
+                .keep(1000)
+                .likelihood_scale(GAUSS_DIM as f64 / 2.0),
+        )
+        .unwrap();
     let spills = assemble("gauss100", &g.problem.emit_ptx(usize::MAX).unwrap());
     assert_eq!(spills, 0, "gauss100's chunk kernel spills");
 
     let b = Bpinn::new(0).unwrap();
     b.net
-        .bayesian(Bayesian::sgld().step_size(1e-5).warmup(2000).keep(1000));
+        .bayesian(Bayesian::sgld().step_size(1e-5).warmup(2000).keep(1000))
+        .unwrap();
     assemble("bpinn", &b.problem.emit_ptx(3000).unwrap());
 
     let c = Quickstart::new(42).unwrap();
@@ -76,7 +80,8 @@ fn sample_chunk_kernels_assemble() {
                 .step_size(1.5)
                 .warmup(500)
                 .keep(4000),
-        );
+        )
+        .unwrap();
     }
     assemble("custom_kernel", &c.problem.emit_ptx(usize::MAX).unwrap());
 }
@@ -85,12 +90,12 @@ fn sample_chunk_kernels_assemble() {
 /// panic.
 #[test]
 fn cuda_backend_without_a_driver_is_a_clean_error() {
-    if crux::bayesian::driver_present() {
+    if crux::solve::driver_present() {
         println!("a CUDA driver is present: the no-driver path is not exercised here");
         return;
     }
     let q = Quickstart::new(42).unwrap();
-    q.a.bayesian(Bayesian::nuts().warmup(10).keep(10));
+    q.a.bayesian(Bayesian::nuts().warmup(10).keep(10)).unwrap();
     let err = q
         .problem
         .solve_with(
@@ -100,7 +105,7 @@ fn cuda_backend_without_a_driver_is_a_clean_error() {
                 .quiet(),
         )
         .unwrap_err();
-    assert!(matches!(err, crux::Error::Cuda(_)), "{err}");
+    assert!(matches!(err, crux::Error::CudaUnavailable { .. }), "{err}");
     assert!(err.to_string().contains("no CUDA driver"), "{err}");
 }
 
@@ -109,7 +114,7 @@ fn cuda_backend_without_a_driver_is_a_clean_error() {
 /// 1 and 64 chains. Skipped (with a message) without a CUDA driver.
 #[test]
 fn cuda_draws_equal_cranelift_draws_on_a_gpu() {
-    if !crux::bayesian::driver_present() {
+    if !crux::solve::driver_present() {
         println!("no CUDA driver: GPU conformance of the chunk kernel skipped");
         return;
     }
@@ -123,7 +128,8 @@ fn cuda_draws_equal_cranelift_draws_on_a_gpu() {
                         .keep(50)
                         .num_chains(chains)
                         .init_jitter(0.2),
-                );
+                )
+                .unwrap();
             }
             q.problem
                 .solve_with(

@@ -2,10 +2,10 @@
 //! `.npz`, the CSV and the summary table, each read back and compared with
 //! the posterior it came from.
 
-use crux::bayesian::{JsonlTracker, Posterior};
 use crux::diagnostics::{mcse_mean, quantile, summarize};
 use crux::export::{read_npz, write_arviz_npz, write_csv, NpyArray};
 use crux::{Bayesian, SolveOptions};
+use crux::{JsonlTracker, Posterior};
 use crux_samples::problems::Quickstart;
 
 fn temp(name: &str) -> std::path::PathBuf {
@@ -23,7 +23,8 @@ fn solved(opts: SolveOptions) -> (Quickstart, crux::Solution) {
                 .thin(2)
                 .num_chains(2)
                 .init_jitter(0.3),
-        );
+        )
+        .unwrap();
     }
     let sol = q
         .problem

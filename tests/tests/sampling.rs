@@ -22,7 +22,7 @@ fn chain(p: &Param) -> Array2<f64> {
     p.posterior().unwrap().entry(0, 0).unwrap()
 }
 
-fn quick(config: impl Fn(f64) -> Bayesian, chains: i64, scale: f64, what: &str) {
+fn quick(config: impl Fn(f64) -> Bayesian, chains: usize, scale: f64, what: &str) {
     let q = Quickstart::new(42).unwrap();
     let (mu, cov) = q.exact_posterior(scale).unwrap();
     let jitter = if chains > 1 { 0.1 } else { 0.0 };
@@ -32,7 +32,8 @@ fn quick(config: impl Fn(f64) -> Bayesian, chains: i64, scale: f64, what: &str) 
                 .num_chains(chains)
                 .init_jitter(jitter)
                 .likelihood_scale(scale),
-        );
+        )
+        .unwrap();
     }
     let sol = q
         .problem
@@ -65,7 +66,11 @@ fn nuts(_: f64) -> Bayesian {
     Bayesian::nuts().step_size(1e-2).warmup(500).keep(2000)
 }
 fn hmc(_: f64) -> Bayesian {
-    Bayesian::hmc(10).step_size(1e-2).warmup(500).keep(2000)
+    Bayesian::hmc()
+        .num_integration_steps(10)
+        .step_size(1e-2)
+        .warmup(500)
+        .keep(2000)
 }
 /// MALA is not adapted: a step near its optimum for the posterior scale.
 fn mala(var: f64) -> Bayesian {
@@ -106,7 +111,8 @@ fn draws_are_identical_across_backends_threads_and_chunks() {
                     .keep(20)
                     .num_chains(2)
                     .init_jitter(0.5),
-            );
+            )
+            .unwrap();
         }
         q.problem.solve_with(50, &opts.quiet()).unwrap();
         (
@@ -168,13 +174,15 @@ fn gauss100_nuts_matches_exact_moments() {
         }
     }
     let var: Vec<f64> = (0..n).map(|i| a[i * 2 * n + n + i]).collect();
-    g.theta.bayesian(
-        Bayesian::nuts()
-            .warmup(1000)
-            .keep(1000)
-            .likelihood_scale(n as f64 / 2.0)
-            .num_chains(2),
-    );
+    g.theta
+        .bayesian(
+            Bayesian::nuts()
+                .warmup(1000)
+                .keep(1000)
+                .likelihood_scale(n as f64 / 2.0)
+                .num_chains(2),
+        )
+        .unwrap();
     let sol = g
         .problem
         .solve_with(100_000, &SolveOptions::default().quiet())
@@ -214,7 +222,8 @@ fn chain_aware_evaluation() {
     use crux::{Samples, PI};
     let q = Quickstart::new(3).unwrap();
     for p in [&q.a, &q.b] {
-        p.bayesian(Bayesian::nuts().warmup(50).keep(6).num_chains(2));
+        p.bayesian(Bayesian::nuts().warmup(50).keep(6).num_chains(2))
+            .unwrap();
     }
     q.problem
         .solve_with(1000, &SolveOptions::default().quiet())
@@ -223,7 +232,7 @@ fn chain_aware_evaluation() {
     let twice = &q.a * 2.0;
     let out = q
         .problem
-        .eval_samples(&[&pred, &twice, &q.target], Samples::Auto)
+        .eval_samples([&pred, &twice, &q.target], Samples::Auto)
         .unwrap();
     let point = q.problem.eval(&pred).unwrap();
     assert_eq!(out[0].shape()[..2], [2, 6]);
@@ -255,11 +264,11 @@ fn chain_aware_evaluation() {
     q.b.set_values(&bv).unwrap();
     // After a solve the models hold chain 0's last draw.
     assert_eq!(av[0], a[[0, 5, 0]]);
-    let p = q.problem.eval_samples(&[&pred], Samples::Point).unwrap();
+    let p = q.problem.eval_samples([&pred], Samples::Point).unwrap();
     assert_eq!(p[0], point);
     let err = q
         .problem
-        .eval_samples(&[&q.target], Samples::Chain)
+        .eval_samples([&q.target], Samples::Chain)
         .unwrap_err();
     assert!(err.to_string().contains("samples=Chain"), "{err}");
 }
@@ -277,14 +286,14 @@ fn eval_samples_keeps_same_named_leaves_apart() {
     let residual = &a * (PI * &x).sin() + &b * (PI * &x).cos() - 1.0;
     let problem = crux::Crux::new([residual.mse()]).unwrap();
     for p in [&a, &b] {
-        p.bayesian(Bayesian::nuts().warmup(20).keep(10));
+        p.bayesian(Bayesian::nuts().warmup(20).keep(10)).unwrap();
     }
     problem
         .solve_with(100, &SolveOptions::default().quiet())
         .unwrap();
     let diff = &a - &b;
     let out = problem
-        .eval_samples(&[&diff], Samples::Chain)
+        .eval_samples([&diff], Samples::Chain)
         .unwrap()
         .remove(0);
     let (da, db) = (

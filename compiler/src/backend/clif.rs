@@ -829,7 +829,7 @@ fn jit(f: &Function, isa: OwnedTargetIsa, func: ir::Function) -> Result<ClifKern
             isa,
             default_libcall_names(),
         ))));
-        let module = owned.0.as_mut().expect("just created");
+        let module = owned.0.as_mut().expect("the module was put in just above");
         let id = define(module, f, func)?;
         module
             .finalize_definitions()

@@ -248,7 +248,10 @@ struct Emitter<'a> {
 
 impl Emitter<'_> {
     fn class_index(c: Class) -> usize {
-        Class::ALL.iter().position(|x| *x == c).expect("listed")
+        Class::ALL
+            .iter()
+            .position(|x| *x == c)
+            .expect("Class::ALL lists every register class")
     }
 
     fn name(&mut self, c: Class, idx: u32) -> String {

@@ -28,7 +28,8 @@ use crux_ir::graph::{BinaryOp, CmpOp as GCmp, DType, Graph, NodeId, Op, Shape, U
 use crux_ir::kernel::{Access, BinOp, BufferId, Builder, CmpOp, Function, KernelError, Ty, Value};
 
 use crate::math;
-use crate::pipeline::grad_output_name;
+use crate::pipeline::{grad_output_name, LOGP_OUTPUT};
+use crate::verify::{InvalidIr, VerifyError};
 use plan::Plan;
 
 /// Errors of lowering.
@@ -43,6 +44,21 @@ pub enum LowerError {
     /// The produced kernel failed verification (a bug in lowering).
     #[error(transparent)]
     Kernel(#[from] KernelError),
+    /// The lowered function does not verify (an internal compiler error,
+    /// naming the pass `lower`).
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+}
+
+/// Finishes the lowered function; `Builder::finish` runs the kernel
+/// verifier (in every build), whose failure is a bug in lowering.
+fn finish(b: Builder, returns: &[Value]) -> Result<Function, LowerError> {
+    b.finish(returns).map_err(|error| {
+        LowerError::Verify(VerifyError {
+            pass: "lower",
+            error: InvalidIr::Kernel(error),
+        })
+    })
 }
 
 /// Where things live in the lowered function's buffers.
@@ -104,10 +120,12 @@ struct Lowerer<'g> {
 /// of each parameter slot's shape) to a kernel function named `name`.
 pub fn lower_log_density(g: &Graph, name: &str) -> Result<Lowered, LowerError> {
     let logp = g
-        .output("logp")
-        .map_err(|_| LowerError::NotLogDensity("no `logp` output".into()))?;
+        .output(LOGP_OUTPUT)
+        .map_err(|_| LowerError::NotLogDensity(format!("no `{LOGP_OUTPUT}` output")))?;
     if !g.node(logp).shape.0.is_empty() {
-        return Err(LowerError::NotLogDensity("`logp` is not a scalar".into()));
+        return Err(LowerError::NotLogDensity(format!(
+            "`{LOGP_OUTPUT}` is not a scalar"
+        )));
     }
     let mut grads = Vec::new();
     for (i, p) in g.params().iter().enumerate() {
@@ -130,7 +148,7 @@ pub fn lower_log_density(g: &Graph, name: &str) -> Result<Lowered, LowerError> {
         lw.write_tensor(&mut b, gn, GRAD, off)?;
     }
     let lp = lw.value(&mut b, logp, &[])?;
-    let function = b.finish(&[lp])?;
+    let function = finish(b, &[lp])?;
     Ok(Lowered {
         function,
         layout: lw.layout,
@@ -175,7 +193,7 @@ pub fn lower_values(g: &Graph, name: &str) -> Result<(Lowered, Vec<OutputSlot>),
         });
         off += shape.numel();
     }
-    let function = b.finish(&[])?;
+    let function = finish(b, &[])?;
     Ok((
         Lowered {
             function,
@@ -548,7 +566,7 @@ impl<'g> Lowerer<'g> {
                         b.store(SCRATCH, at, v);
                         self.cache
                             .last_mut()
-                            .expect("scope")
+                            .expect("the cache always holds the function scope (pushes and pops pair up)")
                             .insert((n, idx.to_vec()), v);
                     }
                 }
@@ -670,7 +688,10 @@ impl<'g> Lowerer<'g> {
             return Ok(b.load(SCRATCH, at));
         }
         let v = self.compute(b, n, idx)?;
-        self.cache.last_mut().expect("scope").insert(key, v);
+        self.cache
+            .last_mut()
+            .expect("the cache always holds the function scope (pushes and pops pair up)")
+            .insert(key, v);
         Ok(v)
     }
 
@@ -934,4 +955,27 @@ fn unary(b: &mut Builder, u: UnaryOp, x: Value) -> Result<Value, LowerError> {
         UnaryOp::Sigmoid => math::sigmoid(b, x),
         UnaryOp::Softplus => math::softplus(b, x),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lowered function that does not verify is an internal error of
+    /// the pass `lower`.
+    #[test]
+    fn unverified_lowering_names_the_pass() {
+        let mut b = Builder::new("broken");
+        let x = b.param("x", Ty::F64);
+        let ok = finish(b, &[x]).expect("a well-formed function");
+        assert_eq!(ok.return_types(), [Ty::F64]);
+        let b = Builder::new("broken");
+        match finish(b, &[Value(7)]) {
+            Err(LowerError::Verify(e)) => {
+                assert_eq!(e.pass, "lower");
+                assert!(e.to_string().contains("internal compiler error"), "{e}");
+            }
+            other => panic!("expected a verify error, got {other:?}"),
+        }
+    }
 }

@@ -2,22 +2,23 @@
 //! buffers, counter-based random draws, and the inlined log-density.
 
 use crux_ir::kernel::{BufferId, Builder, Conv, Function, Ty, Value};
-use crux_ir::rng::{stream, Purpose};
+use crux_ir::rng::{stream, Purpose, MAX_MODELS, MODEL_SHIFT, SWEEP_SHIFT};
 
+use super::abi::ChunkBuffer;
 use super::inline::{inline, BufferView};
 use crate::math;
 
-/// Buffer of the chunk function holding each chain's persistent state.
-pub const STATE: BufferId = BufferId(0);
-/// Buffer of step-local temporaries (momenta, proposals, tree ends, the
-/// log-density's scratch).
-pub const WORK: BufferId = BufferId(1);
-/// Buffer of kept draws.
-pub const DRAWS: BufferId = BufferId(2);
-/// Buffer of per-draw diagnostics.
-pub const DIAG: BufferId = BufferId(3);
-/// First data buffer (observations, points) of the inlined log-densities.
-pub const FIRST_DATA: u32 = 4;
+/// [`ChunkBuffer::State`]: each chain's persistent state.
+pub const STATE: BufferId = ChunkBuffer::State.id();
+/// [`ChunkBuffer::Work`]: step-local temporaries.
+pub const WORK: BufferId = ChunkBuffer::Work.id();
+/// [`ChunkBuffer::Draws`]: kept draws.
+pub const DRAWS: BufferId = ChunkBuffer::Draws.id();
+/// [`ChunkBuffer::Diag`]: per-draw diagnostics.
+pub const DIAG: BufferId = ChunkBuffer::Diag.id();
+/// First data buffer (observations, points) of the inlined log-densities:
+/// [`ChunkBuffer::COUNT`].
+pub const FIRST_DATA: u32 = ChunkBuffer::COUNT as u32;
 
 /// A contiguous run of `len` f64 entries of a buffer, at a compile-time
 /// offset.
@@ -133,7 +134,9 @@ impl Allocation {
 
 /// Counter-based draws of one kernel step. A draw is a pure function of
 /// (seed, chain, sweep, model, k): `k` numbers the draws within a step and
-/// must be distinct for distinct draws (and below 2³²).
+/// must be distinct for distinct draws (and below
+/// [`MAX_DRAWS_PER_STEP`](crux_ir::rng::MAX_DRAWS_PER_STEP)). The counter
+/// is [`crux_ir::rng::draw_counter`]`(sweep, model, k)`, built at run time.
 #[derive(Clone, Copy, Debug)]
 pub struct Rng {
     seed: Value,
@@ -151,11 +154,13 @@ impl Rng {
         sweep: Value,
         model: usize,
     ) -> Rng {
+        debug_assert!(model < MAX_MODELS, "model {model} out of range");
         let tag = b.i64(stream(Purpose::Sampler, 0) as i64);
         let stream = b.binary(crux_ir::kernel::BinOp::Or, tag, chain);
-        let s40 = b.i64(40);
-        let hi = b.shl(sweep, s40);
-        let m = b.i64((model as i64) << 32);
+        // `draw_counter(sweep, model, k)`: (sweep << 40 | model << 32) + k.
+        let shift = b.i64(SWEEP_SHIFT as i64);
+        let hi = b.shl(sweep, shift);
+        let m = b.i64((model as i64) << MODEL_SHIFT);
         let base = b.binary(crux_ir::kernel::BinOp::Or, hi, m);
         Rng { seed, stream, base }
     }

@@ -4,7 +4,11 @@
 
 use std::cell::RefCell;
 
-use crux_ir::kernel::{BufferId, Builder, Function, Inst, InstKind, LocalId, Region, Value};
+use crux_ir::kernel::{
+    Access, BufferId, Builder, Function, Inst, InstKind, KernelError, LocalId, Region, Ty, Value,
+};
+
+use crate::verify::{self, InvalidIr, VerifyError};
 
 /// Where one buffer of the inlined function lives in the caller: a buffer
 /// and the element offset its index 0 maps to.
@@ -43,6 +47,49 @@ pub fn inline(b: &mut Builder, f: &Function, buffers: &[BufferView], args: &[Val
         map: &map,
     };
     cx.region_body(b, &f.body)
+}
+
+/// Verifies inlining `f` with `buffers` (debug builds and tests: see
+/// [`crate::verify`]). `f` must verify (it is the output of lowering); then
+/// `f` is inlined into a function of its own, whose buffers are the
+/// callers' buffers that `buffers` names (with the types of `f`'s buffers
+/// mapped to them, f64 otherwise), and that function must verify too.
+pub fn check_inlining(f: &Function, buffers: &[BufferView]) -> Result<(), VerifyError> {
+    verify::check_kernel("lower", f)?;
+    let inlining_error = |msg: String| VerifyError {
+        pass: "inline",
+        error: InvalidIr::Kernel(KernelError::Invalid {
+            function: f.name.clone(),
+            msg,
+        }),
+    };
+    if buffers.len() != f.buffers.len() {
+        return Err(inlining_error(format!(
+            "{} buffer views for {} buffers",
+            buffers.len(),
+            f.buffers.len()
+        )));
+    }
+    let n = buffers.iter().map(|v| v.buf.index() + 1).max().unwrap_or(0);
+    let mut tys = vec![Ty::F64; n];
+    for (v, decl) in buffers.iter().zip(&f.buffers) {
+        tys[v.buf.index()] = decl.ty;
+    }
+    let mut b = Builder::new(format!("inlined_{}", f.name));
+    let args: Vec<Value> = f
+        .param_types()
+        .into_iter()
+        .zip(&f.param_names)
+        .map(|(ty, name)| b.param(name.clone(), ty))
+        .collect();
+    for (i, ty) in tys.into_iter().enumerate() {
+        b.buffer(format!("buf{i}"), ty, Access::ReadWrite);
+    }
+    let returns = inline(&mut b, f, buffers, &args);
+    b.finish(&returns).map(|_| ()).map_err(|error| VerifyError {
+        pass: "inline",
+        error: InvalidIr::Kernel(error),
+    })
 }
 
 struct Inliner<'a> {
@@ -145,5 +192,31 @@ impl Inliner<'_> {
         };
         debug_assert_eq!(out.len(), tys.len());
         self.bind(&inst.results, &out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Inlining a lowered log-density verifies; a malformed callee is
+    /// blamed on lowering and a wrong buffer mapping on inlining.
+    #[test]
+    fn inlining_is_verified() {
+        let t = crate::sampler::gaussian_target(&[0.0, 1.0], &[1.0, 2.0]);
+        let f = &t.function;
+        let views: Vec<BufferView> = (0..f.buffers.len())
+            .map(|i| BufferView {
+                buf: BufferId(i as u32),
+                off: 3 * i,
+            })
+            .collect();
+        check_inlining(f, &views).expect("a lowered log-density inlines");
+        let err = check_inlining(f, &views[1..]).expect_err("a view is missing");
+        assert_eq!(err.pass, "inline");
+        let mut broken = f.clone();
+        broken.body.yields = vec![Value(broken.values.len() as u32 + 5)];
+        let err = check_inlining(&broken, &views).expect_err("the callee is malformed");
+        assert_eq!(err.pass, "lower");
     }
 }

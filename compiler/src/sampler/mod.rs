@@ -18,6 +18,7 @@
 //! work in between. Draws are a pure function of (seed, chain, sweep,
 //! model, k): the same for any chunking, thread count or backend.
 
+pub mod abi;
 pub mod adapt;
 pub mod ctx;
 pub mod inline;
@@ -29,15 +30,18 @@ use std::sync::Arc;
 
 use crux_ir::kernel::{Access, Builder, CmpOp, Conv, Function, KernelError, Ty, Value};
 
+pub use abi::{chunk_args, ChainBuffers, ChunkBuffer, DiagName, CHUNK_PARAMS, LOGP_OUTPUT};
 pub use adapt::{schedule, Schedule};
 pub use ctx::{Allocation, Rng, StepCtx, StepEnv, Target, Vector};
 use ctx::{DIAG, DRAWS, FIRST_DATA, STATE, WORK};
+use inline::{check_inlining, BufferView};
 
 use crate::lower::Lowered;
+use crate::verify;
 
 /// The most sampled models one chunk function can sweep (the draw counter
-/// keeps the model index in 8 bits).
-pub const MAX_MODELS: usize = 256;
+/// keeps the model index in 8 bits: [`crux_ir::rng::MAX_MODELS`]).
+pub const MAX_MODELS: usize = crux_ir::rng::MAX_MODELS;
 
 /// Which gradient a kernel consumes (the spec's duck-typed families).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +72,17 @@ pub struct DiagField {
     pub name: &'static str,
     /// Storage kind.
     pub kind: DiagKind,
+}
+
+impl DiagField {
+    /// The field of a built-in diagnostic (its name and kind from
+    /// [`DiagName`]).
+    pub const fn known(name: DiagName) -> DiagField {
+        DiagField {
+            name: name.name(),
+            kind: name.kind(),
+        }
+    }
 }
 
 /// What a step reports.
@@ -193,29 +208,48 @@ impl Chunk {
         bufs.extend(self.data.iter().map(|d| Buffer::F64(d.clone())));
         bufs
     }
+
+    /// [`Chunk::buffers`], typed: the buffers of one chain with accessors
+    /// for the state, draws and diagnostics.
+    pub fn chain_buffers(&self, state: Vec<f64>) -> ChainBuffers {
+        ChainBuffers::new(self.buffers(state))
+    }
 }
 
 /// `log p(θ) = −½ Σ (θ_i − μ_i)² / σ_i²`, lowered: a target whose law is
 /// known exactly, for tests and examples of kernels and backends.
+///
+/// # Panics
+///
+/// When `mu` and `sd` differ in length.
 pub fn gaussian_target(mu: &[f64], sd: &[f64]) -> crate::lower::Lowered {
+    assert_eq!(mu.len(), sd.len(), "one standard deviation per mean");
+    let g = gaussian_graph(mu, sd).expect("μ and σ have one length: every shape matches");
+    let c = crate::pipeline::compile_log_density(&g, &crate::optimise::EggLimits::default())
+        .expect("the pipeline handles a weighted sum of squares of an f64 vector");
+    crate::lower::lower_log_density(c.final_graph(), "gauss")
+        .expect("lowering handles a weighted sum of squares of an f64 vector")
+}
+
+/// The graph of [`gaussian_target`]'s log-density.
+fn gaussian_graph(mu: &[f64], sd: &[f64]) -> Result<crux_ir::graph::Graph, crux_ir::GraphError> {
+    use crux_ir::graph::{DType, Graph, Tensor};
     let d = mu.len();
-    let mut g = crux_ir::graph::Graph::new();
-    let p = g.add_param("theta", crux_ir::graph::DType::F64, [d]);
-    let m = g.add_data("mu", crux_ir::graph::Tensor::f64([d], mu.to_vec()).unwrap());
+    let mut g = Graph::new();
+    let p = g.add_param("theta", DType::F64, [d]);
+    let m = g.add_data("mu", Tensor::f64([d], mu.to_vec())?);
     let prec: Vec<f64> = sd.iter().map(|s| 1.0 / (s * s)).collect();
-    let w = g.add_data("prec", crux_ir::graph::Tensor::f64([d], prec).unwrap());
-    let t = g.param(p).unwrap();
-    let m = g.data_node(m).unwrap();
-    let w = g.data_node(w).unwrap();
-    let r = g.sub(t, m).unwrap();
-    let r2 = g.mul(r, r).unwrap();
-    let wr = g.mul(w, r2).unwrap();
-    let s = g.sum_all(wr).unwrap();
-    let lp = g.scale(s, -0.5).unwrap();
-    g.set_output("logp", lp);
-    let c =
-        crate::pipeline::compile_log_density(&g, &crate::optimise::EggLimits::default()).unwrap();
-    crate::lower::lower_log_density(c.final_graph(), "gauss").unwrap()
+    let w = g.add_data("prec", Tensor::f64([d], prec)?);
+    let t = g.param(p)?;
+    let m = g.data_node(m)?;
+    let w = g.data_node(w)?;
+    let r = g.sub(t, m)?;
+    let r2 = g.mul(r, r)?;
+    let wr = g.mul(w, r2)?;
+    let s = g.sum_all(wr)?;
+    let lp = g.scale(s, -0.5)?;
+    g.set_output(LOGP_OUTPUT, lp);
+    Ok(g)
 }
 
 /// Builds the chunk function of `models` sampling a position of `dim`
@@ -228,7 +262,7 @@ pub fn build_chunk(dim: usize, models: &[ModelPlan]) -> Result<Chunk, KernelErro
     if models.is_empty() {
         return Err(invalid("no sampled model".into()));
     }
-    // The draw counter keeps the model index in 8 bits (see `Rng`).
+    // The draw counter keeps the model index in 8 bits (`crux_ir::rng`).
     if models.len() > MAX_MODELS {
         return Err(invalid(format!(
             "{} sampled models: at most {MAX_MODELS} per solve (group parameters into fewer models)",
@@ -236,14 +270,11 @@ pub fn build_chunk(dim: usize, models: &[ModelPlan]) -> Result<Chunk, KernelErro
         )));
     }
     let mut b = Builder::new("chunk");
-    let seed = b.param("seed", Ty::I64);
-    let chain = b.param("chain", Ty::I64);
-    let lo = b.param("lo", Ty::I64);
-    let hi = b.param("hi", Ty::I64);
-    b.buffer("state", Ty::F64, Access::ReadWrite);
-    b.buffer("work", Ty::F64, Access::ReadWrite);
-    b.buffer("draws", Ty::F64, Access::Write);
-    b.buffer("diag", Ty::F64, Access::Write);
+    let [seed, chain, lo, hi] = CHUNK_PARAMS.map(|name| b.param(name, Ty::I64));
+    for buf in ChunkBuffer::ALL {
+        let id = b.buffer(buf.name(), Ty::F64, buf.access());
+        debug_assert_eq!(id, buf.id());
+    }
 
     let mut state = Allocation::default();
     let mut work = Allocation::default();
@@ -312,6 +343,29 @@ pub fn build_chunk(dim: usize, models: &[ModelPlan]) -> Result<Chunk, KernelErro
         diag_len += m.keep * fields.len();
     }
 
+    // Debug builds and tests: each lowered log-density verifies, and so
+    // does its inlining on its own (a failure names the pass).
+    if verify::ENABLED {
+        for t in &targets {
+            let mut views = vec![
+                BufferView {
+                    buf: STATE,
+                    off: t.theta.off,
+                },
+                BufferView {
+                    buf: WORK,
+                    off: t.full.map_or(t.scratch.off, |(_, g)| g.off),
+                },
+                BufferView {
+                    buf: WORK,
+                    off: t.scratch.off,
+                },
+            ];
+            views.extend(t.data.iter().map(|&buf| BufferView { buf, off: 0 }));
+            check_inlining(&t.function, &views).map_err(|e| invalid(e.to_string()))?;
+        }
+    }
+
     let mut err: Option<KernelError> = None;
 
     // Chain start: log-density, kernel init, adaptation init.
@@ -377,6 +431,9 @@ pub fn build_chunk(dim: usize, models: &[ModelPlan]) -> Result<Chunk, KernelErro
     if let Some(e) = err {
         return Err(e);
     }
+    // `finish` runs the kernel verifier on the whole chunk function (every
+    // build): a failure is a bug of a kernel's step body (a custom kernel
+    // is user code) or of chunk building, reported as `KernelError`.
     let function = b.finish(&[])?;
     Ok(Chunk {
         function,

@@ -3,11 +3,9 @@
 
 use std::sync::Arc;
 
-use crux_ir::kernel::{Buffer, Scalar};
-
 pub(crate) use super::gaussian_target;
 use super::kernels::{Hmc, Mala, Sghmc, Sgld};
-use super::{build_chunk, Chunk, Kernel, ModelPlan};
+use super::{build_chunk, chunk_args, Chunk, Kernel, ModelPlan};
 use crate::backend::{clif, Executable, Interpreter};
 use crate::lower::Lowered;
 
@@ -59,7 +57,7 @@ pub(crate) fn run_chain(
         assert_eq!(off, m.inverse_mass);
         state[off..off + len].iter_mut().for_each(|x| *x = 1.0);
     }
-    let mut bufs = chunk.buffers(state);
+    let mut bufs = chunk.chain_buffers(state);
     let exe: Box<dyn Executable> = match exec {
         Exec::Interp => Box::new(Interpreter {
             function: chunk.function.clone(),
@@ -72,20 +70,15 @@ pub(crate) fn run_chain(
     let mut lo = 0;
     while lo < chunk.sweeps {
         let hi = (lo + chunk_len).min(chunk.sweeps);
-        let args = [
-            Scalar::I64(seed as i64),
-            Scalar::I64(chain as i64),
-            Scalar::I64(lo as i64),
-            Scalar::I64(hi as i64),
-        ];
-        exe.call(&args, &mut bufs).unwrap();
+        let args = chunk_args(seed, chain as usize, (lo, hi));
+        exe.call(&args, bufs.as_mut_slice()).unwrap();
         lo = hi;
     }
-    let take = |b: &Buffer| match b {
-        Buffer::F64(v) => v.clone(),
-        _ => unreachable!(),
-    };
-    (take(&bufs[2]), take(&bufs[3]), take(&bufs[0]))
+    (
+        bufs.draws().to_vec(),
+        bufs.diag().to_vec(),
+        bufs.state().to_vec(),
+    )
 }
 
 /// Mean and variance of column `j` of `draws` (rows of `d`), with Monte

@@ -97,7 +97,11 @@ pub fn eval(graph: &Graph, params: &[Tensor]) -> Result<Vec<Tensor>, GraphError>
     let vals = eval_all(graph, params, &roots)?;
     Ok(roots
         .iter()
-        .map(|r| vals[r.index()].clone().expect("roots are evaluated"))
+        .map(|r| {
+            vals[r.index()]
+                .clone()
+                .expect("eval_all evaluates every root: roots are live")
+        })
         .collect())
 }
 
@@ -140,7 +144,7 @@ pub fn eval_all(
         let arg = |k: usize| -> &Tensor {
             vals[node.args[k].index()]
                 .as_ref()
-                .expect("arguments precede users")
+                .expect("a live node's arguments are live and precede it (Graph::add checks), so they are evaluated first")
         };
         let dt = node.dtype;
         let shape = &node.shape;

@@ -651,7 +651,7 @@ impl Graph {
                 let args = n
                     .args
                     .iter()
-                    .map(|a| map[a.index()].expect("arguments precede users"))
+                    .map(|a| map[a.index()].expect("a live node's arguments are live and precede it (Graph::add checks), so they are copied first"))
                     .collect();
                 dst.add(Node {
                     op: n.op.clone(),
@@ -730,7 +730,10 @@ impl Graph {
             _ => g.add(n.clone()),
         })?;
         for (name, o) in &self.outputs {
-            dst.set_output(name.clone(), map[o.index()].expect("outputs are reachable"));
+            dst.set_output(
+                name.clone(),
+                map[o.index()].expect("outputs are the roots of copy_into, so they are copied"),
+            );
         }
         Ok(dst)
     }

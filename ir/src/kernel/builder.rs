@@ -91,7 +91,7 @@ impl Builder {
         let results: Vec<Value> = tys.iter().map(|t| self.value(*t)).collect();
         self.stack
             .last_mut()
-            .expect("a region is always open")
+            .expect("the body region stays open until `finish` consumes the builder")
             .insts
             .push(Inst {
                 results: results.clone(),
@@ -106,7 +106,10 @@ impl Builder {
 
     /// Finishes the function returning `returns`, and verifies it.
     pub fn finish(mut self, returns: &[Value]) -> Result<Function, KernelError> {
-        let mut body = self.stack.pop().expect("body region");
+        let mut body = self
+            .stack
+            .pop()
+            .expect("`Builder::new` opens the body region; only `finish` closes it");
         if !self.stack.is_empty() {
             return Err(KernelError::Invalid {
                 function: self.f.name.clone(),
@@ -279,7 +282,10 @@ impl Builder {
             ..Region::default()
         });
         let yields = build(self, &params);
-        let mut r = self.stack.pop().expect("pushed above");
+        let mut r = self
+            .stack
+            .pop()
+            .expect("the region pushed above: nested regions are pushed and popped in pairs");
         r.yields = yields;
         r
     }

@@ -102,6 +102,20 @@ impl Buffer {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// The elements of an f64 buffer (`None` for other element types).
+    pub fn as_f64(&self) -> Option<&[f64]> {
+        match self {
+            Buffer::F64(v) => Some(v),
+            _ => None,
+        }
+    }
+    /// The elements of an f64 buffer, mutably (`None` for other types).
+    pub fn as_f64_mut(&mut self) -> Option<&mut [f64]> {
+        match self {
+            Buffer::F64(v) => Some(v),
+            _ => None,
+        }
+    }
     /// A zeroed buffer.
     pub fn zeros(ty: Ty, len: usize) -> Buffer {
         match ty {

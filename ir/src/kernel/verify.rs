@@ -33,7 +33,10 @@ impl Checker<'_> {
         if !self.defined.insert(v) {
             return Err(self.err(format!("{v} is defined twice")));
         }
-        self.scopes.last_mut().expect("scope").push(v);
+        self.scopes
+            .last_mut()
+            .expect("values are defined inside a region, whose scope is pushed first")
+            .push(v);
         Ok(())
     }
 

@@ -52,20 +52,20 @@ fn run(args: Args) -> crux::Result<()> {
             .keep(1000)
             .likelihood_scale(args.likelihood_scale)
             .num_chains(sa.chains),
-    );
+    )?;
     if sa.emit_ptx(&problem, 3000)? {
         return Ok(());
     }
     let sol = problem.solve_with(3000, &sa.solve_options()?)?;
     let t1 = std::time::Instant::now();
-    let u_chain = problem.eval_samples(&[&u], Samples::Chain)?.remove(0);
+    let u_chain = problem.eval_samples([&u], Samples::Chain)?.remove(0);
     let eval = t1.elapsed().as_secs_f64();
     let xs = problem.eval(&x)?;
     let (k, n) = (u_chain.shape()[0], u_chain.shape()[1]);
     let points = u_chain.len() / (k * n);
     let flat = u_chain
         .to_shape((k * n, points))
-        .map_err(|e| crux::Error::Samples(e.to_string()))?;
+        .expect("a chain-aware result has K x N x point entries");
     println!(
         "Bayesian PINN: u'' = -pi^2 sin(pi x), u(0) = u(1) = 0; {} weights sampled with SGLD (step {}, likelihood_scale {}), {k} chain(s) x {n} draws",
         net.num_params(),

@@ -31,7 +31,7 @@ fn run(args: Args) -> crux::Result<()> {
                 .warmup(500)
                 .keep(4000)
                 .num_chains(sa.chains),
-        );
+        )?;
     }
     if sa.emit_ptx(&q.problem, usize::MAX)? {
         return Ok(());

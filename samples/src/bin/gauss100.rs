@@ -16,10 +16,10 @@ struct Args {
     sample: crux_samples::SampleArgs,
     /// Warmup sweeps.
     #[arg(long, default_value_t = 1000)]
-    warmup: i64,
+    warmup: usize,
     /// Draws kept per chain.
     #[arg(long, default_value_t = 1000)]
-    keep: i64,
+    keep: usize,
 }
 
 fn run(args: Args) -> crux::Result<()> {
@@ -31,7 +31,7 @@ fn run(args: Args) -> crux::Result<()> {
             .keep(args.keep)
             .num_chains(sa.chains)
             .likelihood_scale(GAUSS_DIM as f64 / 2.0),
-    );
+    )?;
     if sa.emit_ptx(&g.problem, usize::MAX)? {
         return Ok(());
     }

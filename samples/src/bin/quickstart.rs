@@ -47,7 +47,7 @@ fn run(args: Args) -> crux::Result<()> {
                 .num_chains(sa.chains)
                 .init_jitter(args.init_jitter)
                 .likelihood_scale(args.likelihood_scale),
-        );
+        )?;
     }
     if sa.emit_ptx(&q.problem, 1500)? {
         return Ok(());

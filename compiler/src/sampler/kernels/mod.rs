@@ -14,7 +14,7 @@ pub use sg::{Sghmc, Sgld};
 use crux_ir::kernel::{Builder, CmpOp, Value};
 
 use super::ctx::{StepEnv, Vector};
-use super::{DiagField, DiagKind};
+use super::{DiagField, DiagName};
 use crate::math;
 
 /// The divergence threshold on the energy error (blackjax, Stan).
@@ -22,24 +22,18 @@ pub const DIVERGENCE_THRESHOLD: f64 = 1000.0;
 
 /// `is_divergent`, `acceptance_rate`, `energy`: the HMC-family fields.
 pub fn hmc_fields() -> Vec<DiagField> {
-    let mut f = vec![DiagField {
-        name: "is_divergent",
-        kind: DiagKind::Bool,
-    }];
-    f.extend(acceptance_fields());
-    f.push(DiagField {
-        name: "energy",
-        kind: DiagKind::Float,
-    });
-    f
+    [
+        DiagName::IsDivergent,
+        DiagName::AcceptanceRate,
+        DiagName::Energy,
+    ]
+    .map(DiagField::known)
+    .to_vec()
 }
 
 /// `acceptance_rate` alone: MALA's and Metropolis kernels' field.
 pub fn acceptance_fields() -> Vec<DiagField> {
-    vec![DiagField {
-        name: "acceptance_rate",
-        kind: DiagKind::Float,
-    }]
+    vec![DiagField::known(DiagName::AcceptanceRate)]
 }
 
 /// Draws `p ~ N(0, M)` with `M = diag(1 / imm)` using draws `k0 + i`.

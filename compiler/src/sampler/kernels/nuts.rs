@@ -15,16 +15,20 @@
 //!     stop if the subtree was invalid or the whole trajectory turns
 //! ```
 //!
-//! Scalars (weights, energies, counters) are loop-carried values; vectors
-//! (trajectory ends, current leaf, proposals, momentum sums, U-turn
-//! checkpoints) are step-local work slots.
+//! Scalars (weights, energies, counters) are loop-carried values, named by
+//! `Trajectory` (one iteration per doubling) and `Subtree` (one per leaf);
+//! vectors (trajectory ends, current leaf, proposals, momentum sums, U-turn
+//! checkpoints) are step-local work slots (`Vecs`). The code is emitted by
+//! `Transition`'s methods: `start`, `double` (`direction`, the subtree
+//! loop of `leaf` and `checkpoint_turning`, `merge`) and `finish`.
 
 use crux_ir::kernel::{BinOp, Builder, CmpOp, KernelError, UnOp, Value};
+use crux_ir::rng::MAX_DRAWS_PER_STEP;
 
 use super::{accept_prob, bool_f64, draw_momentum, hmc_fields, is_divergent, leapfrog};
 use crate::math;
-use crate::sampler::ctx::{kinetic2, to_f64, Vector};
-use crate::sampler::{DiagField, DiagKind, Family, Kernel, StepCtx, StepInfo};
+use crate::sampler::ctx::{kinetic2, to_f64, StepEnv, Vector};
+use crate::sampler::{DiagField, DiagName, Family, Kernel, StepCtx, StepInfo};
 
 /// NUTS (blackjax `nuts`): multinomial sampling with iterative trajectory
 /// doubling and the generalised U-turn criterion, so the trajectory length
@@ -170,7 +174,7 @@ impl Nuts {
         }
         let leaf0 = d + 2 * md;
         let merge0 = leaf0 + (1usize << md);
-        if merge0 + md >= 1usize << 32 {
+        if (merge0 + md) as u64 >= MAX_DRAWS_PER_STEP {
             return Err(invalid(format!(
                 "{d} dimensions and max_depth {md} need more than 2³² draws per step"
             )));
@@ -191,22 +195,31 @@ impl Kernel for Nuts {
     }
     fn diagnostics(&self) -> Vec<DiagField> {
         let mut f = hmc_fields();
-        f.push(DiagField {
-            name: "tree_depth",
-            kind: DiagKind::Int,
-        });
-        f.push(DiagField {
-            name: "num_integration_steps",
-            kind: DiagKind::Int,
-        });
+        f.push(DiagField::known(DiagName::TreeDepth));
+        f.push(DiagField::known(DiagName::NumIntegrationSteps));
         f
     }
     fn step(&self, ctx: &mut StepCtx<'_>) -> Result<StepInfo, KernelError> {
         let d = ctx.dim();
-        let md = self.max_depth;
         let (leaf0, merge0) = self.counters(d)?;
+        let v = Vecs::alloc(ctx, d, self.max_depth);
+        let env = ctx.env;
+        let b = &mut *ctx.b;
+        let (tr, init) = Transition::start(b, env, v, self.max_depth, (leaf0, merge0));
+        let out = b.while_(
+            &init.pack(),
+            |b, c| tr.more_doublings(b, Trajectory::unpack(c)),
+            |b, c| tr.double(b, Trajectory::unpack(c)).pack(),
+        );
+        Ok(tr.finish(b, Trajectory::unpack(&out)))
+    }
+}
+
+impl Vecs {
+    /// The work slots of a `d`-dimensional model with `md` doublings.
+    fn alloc(ctx: &mut StepCtx<'_>, d: usize, md: usize) -> Vecs {
         let mut w = |name: &str, len: usize| ctx.work(name, len);
-        let v = Vecs {
+        Vecs {
             lq: w("left_q", d),
             lp: w("left_p", d),
             lg: w("left_g", d),
@@ -224,12 +237,157 @@ impl Kernel for Nuts {
             sub_rho: w("sub_rho", d),
             ck_p: w("ckpt_p", md * d),
             ck_rho: w("ckpt_rho", md * d),
-        };
-        let env = ctx.env;
-        let imm = env.inverse_mass;
-        let b = &mut *ctx.b;
+        }
+    }
+}
 
-        // The initial state is both trajectory ends and the proposal.
+/// The scalars the trajectory loop carries (one iteration per doubling).
+#[derive(Clone, Copy)]
+struct Trajectory {
+    /// Doublings so far (i64).
+    depth: Value,
+    /// Leaves integrated so far (i64).
+    leaves: Value,
+    /// Log of the trajectory's total weight `W` (f64).
+    weight: Value,
+    /// Log-density and energy of the proposal (f64).
+    prop_lp: Value,
+    prop_h: Value,
+    /// Σ of the leaves' acceptance probabilities (f64).
+    sum_accept: Value,
+    /// Whether the last subtree diverged (bool).
+    diverging: Value,
+    /// Whether to stop doubling (bool).
+    stop: Value,
+}
+
+impl Trajectory {
+    fn pack(self) -> Vec<Value> {
+        vec![
+            self.depth,
+            self.leaves,
+            self.weight,
+            self.prop_lp,
+            self.prop_h,
+            self.sum_accept,
+            self.diverging,
+            self.stop,
+        ]
+    }
+    fn unpack(c: &[Value]) -> Trajectory {
+        let [depth, leaves, weight, prop_lp, prop_h, sum_accept, diverging, stop] = c[..] else {
+            unreachable!("the trajectory loop carries the 8 values of Trajectory::pack")
+        };
+        Trajectory {
+            depth,
+            leaves,
+            weight,
+            prop_lp,
+            prop_h,
+            sum_accept,
+            diverging,
+            stop,
+        }
+    }
+}
+
+/// The scalars the subtree loop carries (one iteration per leaf).
+#[derive(Clone, Copy)]
+struct Subtree {
+    /// Leaves of this subtree so far (i64).
+    step: Value,
+    /// Leaves of the whole transition so far (i64).
+    leaves: Value,
+    /// Log of the subtree's weight `W_sub` (f64).
+    weight: Value,
+    /// Log-density and energy of the subtree's proposal (f64).
+    prop_lp: Value,
+    prop_h: Value,
+    /// Σ of the leaves' acceptance probabilities (f64).
+    sum_accept: Value,
+    /// Whether the last leaf diverged (bool).
+    diverging: Value,
+    /// Whether a checkpointed sub-subtree turned (bool).
+    turning: Value,
+}
+
+impl Subtree {
+    fn pack(self) -> Vec<Value> {
+        vec![
+            self.step,
+            self.leaves,
+            self.weight,
+            self.prop_lp,
+            self.prop_h,
+            self.sum_accept,
+            self.diverging,
+            self.turning,
+        ]
+    }
+    fn unpack(c: &[Value]) -> Subtree {
+        let [step, leaves, weight, prop_lp, prop_h, sum_accept, diverging, turning] = c[..] else {
+            unreachable!("the subtree loop carries the 8 values of Subtree::pack")
+        };
+        Subtree {
+            step,
+            leaves,
+            weight,
+            prop_lp,
+            prop_h,
+            sum_accept,
+            diverging,
+            turning,
+        }
+    }
+}
+
+/// One doubling's direction, fixed while its subtree is built.
+#[derive(Clone, Copy)]
+struct Direction {
+    /// Whether the subtree extends the right end (bool).
+    fwd: Value,
+    /// The signed step size (f64).
+    eps: Value,
+    /// The subtree's leaf count `2^depth` (i64).
+    n_max: Value,
+    /// The i64 constant 1.
+    one: Value,
+}
+
+/// What one transition's code is built from: the work vectors, the draw
+/// counters and the values fixed for the whole transition.
+#[derive(Clone, Copy)]
+struct Transition<'a> {
+    env: StepEnv<'a>,
+    v: Vecs,
+    /// Dimension and maximum depth.
+    d: usize,
+    md: usize,
+    /// First draw counters of the leaves and of the merges.
+    leaf0: usize,
+    merge0: usize,
+    /// Log-density and energy at the start (f64).
+    lp0: Value,
+    h0: Value,
+    /// The step size (f64).
+    eps: Value,
+    /// The i64 constant 0 and the bool `false` of the step's entry.
+    zi: Value,
+    fls: Value,
+}
+
+impl<'a> Transition<'a> {
+    /// Emits the start: momentum, both trajectory ends and the proposal at
+    /// the current state, its energy. Returns the transition and the
+    /// trajectory loop's initial values.
+    fn start(
+        b: &mut Builder,
+        env: StepEnv<'a>,
+        v: Vecs,
+        md: usize,
+        (leaf0, merge0): (usize, usize),
+    ) -> (Transition<'a>, Trajectory) {
+        let d = v.q.len;
         draw_momentum(b, &env, v.lp, 0);
         copy_all(
             b,
@@ -247,7 +405,7 @@ impl Kernel for Nuts {
         );
         let lp0 = env.logp.get(b);
         let half = b.f64(0.5);
-        let k0 = kinetic2(b, imm, v.lp);
+        let k0 = kinetic2(b, env.inverse_mass, v.lp);
         let k0 = b.mul(half, k0);
         let h0 = b.sub(k0, lp0);
         let eps = env.step_size.get(b);
@@ -255,228 +413,296 @@ impl Kernel for Nuts {
         let zi = b.i64(0);
         let zf = b.f64(0.0);
         let fls = b.bool(false);
-        // depth, leaves, W, proposal logp, proposal energy, Σ accept,
-        // diverging, stop
-        let init = [zi, zi, zf, lp0, h0, zf, fls, fls];
-        let out = b.while_(
-            &init,
+        let tr = Transition {
+            env,
+            v,
+            d,
+            md,
+            leaf0,
+            merge0,
+            lp0,
+            h0,
+            eps,
+            zi,
+            fls,
+        };
+        let init = Trajectory {
+            depth: zi,
+            leaves: zi,
+            weight: zf,
+            prop_lp: lp0,
+            prop_h: h0,
+            sum_accept: zf,
+            diverging: fls,
+            stop: fls,
+        };
+        (tr, init)
+    }
+
+    /// The trajectory loop's condition: below the maximum depth and not
+    /// stopped.
+    fn more_doublings(&self, b: &mut Builder, t: Trajectory) -> Value {
+        let mdv = b.i64(self.md as i64);
+        let more = b.cmp(CmpOp::Lt, t.depth, mdv);
+        let go = not(b, t.stop);
+        b.and(more, go)
+    }
+
+    /// One doubling: a direction, a subtree of `2^depth` leaves from the
+    /// end on that side, and the merge.
+    fn double(&self, b: &mut Builder, t: Trajectory) -> Trajectory {
+        let dir = self.direction(b, t.depth);
+        let ninf = b.f64(f64::NEG_INFINITY);
+        let init = Subtree {
+            step: self.zi,
+            leaves: t.leaves,
+            weight: ninf,
+            prop_lp: self.lp0,
+            prop_h: self.h0,
+            sum_accept: t.sum_accept,
+            diverging: self.fls,
+            turning: self.fls,
+        };
+        let sub = b.while_(
+            &init.pack(),
             |b, c| {
-                let mdv = b.i64(md as i64);
-                let more = b.cmp(CmpOp::Lt, c[0], mdv);
-                let go = not(b, c[7]);
+                let s = Subtree::unpack(c);
+                let more = b.cmp(CmpOp::Lt, s.step, dir.n_max);
+                let stop = or(b, s.diverging, s.turning);
+                let go = not(b, stop);
                 b.and(more, go)
             },
+            |b, c| self.leaf(b, dir, Subtree::unpack(c)).pack(),
+        );
+        self.merge(b, dir, t, Subtree::unpack(&sub))
+    }
+
+    /// Draws the direction of doubling `depth`; the leaf starts at the end
+    /// on that side.
+    fn direction(&self, b: &mut Builder, depth: Value) -> Direction {
+        let v = self.v;
+        let two = b.i64(2);
+        let kd = b.mul(two, depth);
+        let dv = b.i64(self.d as i64);
+        let kd = b.add(dv, kd);
+        let u = self.env.rng.uniform(b, kd);
+        let half = b.f64(0.5);
+        let fwd = b.cmp(CmpOp::Lt, u, half);
+        let neps = b.neg(self.eps);
+        let eps = b.select(fwd, self.eps, neps);
+        each(b, self.d, |b, i| {
+            for (dst, r, l) in [(v.q, v.rq, v.lq), (v.p, v.rp, v.lp), (v.g, v.rg, v.lg)] {
+                let x = r.load(b, i);
+                let y = l.load(b, i);
+                let s = b.select(fwd, x, y);
+                dst.store(b, i, s);
+            }
+        });
+        let one = b.i64(1);
+        let n_max = b.shl(one, depth);
+        Direction {
+            fwd,
+            eps,
+            n_max,
+            one,
+        }
+    }
+
+    /// One leaf of the subtree: a leapfrog step, its weight, progressive
+    /// uniform sampling of the subtree's proposal (the first leaf is
+    /// always taken), the momentum sum, and the U-turn checks.
+    fn leaf(&self, b: &mut Builder, dir: Direction, s: Subtree) -> Subtree {
+        let (v, env, h0) = (self.v, self.env, self.h0);
+        let lp = leapfrog(b, &env, v.q, v.p, v.g, dir.eps);
+        let k = kinetic2(b, env.inverse_mass, v.p);
+        let half = b.f64(0.5);
+        let k = b.mul(half, k);
+        let h = b.sub(k, lp);
+        let delta = b.sub(h0, h);
+        let a = accept_prob(b, delta);
+        let sum_accept = b.add(s.sum_accept, a);
+        let diverging = is_divergent(b, h0, h);
+        let num = b.cmp(CmpOp::Eq, delta, delta);
+        let ninf = b.f64(f64::NEG_INFINITY);
+        let wl = b.select(num, delta, ninf);
+        let zero = b.i64(0);
+        let first = b.cmp(CmpOp::Eq, s.step, zero);
+        let w_sum = logaddexp(b, s.weight, wl);
+        let weight = b.select(first, wl, w_sum);
+        let lw = b.sub(wl, weight);
+        let pa = math::exp(b, lw);
+        let l0 = b.i64(self.leaf0 as i64);
+        let kl = b.add(l0, s.leaves);
+        let u = env.rng.uniform(b, kl);
+        let take = b.cmp(CmpOp::Lt, u, pa);
+        let take = or(b, first, take);
+        b.if_(
+            take,
+            |b| {
+                copy_all(b, self.d, &[(v.sub_q, v.q), (v.sub_g, v.g)]);
+                vec![]
+            },
+            |_| vec![],
+        );
+        let prop_lp = b.select(take, lp, s.prop_lp);
+        let prop_h = b.select(take, h, s.prop_h);
+        each(b, self.d, |b, i| {
+            let pi = v.p.load(b, i);
+            let s = v.sub_rho.load(b, i);
+            let s = b.add(s, pi);
+            let s = b.select(first, pi, s);
+            v.sub_rho.store(b, i, s);
+        });
+        let turning = self.checkpoint_turning(b, dir.one, zero, s.step);
+        Subtree {
+            step: b.add(s.step, dir.one),
+            leaves: b.add(s.leaves, dir.one),
+            weight,
+            prop_lp,
+            prop_h,
+            sum_accept,
+            diverging,
+            turning,
+        }
+    }
+
+    /// U-turn checkpoints (numpyro): even leaves record their momentum and
+    /// momentum sum at index popcount(n >> 1); odd leaves check the
+    /// subtrees ending at them against checkpoints idx_max down to
+    /// idx_min. Returns whether one of them turns. `one` and `zero` are
+    /// the i64 constants, `step` the leaf's index in the subtree.
+    fn checkpoint_turning(&self, b: &mut Builder, one: Value, zero: Value, step: Value) -> Value {
+        let (v, md) = (self.v, self.md);
+        let imm = self.env.inverse_mass;
+        let s1 = b.shr_u(step, one);
+        let idx_max = popcount(b, s1, md);
+        let ns = not(b, step);
+        let n1 = b.add(step, one);
+        let t = b.and(ns, n1);
+        let t = b.sub(t, one);
+        let trailing = popcount(b, t, md);
+        let idx_min = b.sub(idx_max, trailing);
+        let idx_min = b.add(idx_min, one);
+        let bit = b.and(step, one);
+        let even = b.cmp(CmpOp::Eq, bit, zero);
+        let dv = b.i64(self.d as i64);
+        b.if_(
+            even,
+            |b| {
+                let base = b.mul(idx_max, dv);
+                each(b, self.d, |b, i| {
+                    let at = b.add(base, i);
+                    let pi = v.p.load(b, i);
+                    v.ck_p.store(b, at, pi);
+                    let si = v.sub_rho.load(b, i);
+                    v.ck_rho.store(b, at, si);
+                });
+                vec![]
+            },
+            |_| vec![],
+        );
+        let fls = b.bool(false);
+        b.while_(
+            &[idx_max, fls],
             |b, c| {
-                let (depth, leaves, w_traj, prop_lp, prop_h, acc) =
-                    (c[0], c[1], c[2], c[3], c[4], c[5]);
-                // Direction, and the leaf starts at that end.
-                let two = b.i64(2);
-                let kd = b.mul(two, depth);
-                let dv = b.i64(d as i64);
-                let kd = b.add(dv, kd);
-                let u = env.rng.uniform(b, kd);
-                let half = b.f64(0.5);
-                let fwd = b.cmp(CmpOp::Lt, u, half);
-                let neps = b.neg(eps);
-                let eps_s = b.select(fwd, eps, neps);
-                each(b, d, |b, i| {
-                    for (dst, r, l) in [(v.q, v.rq, v.lq), (v.p, v.rp, v.lp), (v.g, v.rg, v.lg)] {
-                        let x = r.load(b, i);
-                        let y = l.load(b, i);
-                        let s = b.select(fwd, x, y);
-                        dst.store(b, i, s);
-                    }
-                });
-                let one = b.i64(1);
-                let n_max = b.shl(one, depth);
-
-                // The subtree: step, leaves, W_sub, its proposal's logp and
-                // energy, Σ accept, diverging, turning.
-                let ninf = b.f64(f64::NEG_INFINITY);
-                let sub_init = [zi, leaves, ninf, lp0, h0, acc, fls, fls];
-                let sub = b.while_(
-                    &sub_init,
-                    |b, c| {
-                        let more = b.cmp(CmpOp::Lt, c[0], n_max);
-                        let stop = or(b, c[6], c[7]);
-                        let go = not(b, stop);
-                        b.and(more, go)
-                    },
-                    |b, c| {
-                        let (step, leaves, w_sub, sub_lp, sub_h, acc) =
-                            (c[0], c[1], c[2], c[3], c[4], c[5]);
-                        let lp = leapfrog(b, &env, v.q, v.p, v.g, eps_s);
-                        let k = kinetic2(b, imm, v.p);
-                        let half = b.f64(0.5);
-                        let k = b.mul(half, k);
-                        let h = b.sub(k, lp);
-                        let delta = b.sub(h0, h);
-                        let a = accept_prob(b, delta);
-                        let acc = b.add(acc, a);
-                        let div = is_divergent(b, h0, h);
-                        let num = b.cmp(CmpOp::Eq, delta, delta);
-                        let ninf = b.f64(f64::NEG_INFINITY);
-                        let wl = b.select(num, delta, ninf);
-                        // Progressive uniform sampling within the subtree
-                        // (the first leaf is always taken).
-                        let zero = b.i64(0);
-                        let first = b.cmp(CmpOp::Eq, step, zero);
-                        let w_sum = logaddexp(b, w_sub, wl);
-                        let w_new = b.select(first, wl, w_sum);
-                        let lw = b.sub(wl, w_new);
-                        let pa = math::exp(b, lw);
-                        let l0 = b.i64(leaf0 as i64);
-                        let kl = b.add(l0, leaves);
-                        let u = env.rng.uniform(b, kl);
-                        let take = b.cmp(CmpOp::Lt, u, pa);
-                        let take = or(b, first, take);
-                        b.if_(
-                            take,
-                            |b| {
-                                copy_all(b, d, &[(v.sub_q, v.q), (v.sub_g, v.g)]);
-                                vec![]
-                            },
-                            |_| vec![],
-                        );
-                        let sub_lp = b.select(take, lp, sub_lp);
-                        let sub_h = b.select(take, h, sub_h);
-                        each(b, d, |b, i| {
-                            let pi = v.p.load(b, i);
-                            let s = v.sub_rho.load(b, i);
-                            let s = b.add(s, pi);
-                            let s = b.select(first, pi, s);
-                            v.sub_rho.store(b, i, s);
-                        });
-                        // Checkpoints (numpyro): even leaves record their
-                        // momentum and momentum sum at index
-                        // popcount(n >> 1); odd leaves check the subtrees
-                        // ending at them against checkpoints
-                        // idx_max down to idx_min.
-                        let s1 = b.shr_u(step, one);
-                        let idx_max = popcount(b, s1, md);
-                        let ns = not(b, step);
-                        let n1 = b.add(step, one);
-                        let t = b.and(ns, n1);
-                        let t = b.sub(t, one);
-                        let trailing = popcount(b, t, md);
-                        let idx_min = b.sub(idx_max, trailing);
-                        let idx_min = b.add(idx_min, one);
-                        let bit = b.and(step, one);
-                        let even = b.cmp(CmpOp::Eq, bit, zero);
-                        let dv = b.i64(d as i64);
-                        b.if_(
-                            even,
-                            |b| {
-                                let base = b.mul(idx_max, dv);
-                                each(b, d, |b, i| {
-                                    let at = b.add(base, i);
-                                    let pi = v.p.load(b, i);
-                                    v.ck_p.store(b, at, pi);
-                                    let si = v.sub_rho.load(b, i);
-                                    v.ck_rho.store(b, at, si);
-                                });
-                                vec![]
-                            },
-                            |_| vec![],
-                        );
-                        let fls = b.bool(false);
-                        let turn = b.while_(
-                            &[idx_max, fls],
-                            |b, c| {
-                                let ge = b.cmp(CmpOp::Ge, c[0], idx_min);
-                                let go = not(b, c[1]);
-                                b.and(ge, go)
-                            },
-                            |b, c| {
-                                let base = b.mul(c[0], dv);
-                                let t = is_turning(b, imm, |b, i| {
-                                    let at = b.add(base, i);
-                                    let l = v.ck_p.load(b, at);
-                                    let cs = v.ck_rho.load(b, at);
-                                    let r = v.p.load(b, i);
-                                    let s = v.sub_rho.load(b, i);
-                                    let s = b.sub(s, cs);
-                                    let s = b.add(s, l);
-                                    (l, r, s)
-                                });
-                                let i = b.sub(c[0], one);
-                                vec![i, t]
-                            },
-                        )[1];
-                        let step = b.add(step, one);
-                        let leaves = b.add(leaves, one);
-                        vec![step, leaves, w_new, sub_lp, sub_h, acc, div, turn]
-                    },
-                );
-                let (leaves, w_sub, sub_lp, sub_h, acc, div, turn_sub) =
-                    (sub[1], sub[2], sub[3], sub[4], sub[5], sub[6], sub[7]);
-                let bad = or(b, div, turn_sub);
-                let valid = not(b, bad);
-
-                // Biased progressive sampling of a valid subtree's proposal:
-                // u < e^(W_sub − W) is taking it with min(1, e^(W_sub − W)).
-                let m0 = b.i64(merge0 as i64);
-                let km = b.add(m0, depth);
-                let um = env.rng.uniform(b, km);
-                let dw = b.sub(w_sub, w_traj);
-                let pm = math::exp(b, dw);
-                let take = b.cmp(CmpOp::Lt, um, pm);
-                let take = b.and(valid, take);
-                b.if_(
-                    take,
-                    |b| {
-                        copy_all(b, d, &[(v.prop_q, v.sub_q), (v.prop_g, v.sub_g)]);
-                        vec![]
-                    },
-                    |_| vec![],
-                );
-                let prop_lp = b.select(take, sub_lp, prop_lp);
-                let prop_h = b.select(take, sub_h, prop_h);
-                let w_merged = logaddexp(b, w_traj, w_sub);
-                let w_traj = b.select(valid, w_merged, w_traj);
-
-                // Merge: the leaf is the trajectory's new end on its side.
-                b.if_(
-                    fwd,
-                    |b| {
-                        copy_all(b, d, &[(v.rq, v.q), (v.rp, v.p), (v.rg, v.g)]);
-                        vec![]
-                    },
-                    |b| {
-                        copy_all(b, d, &[(v.lq, v.q), (v.lp, v.p), (v.lg, v.g)]);
-                        vec![]
-                    },
-                );
-                each(b, d, |b, i| {
-                    let r = v.rho.load(b, i);
+                let ge = b.cmp(CmpOp::Ge, c[0], idx_min);
+                let go = not(b, c[1]);
+                b.and(ge, go)
+            },
+            |b, c| {
+                let base = b.mul(c[0], dv);
+                let t = is_turning(b, imm, |b, i| {
+                    let at = b.add(base, i);
+                    let l = v.ck_p.load(b, at);
+                    let cs = v.ck_rho.load(b, at);
+                    let r = v.p.load(b, i);
                     let s = v.sub_rho.load(b, i);
-                    let r = b.add(r, s);
-                    v.rho.store(b, i, r);
-                });
-                let turn = is_turning(b, imm, |b, i| {
-                    let l = v.lp.load(b, i);
-                    let r = v.rp.load(b, i);
-                    let s = v.rho.load(b, i);
+                    let s = b.sub(s, cs);
+                    let s = b.add(s, l);
                     (l, r, s)
                 });
-                let stop = or(b, bad, turn);
-                let depth = b.add(depth, one);
-                vec![depth, leaves, w_traj, prop_lp, prop_h, acc, div, stop]
+                let i = b.sub(c[0], one);
+                vec![i, t]
+            },
+        )[1]
+    }
+
+    /// Merges the subtree into the trajectory: biased progressive sampling
+    /// of a valid subtree's proposal (u < e^(W_sub − W) is taking it with
+    /// min(1, e^(W_sub − W))), the leaf becomes the trajectory's end on
+    /// its side, and the whole trajectory's U-turn check.
+    fn merge(&self, b: &mut Builder, dir: Direction, t: Trajectory, s: Subtree) -> Trajectory {
+        let v = self.v;
+        let bad = or(b, s.diverging, s.turning);
+        let valid = not(b, bad);
+        let m0 = b.i64(self.merge0 as i64);
+        let km = b.add(m0, t.depth);
+        let um = self.env.rng.uniform(b, km);
+        let dw = b.sub(s.weight, t.weight);
+        let pm = math::exp(b, dw);
+        let take = b.cmp(CmpOp::Lt, um, pm);
+        let take = b.and(valid, take);
+        b.if_(
+            take,
+            |b| {
+                copy_all(b, self.d, &[(v.prop_q, v.sub_q), (v.prop_g, v.sub_g)]);
+                vec![]
+            },
+            |_| vec![],
+        );
+        let prop_lp = b.select(take, s.prop_lp, t.prop_lp);
+        let prop_h = b.select(take, s.prop_h, t.prop_h);
+        let w_merged = logaddexp(b, t.weight, s.weight);
+        let weight = b.select(valid, w_merged, t.weight);
+        b.if_(
+            dir.fwd,
+            |b| {
+                copy_all(b, self.d, &[(v.rq, v.q), (v.rp, v.p), (v.rg, v.g)]);
+                vec![]
+            },
+            |b| {
+                copy_all(b, self.d, &[(v.lq, v.q), (v.lp, v.p), (v.lg, v.g)]);
+                vec![]
             },
         );
-        let (depth, leaves, prop_lp, prop_h, acc, div) =
-            (out[0], out[1], out[3], out[4], out[5], out[6]);
+        each(b, self.d, |b, i| {
+            let r = v.rho.load(b, i);
+            let s = v.sub_rho.load(b, i);
+            let r = b.add(r, s);
+            v.rho.store(b, i, r);
+        });
+        let turn = is_turning(b, self.env.inverse_mass, |b, i| {
+            let l = v.lp.load(b, i);
+            let r = v.rp.load(b, i);
+            let s = v.rho.load(b, i);
+            (l, r, s)
+        });
+        let stop = or(b, bad, turn);
+        Trajectory {
+            depth: b.add(t.depth, dir.one),
+            leaves: s.leaves,
+            weight,
+            prop_lp,
+            prop_h,
+            sum_accept: s.sum_accept,
+            diverging: s.diverging,
+            stop,
+        }
+    }
 
-        copy_all(b, d, &[(env.position, v.prop_q), (env.grad, v.prop_g)]);
-        env.logp.set(b, prop_lp);
-        let n = to_f64(b, leaves);
-        let rate = b.div(acc, n);
-        let divf = bool_f64(b, div);
-        let depthf = to_f64(b, depth);
-        Ok(StepInfo {
+    /// Moves to the proposal and reports the transition's statistics.
+    fn finish(&self, b: &mut Builder, t: Trajectory) -> StepInfo {
+        let (v, env) = (self.v, self.env);
+        copy_all(b, self.d, &[(env.position, v.prop_q), (env.grad, v.prop_g)]);
+        env.logp.set(b, t.prop_lp);
+        let n = to_f64(b, t.leaves);
+        let rate = b.div(t.sum_accept, n);
+        let divf = bool_f64(b, t.diverging);
+        let depthf = to_f64(b, t.depth);
+        StepInfo {
             accept_stat: Some(rate),
-            diagnostics: vec![divf, rate, prop_h, depthf, n],
-        })
+            diagnostics: vec![divf, rate, t.prop_h, depthf, n],
+        }
     }
 }
 

@@ -155,7 +155,7 @@ fn nuts_draws_do_not_depend_on_backend_or_chunking() {
 /// and termination modules) on a Gaussian with unit metric, drawing the
 /// same counter-based numbers as the kernel.
 mod reference {
-    use crux_ir::rng::{normal, stream, uniform, Purpose};
+    use crux_ir::rng::{draw_counter, normal, stream, uniform, Purpose};
 
     #[derive(Clone)]
     pub struct State {
@@ -239,11 +239,11 @@ mod reference {
         max_depth: usize,
     ) -> [f64; 5] {
         let st = stream(Purpose::Sampler, 0) | chain;
-        let unif = |k: usize| uniform(seed, st, (sweep << 40) + k as u64);
+        let unif = |k: usize| uniform(seed, st, draw_counter(sweep, 0, k as u64));
         let d = s.q.len();
         let (leaf0, merge0) = (d + 2 * max_depth, d + 2 * max_depth + (1 << max_depth));
         s.p = (0..d)
-            .map(|k| normal(seed, st, (sweep << 40) + k as u64))
+            .map(|k| normal(seed, st, draw_counter(sweep, 0, k as u64)))
             .collect();
         let h0 = energy(s);
         let mut proposal = Proposal {

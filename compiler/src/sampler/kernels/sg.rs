@@ -2,6 +2,7 @@
 //! gradient, as in the reference library: no point-level minibatching).
 
 use crux_ir::kernel::KernelError;
+use crux_ir::rng::MAX_DRAWS_PER_STEP;
 
 use crate::sampler::{DiagField, Family, Kernel, StepCtx, StepInfo};
 
@@ -81,7 +82,7 @@ impl Kernel for Sghmc {
         let d = ctx.dim();
         // Draw indices (l + 1)·d + i must stay below 2³² (the counter's
         // per-step field).
-        if (self.num_integration_steps as u128 + 1) * d as u128 >= 1 << 32 {
+        if (self.num_integration_steps as u128 + 1) * d as u128 >= MAX_DRAWS_PER_STEP as u128 {
             return Err(KernelError::Invalid {
                 function: "sghmc".into(),
                 msg: format!(

@@ -1,0 +1,163 @@
+//! The traced side of a problem: constraints over one domain, their noise
+//! streams, their models and the seed.
+
+use std::collections::HashSet;
+
+use crux_ir::graph::eval;
+
+use crate::compile::logdensity::LogDensityBuilder;
+use crate::compile::trace::{NoiseTable, Tracer};
+use crate::error::{Error, Result};
+use crate::model::constraint::Constraint;
+use crate::model::expr::{Expr, Kind};
+use crate::model::ids::DomainId;
+use crate::model::registry::ModelInfo;
+
+/// The default seed of a problem's data (as in the reference library).
+pub const DEFAULT_SEED: u64 = 42;
+
+/// The traced side of a problem: its constraints, the noise streams of
+/// their noise terms, the models they use and the seed the noise is drawn
+/// from. [`crate::Crux`] wraps it.
+#[derive(Clone, Debug)]
+pub(crate) struct Problem {
+    constraints: Vec<Constraint>,
+    seed: u64,
+    noise: NoiseTable,
+    models: Vec<ModelInfo>,
+    points: usize,
+}
+
+impl Problem {
+    /// A problem from its constraints. Fails on an empty list, on invalid
+    /// expressions (with the first offending operation), on constraints over
+    /// different domains, and on parameters with no entries.
+    pub fn new(constraints: impl IntoIterator<Item = Constraint>) -> Result<Problem> {
+        let constraints: Vec<Constraint> = constraints.into_iter().collect();
+        if constraints.is_empty() {
+            return Err(Error::NoConstraints);
+        }
+        let mut domain: Option<DomainId> = None;
+        for c in &constraints {
+            c.residual().check()?;
+            if let Some(d) = c.residual().0.domain {
+                if domain.is_some_and(|x| x != d) {
+                    return Err(Error::MixedDomains {
+                        expr: c.residual().to_string(),
+                    });
+                }
+                domain = Some(d);
+            }
+        }
+        let roots: Vec<&Expr> = constraints.iter().map(Constraint::residual).collect();
+        let mut noise = NoiseTable::default();
+        noise.register(&roots);
+        let mut models: Vec<ModelInfo> = Vec::new();
+        let mut seen_leaf = HashSet::new();
+        let mut seen_points = HashSet::new();
+        let mut points = 0;
+        for e in Expr::post_order(&roots) {
+            match e.kind() {
+                Kind::Leaf(p) if seen_leaf.insert(p.leaf_id()) => {
+                    p.value()?;
+                    if p.is_empty() {
+                        return Err(Error::InvalidArgument {
+                            what: format!("parameter `{}`", p.name()),
+                            reason: format!("its shape {:?} has no entries", p.shape()),
+                        });
+                    }
+                    match models.iter_mut().find(|m| m.id == p.owner()) {
+                        Some(m) => m.leaves.push(p.clone()),
+                        None => models.push(ModelInfo {
+                            id: p.owner(),
+                            name: p.owner_name().to_string(),
+                            leaves: vec![p.clone()],
+                        }),
+                    }
+                }
+                Kind::Coord { domain, tag, .. } if seen_points.insert(tag.clone()) => {
+                    points += domain.points_tensor(tag)?.shape.0[0];
+                }
+                _ => {}
+            }
+        }
+        Ok(Problem {
+            constraints,
+            seed: DEFAULT_SEED,
+            noise,
+            models,
+            points,
+        })
+    }
+
+    /// Sets the seed from which noise terms are drawn (default 42).
+    pub fn with_seed(mut self, seed: u64) -> Problem {
+        self.seed = seed;
+        self
+    }
+
+    /// The seed.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The constraints.
+    pub fn constraints(&self) -> &[Constraint] {
+        &self.constraints
+    }
+
+    /// The models the constraints use, in first-use order.
+    pub fn models(&self) -> &[ModelInfo] {
+        &self.models
+    }
+
+    /// Number of collocation points the constraints read (each tag once).
+    pub fn num_points(&self) -> usize {
+        self.points
+    }
+
+    pub(crate) fn noise(&self) -> &NoiseTable {
+        &self.noise
+    }
+
+    /// Starts building the log-density of a set of sampled models.
+    pub fn log_density(&self) -> LogDensityBuilder<'_> {
+        LogDensityBuilder::new(self)
+    }
+
+    /// The loss `mean_c L_c` as an expression.
+    pub(crate) fn loss(&self) -> Expr {
+        let n = self.constraints.len() as f64;
+        let mut total: Option<Expr> = None;
+        for c in &self.constraints {
+            let v = c.value();
+            total = Some(match total {
+                None => v,
+                Some(t) => t + v,
+            });
+        }
+        total.expect("at least one constraint") * (1.0 / n)
+    }
+
+    /// The loss at the current parameter values.
+    pub fn loss_value(&self) -> Result<f64> {
+        Ok(self
+            .eval(&self.loss())?
+            .iter()
+            .copied()
+            .next()
+            .unwrap_or(f64::NAN))
+    }
+
+    /// Evaluates an expression at the current parameter values, with this
+    /// problem's noise draws, by the reference interpreter.
+    pub fn eval(&self, e: &Expr) -> Result<ndarray::ArrayD<f64>> {
+        e.check()?;
+        let mut t = Tracer::new(self.seed, self.noise.clone());
+        let out = t.trace(e)?;
+        t.graph.set_output("value", out);
+        let v = eval(&t.graph, &[])?.remove(0);
+        Ok(ndarray::ArrayD::from_shape_vec(v.shape.0, v.data)
+            .expect("interpreter output matches its shape"))
+    }
+}

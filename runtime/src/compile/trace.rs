@@ -1,0 +1,216 @@
+//! Tracing: expressions → graph IR.
+//!
+//! The expression DAG is walked once in post-order (iteratively, so depth
+//! is not limited by the stack) and each node becomes graph nodes. Sampled
+//! parameter leaves become parameter slots; every other leaf is data at its
+//! current value, which staging folds. Field derivatives are expanded here
+//! by forward-mode AD on the graph.
+
+use std::collections::HashMap;
+
+use crux_compiler::ad::field_derivative;
+use crux_ir::graph::{DType, Graph, NodeId, ParamId, Tensor};
+
+use crate::error::{Error, Result};
+use crate::model::expr::{Expr, Kind};
+use crate::model::ids::{DomainId, LeafId, NoiseId};
+
+/// Noise streams in order of first appearance.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct NoiseTable {
+    pub streams: HashMap<NoiseId, u64>,
+}
+
+impl NoiseTable {
+    /// Assigns streams to the noise terms of `roots` not seen yet.
+    pub fn register(&mut self, roots: &[&Expr]) {
+        for e in Expr::post_order(roots) {
+            if let Kind::Noise { id, .. } = e.kind() {
+                let next = self.streams.len() as u64;
+                self.streams.entry(*id).or_insert(next);
+            }
+        }
+    }
+}
+
+pub(crate) struct Tracer {
+    pub graph: Graph,
+    /// Traced nodes by pointer identity; the `Expr` is held so that its
+    /// address cannot be reused by another node while the tracer lives.
+    memo: HashMap<usize, (Expr, NodeId)>,
+    slots: HashMap<LeafId, ParamId>,
+    fixed: HashMap<LeafId, NodeId>,
+    coords: HashMap<(DomainId, String), NodeId>,
+    noise: NoiseTable,
+    seed: u64,
+}
+
+impl Tracer {
+    pub fn new(seed: u64, noise: NoiseTable) -> Tracer {
+        Tracer {
+            graph: Graph::new(),
+            memo: HashMap::new(),
+            slots: HashMap::new(),
+            fixed: HashMap::new(),
+            coords: HashMap::new(),
+            noise,
+            seed,
+        }
+    }
+
+    /// Declares a parameter slot for a sampled leaf.
+    pub fn add_slot(&mut self, p: &crate::Param) -> ParamId {
+        let id = self
+            .graph
+            .add_param(p.name(), DType::F64, p.shape().to_vec());
+        self.slots.insert(p.leaf_id(), id);
+        id
+    }
+
+    fn data(&mut self, name: String, t: Tensor) -> Result<NodeId> {
+        if let Some(v) = t.uniform_value() {
+            return Ok(self.graph.constant(v, t.dtype, t.shape.clone())?);
+        }
+        let d = self.graph.add_data(name, t);
+        Ok(self.graph.data_node(d)?)
+    }
+
+    /// The graph node computing `e`.
+    pub fn trace(&mut self, e: &Expr) -> Result<NodeId> {
+        for n in Expr::post_order(&[e]) {
+            if self.memo.contains_key(&n.key()) {
+                continue;
+            }
+            let id = self.node(&n)?;
+            self.memo.insert(n.key(), (n, id));
+        }
+        Ok(self.memo[&e.key()].1)
+    }
+
+    fn arg(&self, e: &Expr) -> NodeId {
+        self.memo[&e.key()].1
+    }
+
+    fn node(&mut self, e: &Expr) -> Result<NodeId> {
+        let g = &mut self.graph;
+        Ok(match e.kind() {
+            Kind::Invalid(err) => return Err((**err).clone()),
+            Kind::Coord { domain, tag, axis } => {
+                let key = (domain.id(), tag.clone());
+                let pts = match self.coords.get(&key) {
+                    Some(n) => *n,
+                    None => {
+                        let t = (**domain.points_tensor(tag)?).clone();
+                        let d = g.add_data(format!("{tag}.points"), t);
+                        let n = g.data_node(d)?;
+                        self.coords.insert(key, n);
+                        n
+                    }
+                };
+                g.slice(pts, 1, *axis, 1, 1)?
+            }
+            Kind::Constant(t) => {
+                let name = format!("const.{}", g.data().len());
+                self.data(name, (**t).clone())?
+            }
+            Kind::Leaf(p) => match self.slots.get(&p.leaf_id()) {
+                Some(slot) => g.param(*slot)?,
+                None => match self.fixed.get(&p.leaf_id()) {
+                    Some(n) => *n,
+                    None => {
+                        let t = Tensor::new(DType::F64, p.shape().to_vec(), p.values())?;
+                        let d = g.add_data(p.name(), t);
+                        let n = g.data_node(d)?;
+                        self.fixed.insert(p.leaf_id(), n);
+                        n
+                    }
+                },
+            },
+            Kind::Noise { id, dist } => {
+                let next = self.noise.streams.len() as u64;
+                let stream = *self.noise.streams.entry(*id).or_insert(next);
+                let shape = e.0.shape.clone();
+                let philox_stream = crux_ir::rng::stream(crux_ir::rng::Purpose::Noise, stream);
+                let vals: Vec<f64> = (0..shape.numel() as u64)
+                    .map(|i| dist.draw(self.seed, philox_stream, i))
+                    .collect();
+                if let Some(bad) = vals.iter().find(|v| !v.is_finite()) {
+                    return Err(Error::NonFinite {
+                        what: format!(
+                            "every draw of {dist} (its parameters are too extreme for f64)"
+                        ),
+                        value: *bad,
+                    });
+                }
+                let t = Tensor::new(DType::F64, shape, vals)?;
+                self.data(format!("noise.{stream}"), t)?
+            }
+            Kind::Unary(op, a) => {
+                let a = self.arg(a);
+                self.graph.unary(*op, a)?
+            }
+            Kind::Binary(op, a, b) => {
+                let (a, b) = (self.arg(a), self.arg(b));
+                self.graph.binary_bcast(*op, a, b)?
+            }
+            Kind::Sum { arg, axes } => {
+                let a = self.arg(arg);
+                self.graph.sum(a, axes)?
+            }
+            Kind::MatMul(a, b) => {
+                let (a, b) = (self.arg(a), self.arg(b));
+                self.graph.matmul(a, b)?
+            }
+            Kind::Transpose(a, perm) => {
+                let a = self.arg(a);
+                self.graph.transpose(a, perm)?
+            }
+            Kind::Reshape(a) => {
+                let a = self.arg(a);
+                self.graph.reshape(a, e.0.shape.clone())?
+            }
+            Kind::Slice {
+                arg,
+                axis,
+                start,
+                step,
+            } => {
+                let a = self.arg(arg);
+                let len = e.0.shape.0[*axis as usize];
+                self.graph.slice(a, *axis, *start, len, *step)?
+            }
+            Kind::Concat(parts, axis) => {
+                let ids: Vec<NodeId> = parts.iter().map(|p| self.arg(p)).collect();
+                self.graph.concat(&ids, *axis)?
+            }
+            Kind::Derivative { of, wrt, order } => {
+                let (u, x) = (self.arg(of), self.arg(wrt));
+                // The coordinate is its points tensor (1-D) or a column sliced from it.
+                let points = match self.graph.node(x).op {
+                    crux_ir::Op::Slice { .. } => self.graph.node(x).args[0],
+                    _ => x,
+                };
+                let dep = self.graph.depends_on(&[points]);
+                if !dep[u.index()] {
+                    let others: Vec<NodeId> = self
+                        .coords
+                        .values()
+                        .copied()
+                        .filter(|c| *c != points)
+                        .collect();
+                    let dep_other = self.graph.depends_on(&others);
+                    if dep_other[u.index()] {
+                        return Err(Error::InvalidOperation {
+                            op: "diff",
+                            expr: e.to_string(),
+                            reason: format!(
+                                "`{of}` is evaluated at other points than `{wrt}`; differentiate a field with respect to the variable it is evaluated at"
+                            ),
+                        });
+                    }
+                }
+                field_derivative(&mut self.graph, u, x, *order)?
+            }
+        })
+    }
+}

@@ -1,0 +1,103 @@
+//! What a solve leaves on each sampled model: the draws of every leaf
+//! (by name), per-draw diagnostics and the adapted kernel parameters. One
+//! type for parameters and networks.
+
+use crux_compiler::sampler::DiagName;
+use ndarray::{Array2, ArrayD, ArrayView2};
+
+/// The chain of one parameter tensor: `(chain, draw, *leaf_shape)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LeafSamples {
+    /// Leaf name (`a`, `net.layers.0.weight`, ...).
+    pub name: String,
+    /// Draws, shape `(K, N, *shape)` (also for one chain).
+    pub samples: ArrayD<f64>,
+}
+
+/// Per-draw kernel diagnostics, each field `(K, N)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Diagnostics {
+    fields: Vec<(String, Array2<f64>)>,
+}
+
+impl Diagnostics {
+    pub(crate) fn new(fields: Vec<(String, Array2<f64>)>) -> Diagnostics {
+        Diagnostics { fields }
+    }
+    /// Field names, in the kernel's order.
+    pub fn names(&self) -> Vec<&str> {
+        self.fields.iter().map(|(n, _)| n.as_str()).collect()
+    }
+    /// One field as `(K, N)` values (booleans as 0/1, counts as integers).
+    pub fn get(&self, name: &str) -> Option<ArrayView2<'_, f64>> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| a.view())
+    }
+    /// `is_divergent` as booleans (HMC family).
+    pub fn is_divergent(&self) -> Option<Array2<bool>> {
+        self.get(DiagName::IsDivergent.name())
+            .map(|a| a.mapv(|x| x != 0.0))
+    }
+    /// `acceptance_rate` (HMC family, MALA, custom kernels that report it).
+    pub fn acceptance_rate(&self) -> Option<ArrayView2<'_, f64>> {
+        self.get(DiagName::AcceptanceRate.name())
+    }
+    /// `energy` (HMC family).
+    pub fn energy(&self) -> Option<ArrayView2<'_, f64>> {
+        self.get(DiagName::Energy.name())
+    }
+}
+
+/// A model's posterior after a solve.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Posterior {
+    /// Model name.
+    pub model: String,
+    /// Kernel name.
+    pub kernel: String,
+    /// One chain per leaf, in the model's leaf order.
+    pub leaves: Vec<LeafSamples>,
+    /// Per-draw diagnostics; `None` for kernels without an info record
+    /// (SGLD, SGHMC).
+    pub diagnostics: Option<Diagnostics>,
+    /// Final (adapted) step size of each chain.
+    pub step_size: Vec<f64>,
+    /// Final (adapted) diagonal inverse mass matrix of each chain.
+    pub inverse_mass: Vec<Vec<f64>>,
+}
+
+impl Posterior {
+    /// The draws `(K, N, *shape)` of the leaf named `name` (a parameter's
+    /// name, or a network leaf's such as `net.layers.0.weight`).
+    pub fn leaf(&self, name: &str) -> Option<&ArrayD<f64>> {
+        self.leaves
+            .iter()
+            .find(|l| l.name == name)
+            .map(|l| &l.samples)
+    }
+    /// Leaf names, in the model's leaf order.
+    pub fn leaf_names(&self) -> Vec<&str> {
+        self.leaves.iter().map(|l| l.name.as_str()).collect()
+    }
+    /// Chains `K`.
+    pub fn num_chains(&self) -> usize {
+        self.leaves.first().map_or(0, |l| l.samples.shape()[0])
+    }
+    /// Draws per chain `N`.
+    pub fn num_draws(&self) -> usize {
+        self.leaves.first().map_or(0, |l| l.samples.shape()[1])
+    }
+    /// The draws of entry `j` of leaf `leaf` as `(K, N)`.
+    pub fn entry(&self, leaf: usize, j: usize) -> Option<Array2<f64>> {
+        let l = self.leaves.get(leaf)?;
+        let s = l.samples.shape();
+        let per = s[2..].iter().product::<usize>();
+        if j >= per {
+            return None;
+        }
+        let flat = l.samples.to_shape((s[0], s[1], per)).ok()?;
+        Some(flat.index_axis(ndarray::Axis(2), j).to_owned())
+    }
+}

@@ -1,0 +1,114 @@
+//! The solve driver, in steps: [`plan`] (validate the sampled models and
+//! build the chunk function), [`init`] (every chain's buffers), [`exe`]
+//! (compile for the backend and tier; [`cpu`] and `cuda` run chunks),
+//! [`schedule`] (chunks between progress lines, tracker, tier switch) and
+//! [`collect`] (posteriors, write-back, reports).
+
+mod collect;
+mod cpu;
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda;
+mod exe;
+mod init;
+mod plan;
+mod schedule;
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crux_compiler::backend::ptx::{emit, PtxOptions};
+use crux_compiler::pipeline::CompileError;
+
+use super::options::{Solution, SolveOptions};
+use crate::compile::problem::Problem;
+use crate::error::{Error, Result};
+
+/// Runs a solve of `epochs` sweeps (see [`crate::Crux::solve`]).
+pub(crate) fn solve(problem: &Problem, epochs: usize, opts: &SolveOptions) -> Result<Solution> {
+    let log = |msg: String| {
+        if !opts.quiet {
+            tracing::info!("{msg}");
+        }
+    };
+    let t_compile = Instant::now();
+    let plan = plan::plan(problem, epochs, &log)?;
+    let seed = opts.seed.unwrap_or(problem.seed());
+    let chains: Vec<exe::Chain> = init::chains(&plan.chunk, &plan.sampled, plan.k, seed)
+        .into_iter()
+        .map(Mutex::new)
+        .collect();
+    let exe = exe::Executor::new(&plan, &chains, opts)?;
+    let threads = opts
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .min(plan.k)
+        .max(1);
+    let run = schedule::Run {
+        problem,
+        plan: &plan,
+        exe: &exe,
+        chains: &chains,
+        seed,
+        threads,
+        opts,
+        compile_seconds: t_compile.elapsed().as_secs_f64(),
+    };
+    let (sweeps, warmup_sweeps) = (plan.chunk.sweeps, run.warmup_sweeps());
+    log(format!(
+        "MCMC: one fused chunk function per chain ({:?}), {warmup_sweeps} warmup sweeps + {} sampling sweeps, chunks of {} sweeps, {} chain(s) on {threads} thread(s)",
+        opts.backend,
+        sweeps - warmup_sweeps,
+        run.chunk_len(),
+        plan.k
+    ));
+    let timings = run.run_all()?;
+    let compile_seconds = run.compile_seconds;
+    if let Some(t) = timings.optimised_compile_seconds {
+        log(format!(
+            "MCMC: optimised code compiled in {:.1} ms in the background; later chunks ran on it",
+            t * 1e3
+        ));
+    }
+    let grad_evals_total = schedule::grad_evals(&plan.chunk, &chains);
+    let bufs: Vec<_> = chains
+        .into_iter()
+        .map(|c| c.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .collect();
+    let (posteriors, reports) = collect::collect(&plan, &bufs)?;
+    collect::log_reports(&reports, plan.k, &log);
+    Ok(Solution {
+        backend: opts.backend,
+        num_chains: plan.k,
+        sweeps,
+        warmup_sweeps,
+        compile_seconds,
+        optimised_compile_seconds: timings.optimised_compile_seconds,
+        warmup_seconds: timings.warmup_seconds,
+        sampling_seconds: timings.sampling_seconds,
+        grad_evals_warmup: timings.grad_evals_warmup,
+        grad_evals: grad_evals_total - timings.grad_evals_warmup,
+        threads,
+        models: reports,
+        posteriors,
+    })
+}
+
+/// The chunk function a solve of `epochs` sweeps would run.
+pub(crate) fn chunk_function(
+    problem: &Problem,
+    epochs: usize,
+) -> Result<crux_ir::kernel::Function> {
+    Ok(plan::plan(problem, epochs, &|_| {})?.chunk.function)
+}
+
+/// The PTX of the chunk function a CUDA solve of `epochs` sweeps would
+/// launch.
+pub(crate) fn chunk_ptx(problem: &Problem, epochs: usize) -> Result<String> {
+    let p = plan::plan(problem, epochs, &|_| {})?;
+    let opts = PtxOptions {
+        bounds_checks: !p.builtin(),
+        thread_param: Some(1),
+        max_threads_per_block: 128,
+    };
+    emit(&p.chunk.function, &opts).map_err(|e| Error::Compile(CompileError::Backend(e)))
+}

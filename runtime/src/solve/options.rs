@@ -1,0 +1,181 @@
+//! How a solve runs ([`SolveOptions`], [`Tiering`]) and what it reports
+//! ([`Solution`], [`ModelReport`]).
+
+use std::sync::{Arc, Mutex};
+
+use super::track::Tracker;
+use crate::analysis::SummaryTable;
+use crate::compile::compiled::Backend;
+use crate::model::Posterior;
+
+/// Which machine code runs the chains on the Cranelift backend. The two
+/// tiers compute the same bits; they differ in compile time and speed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Tiering {
+    /// Start on baseline code; when the run is long enough to pay for it,
+    /// compile optimised code in the background and switch at a chunk
+    /// boundary (short runs finish sooner, long runs run fast).
+    #[default]
+    Auto,
+    /// Baseline code only (fastest to compile).
+    Baseline,
+    /// Optimised code only (compiled before the first sweep).
+    Optimised,
+}
+
+/// How a solve runs.
+#[derive(Clone, Debug)]
+pub struct SolveOptions {
+    pub(crate) backend: Backend,
+    pub(crate) tiering: Tiering,
+    pub(crate) threads: Option<usize>,
+    pub(crate) quiet: bool,
+    pub(crate) chunk: Option<usize>,
+    pub(crate) tracker: Option<Arc<Mutex<dyn Tracker>>>,
+    pub(crate) seed: Option<u64>,
+}
+
+impl Default for SolveOptions {
+    fn default() -> Self {
+        SolveOptions {
+            backend: Backend::Cranelift,
+            tiering: Tiering::Auto,
+            threads: None,
+            quiet: false,
+            chunk: None,
+            tracker: None,
+            seed: None,
+        }
+    }
+}
+
+impl SolveOptions {
+    /// The sampler's seed: chains' draws are a function of it (and of the
+    /// chain, sweep and model), whatever the backend, threads or chunks.
+    /// Default: the problem's data seed ([`crate::Crux::with_seed`]), so
+    /// one seed fixes everything; set it to rerun chains on the same data.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+    /// Where the chunk function runs (default Cranelift).
+    pub fn backend(mut self, b: Backend) -> Self {
+        self.backend = b;
+        self
+    }
+    /// Which Cranelift code runs the chains (default [`Tiering::Auto`]).
+    /// Draws do not depend on it.
+    pub fn tiering(mut self, t: Tiering) -> Self {
+        self.tiering = t;
+        self
+    }
+    /// Worker threads for the chains (default: the machine's cores, at most
+    /// one per chain). Draws do not depend on it.
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = Some(n.max(1));
+        self
+    }
+    /// Streams metrics at every chunk boundary to `tracker` (see
+    /// [`Metrics`](super::Metrics) for the keys).
+    pub fn tracker(mut self, tracker: impl Tracker + 'static) -> Self {
+        self.tracker = Some(Arc::new(Mutex::new(tracker)));
+        self
+    }
+    /// No log events (`tracing`) and no progress bar.
+    pub fn quiet(mut self) -> Self {
+        self.quiet = true;
+        self
+    }
+    /// Sweeps per call of the chunk function (default: a tenth of the run,
+    /// at least 10). Draws do not depend on it.
+    pub fn chunk_sweeps(mut self, n: usize) -> Self {
+        self.chunk = Some(n.max(1));
+        self
+    }
+}
+
+/// Per-model summary of a solve.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelReport {
+    /// Model name.
+    pub name: String,
+    /// Kernel name.
+    pub kernel: String,
+    /// Draws kept per chain.
+    pub num_draws: usize,
+    /// Divergent kept transitions, all chains (HMC family).
+    pub divergences: Option<usize>,
+    /// Mean acceptance statistic of kept transitions.
+    pub mean_acceptance: Option<f64>,
+    /// Mean energy of kept transitions (HMC family).
+    pub mean_energy: Option<f64>,
+    /// Final step size per chain.
+    pub step_size: Vec<f64>,
+}
+
+/// What a solve did and how long it took.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Solution {
+    /// Backend that ran the chains.
+    pub backend: Backend,
+    /// Chains.
+    pub num_chains: usize,
+    /// Sweeps per chain.
+    pub sweeps: usize,
+    /// Sweeps of warmup (the longest model's).
+    pub warmup_sweeps: usize,
+    /// Tracing, differentiation, optimisation, lowering and code generation
+    /// of the code the chains start on.
+    pub compile_seconds: f64,
+    /// Background compile time of the optimised tier, when it was built
+    /// while the chains ran (see [`Tiering::Auto`]).
+    pub optimised_compile_seconds: Option<f64>,
+    /// Wall time of the warmup sweeps, all chains.
+    pub warmup_seconds: f64,
+    /// Wall time of the sampling sweeps, all chains.
+    pub sampling_seconds: f64,
+    /// Gradient evaluations during warmup, all chains and models.
+    pub grad_evals_warmup: u64,
+    /// Gradient evaluations during sampling, all chains and models.
+    pub grad_evals: u64,
+    /// Threads used.
+    pub threads: usize,
+    /// Per sampled model, in solve order.
+    pub models: Vec<ModelReport>,
+    /// Per sampled model, in solve order (also left on each model).
+    pub posteriors: Vec<Arc<Posterior>>,
+}
+
+impl Solution {
+    /// The posteriors as references, the form [`crate::analysis::export`] takes.
+    pub fn posterior_refs(&self) -> Vec<&Posterior> {
+        self.posteriors.iter().map(|p| &**p).collect()
+    }
+
+    /// The summary table of every sampled model's entries.
+    pub fn summary(&self) -> SummaryTable {
+        SummaryTable {
+            rows: self
+                .posteriors
+                .iter()
+                .flat_map(|p| p.summary().rows)
+                .collect(),
+        }
+    }
+}
+
+/// A progress bar over the sweeps on stderr, hidden when `quiet` or when
+/// stdout is not a terminal.
+pub(crate) fn progress_bar(opts: &SolveOptions, sweeps: usize) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if opts.quiet || !std::io::stdout().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(sweeps as u64);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} sweeps {pos}/{len} [{bar:30}] {elapsed_precise} {msg}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
