@@ -3,6 +3,7 @@
 //! taken in the same process. [`handwritten`] holds the plain-Rust
 //! baselines.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
 pub mod handwritten;

@@ -120,23 +120,23 @@ pub fn grad_output_name(i: usize) -> String {
     format!("grad.p{i}")
 }
 
-/// A compiled log-density: every stage of the pipeline, the last one
+/// An optimised log-density (graphs, not code yet): every stage of the pipeline, the last one
 /// computing `logp` and `grad.p<i>` for every parameter slot.
 #[derive(Clone, Debug)]
-pub struct CompiledLogDensity {
+pub struct OptimisedLogDensity {
     /// Stages in pipeline order.
     pub stages: Vec<Stage>,
     /// What the optimising passes did.
     pub report: OptimiseReport,
 }
 
-impl CompiledLogDensity {
+impl OptimisedLogDensity {
     /// The graph handed to lowering.
     pub fn final_graph(&self) -> &Graph {
         &self
             .stages
             .last()
-            .expect("a CompiledLogDensity has stages: compile_log_density records four")
+            .expect("a OptimisedLogDensity has stages: compile_log_density records four")
             .graph
     }
 
@@ -151,7 +151,7 @@ impl CompiledLogDensity {
 pub fn compile_log_density(
     traced: &Graph,
     limits: &EggLimits,
-) -> Result<CompiledLogDensity, CompileError> {
+) -> Result<OptimisedLogDensity, CompileError> {
     let logp = traced
         .output(LOGP_OUTPUT)
         .map_err(|_| CompileError::NoScalarOutput(LOGP_OUTPUT.into()))?;
@@ -179,7 +179,7 @@ pub fn compile_log_density(
     let diff = diff.compacted()?;
     verify::graph_after("ad", &diff)?;
     let (staged, opt, report) = stage_and_optimise(&diff, limits)?;
-    Ok(CompiledLogDensity {
+    Ok(OptimisedLogDensity {
         stages: vec![
             Stage::new("traced", traced_only),
             Stage::new("differentiated", diff),

@@ -590,7 +590,7 @@ fn sampler_chunk_kernels() {
             keep: 100,
             thin: 1,
             // SGLD reports no acceptance statistic to adapt on.
-            adapt: name != "sgld",
+            adapt: (name != "sgld").then(Default::default),
         };
         let chunk = build_chunk(3, &[plan]).unwrap();
         let opts = PtxOptions {

@@ -1,5 +1,6 @@
 //! Shared pieces of the sample programs: the `--inspect` / `--ir` reports.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
 pub mod plot;

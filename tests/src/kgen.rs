@@ -734,8 +734,9 @@ impl Ctx {
                 init.push(b.i64(0));
                 let res = b.for_(lo_v, hi, &init, |b, i, c| {
                     let (c, d) = c.split_at(c.len() - 1);
-                    self.scopes.push(vec![i]);
-                    self.scopes.last_mut().unwrap().extend(c);
+                    let mut scope = vec![i];
+                    scope.extend(c);
+                    self.scopes.push(scope);
                     self.steps(b, body);
                     let mut ys: Vec<Value> = c
                         .iter()

@@ -2,6 +2,7 @@
 //! (proptest strategies) used by the optimiser differential tests now and by
 //! the backend differential tests later.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
 pub mod gen;

@@ -129,13 +129,13 @@ fn forward_reverse_and_fd_agree_along_directions() {
 #[test]
 fn second_derivative_matches_finite_differences() {
     let bp = Bpinn::new(0).unwrap();
-    let uxx = bp.problem.eval(&bp.u.dd(&bp.x)).unwrap();
-    let ux = bp.problem.eval(&bp.u.d(&bp.x)).unwrap();
+    let uxx = bp.problem.eval(bp.u.dd(&bp.x)).unwrap();
+    let ux = bp.problem.eval(bp.u.d(&bp.x)).unwrap();
     let h = 1e-3;
     let shifted = |dx: f64| {
         let d = Domain::line(dx, 1.0 + dx, 0.01).unwrap();
         let xs = d.variable("interior").unwrap();
-        bp.problem.eval(&bp.net.call(&[&xs])).unwrap()
+        bp.problem.eval(bp.net.call(&[&xs])).unwrap()
     };
     let (up, u0, um) = (shifted(h), bp.problem.eval(&bp.u).unwrap(), shifted(-h));
     for i in 0..uxx.len() {
@@ -164,14 +164,14 @@ fn mixed_partials_in_2d() {
     let net = Net::mlp(2, 1, 8, 2, Activation::Tanh, 3).unwrap();
     let u = net.call(&[x, y]);
     let problem = Crux::new([(u.clone() - (PI * x).sin()).mse()]).unwrap();
-    let uxy = problem.eval(&u.d(x).d(y)).unwrap();
-    let uyx = problem.eval(&u.d(y).d(x)).unwrap();
+    let uxy = problem.eval(u.d(x).d(y)).unwrap();
+    let uyx = problem.eval(u.d(y).d(x)).unwrap();
     let pts = dom.points("interior").unwrap();
     let h = 1e-4;
     let at = |dx: f64, dy: f64| {
         let d = Domain::rectangle((dx, 1.0 + dx), (dy, 0.5 + dy), 0.25).unwrap();
         let w = d.variables("interior").unwrap();
-        problem.eval(&net.call(&[&w[0], &w[1]])).unwrap()
+        problem.eval(net.call(&[&w[0], &w[1]])).unwrap()
     };
     let (pp, pm, mp, mm) = (at(h, h), at(h, -h), at(-h, h), at(-h, -h));
     for i in 0..pts.nrows() {

@@ -39,11 +39,11 @@ fn quick(config: impl Fn(f64) -> Bayesian, chains: usize, scale: f64, what: &str
         .problem
         .solve_with(100_000, &SolveOptions::default().quiet())
         .unwrap();
-    assert_eq!(sol.num_chains, chains as usize);
+    assert_eq!(sol.num_chains, chains);
     let (a, b) = (chain(&q.a), chain(&q.b));
     assert_eq!(
         q.a.posterior_samples().unwrap().shape()[..2],
-        [chains as usize, a.ncols()]
+        [chains, a.ncols()]
     );
     let what = format!("{what}, {chains} chain(s), scale {scale}");
     within(&a, mu[0], &format!("{what}: mean a"));

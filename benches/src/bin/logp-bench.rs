@@ -8,6 +8,8 @@
 //! their ratio, and `compile_seconds`: from the problem's expressions to
 //! callable machine code (trace, AD, staging, e-graph, lowering, Cranelift).
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 use std::f64::consts::PI;
 use std::time::Instant;
 

@@ -10,6 +10,8 @@
 //! what staging and optimisation buy before any code generation. Each
 //! figure is the median of several runs in this process.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 use std::time::Instant;
 
 use crux::LogDensity;

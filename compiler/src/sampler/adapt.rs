@@ -26,8 +26,26 @@ use crate::math;
 const T0: f64 = 10.0;
 const GAMMA: f64 = 0.05;
 const KAPPA: f64 = 0.75;
-/// The acceptance statistic dual averaging aims for.
+/// The acceptance statistic dual averaging aims for unless a model asks
+/// for another ([`Adaptation::target_acceptance`]).
 pub const TARGET_ACCEPTANCE: f64 = 0.8;
+
+/// How a model's warmup adapts its kernel.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Adaptation {
+    /// The mean acceptance statistic dual averaging aims for, in (0, 1).
+    /// Higher targets give smaller steps (fewer divergences on strongly
+    /// curved posteriors, more gradient evaluations per draw).
+    pub target_acceptance: f64,
+}
+
+impl Default for Adaptation {
+    fn default() -> Adaptation {
+        Adaptation {
+            target_acceptance: TARGET_ACCEPTANCE,
+        }
+    }
+}
 
 /// The warmup schedule: slow windows as half-open sweep ranges.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,7 +140,7 @@ pub fn init(ctx: &mut StepCtx<'_>) {
 
 /// Emits one adaptation update after the step of sweep `env.sweep`, if it
 /// is a warmup sweep, with the step's acceptance statistic `accept`.
-pub fn update(ctx: &mut StepCtx<'_>, warmup: usize, accept: Value) {
+pub fn update(ctx: &mut StepCtx<'_>, warmup: usize, adaptation: &Adaptation, accept: Value) {
     let s = slots(ctx);
     let env = ctx.env;
     let b = &mut *ctx.b;
@@ -145,7 +163,7 @@ pub fn update(ctx: &mut StepCtx<'_>, warmup: usize, accept: Value) {
             let keep = b.sub(one, inv);
             let h = s.h.get(b);
             let h = b.mul(keep, h);
-            let target = b.f64(TARGET_ACCEPTANCE);
+            let target = b.f64(adaptation.target_acceptance);
             let err = b.sub(target, a);
             let err = b.div(err, reg);
             let h = b.add(h, err);

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use crux_ir::kernel::{Access, Builder, CmpOp, Conv, Function, KernelError, Ty, Value};
 
 pub use abi::{chunk_args, ChainBuffers, ChunkBuffer, DiagName, CHUNK_PARAMS, LOGP_OUTPUT};
-pub use adapt::{schedule, Schedule};
+pub use adapt::{schedule, Adaptation, Schedule};
 pub use ctx::{Allocation, Rng, StepCtx, StepEnv, Target, Vector};
 use ctx::{DIAG, DRAWS, FIRST_DATA, STATE, WORK};
 use inline::{check_inlining, BufferView};
@@ -140,8 +140,8 @@ pub struct ModelPlan {
     pub keep: usize,
     /// Sweeps per kept draw.
     pub thin: usize,
-    /// Whether window adaptation runs during warmup.
-    pub adapt: bool,
+    /// Window adaptation during warmup, if any.
+    pub adapt: Option<Adaptation>,
 }
 
 impl ModelPlan {
@@ -381,7 +381,7 @@ pub fn build_chunk(dim: usize, models: &[ModelPlan]) -> Result<Chunk, KernelErro
                 if let Err(e) = m.kernel.init(&mut ctx) {
                     err.get_or_insert(e);
                 }
-                if m.adapt {
+                if m.adapt.is_some() {
                     adapt::init(&mut ctx);
                 }
             }
@@ -413,9 +413,9 @@ pub fn build_chunk(dim: usize, models: &[ModelPlan]) -> Result<Chunk, KernelErro
                 )));
                 continue;
             }
-            if m.adapt {
+            if let Some(adaptation) = &m.adapt {
                 match info.accept_stat {
-                    Some(a) => adapt::update(&mut ctx, m.warmup, a),
+                    Some(a) => adapt::update(&mut ctx, m.warmup, adaptation, a),
                     None => {
                         err.get_or_insert(invalid(format!(
                             "kernel `{}` is adapted but reports no acceptance statistic",

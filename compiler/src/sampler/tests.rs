@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 pub(crate) use super::gaussian_target;
 use super::kernels::{Hmc, Mala, Sghmc, Sgld};
-use super::{build_chunk, chunk_args, Chunk, Kernel, ModelPlan};
+use super::{build_chunk, chunk_args, Adaptation, Chunk, Kernel, ModelPlan};
 use crate::backend::{clif, Executable, Interpreter};
 use crate::lower::Lowered;
 
@@ -27,7 +27,7 @@ pub(crate) fn plan(
         warmup,
         keep,
         thin: 1,
-        adapt,
+        adapt: adapt.then(Adaptation::default),
     }
 }
 

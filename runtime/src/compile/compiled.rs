@@ -1,4 +1,4 @@
-//! Log-densities as compiled kernels.
+//! Log-densities as compiled programs.
 //!
 //! [`LogDensity::compile`] lowers the optimised graph to one kernel-IR
 //! function and hands it to a backend: the kernel interpreter (the
@@ -14,7 +14,7 @@ use crux_compiler::lower::{lower_log_density, LowerStats, Lowered};
 use crux_ir::kernel::{Buffer, Scalar};
 
 use crate::compile::logdensity::LogDensity;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, RunFailure};
 
 /// Where a compiled log-density runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -28,7 +28,7 @@ pub enum Backend {
     Cuda,
 }
 
-enum Kernel {
+enum Program {
     Interp(Interpreter),
     Clif(Box<ClifKernel>),
 }
@@ -38,7 +38,7 @@ static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new
 /// A log-density compiled for one backend.
 pub struct CompiledLogDensity {
     id: u64,
-    kernel: Kernel,
+    program: Program,
     lowered: Lowered,
     compile_seconds: f64,
 }
@@ -59,18 +59,34 @@ impl std::fmt::Debug for CompiledLogDensity {
     }
 }
 
+/// A failure of compiled code while it runs (not a compiler error).
+pub(crate) fn run_error(program: &'static str, e: BackendError) -> Error {
+    let cause = match e {
+        BackendError::Kernel(error) => RunFailure::Kernel { chain: 0, error },
+        other => RunFailure::Backend {
+            chain: 0,
+            message: other.to_string(),
+        },
+    };
+    Error::Run {
+        program,
+        models: Vec::new(),
+        cause,
+    }
+}
+
 fn backend_error(e: BackendError) -> Error {
     Error::Compile(crux_compiler::pipeline::CompileError::Backend(e))
 }
 
 impl LogDensity {
-    /// Lowers the optimised graph to a kernel and compiles it for `backend`.
+    /// Lowers the optimised graph to a kernel-IR function and compiles it for `backend`.
     pub fn compile(&self, backend: Backend) -> Result<CompiledLogDensity> {
         let t = Instant::now();
         let lowered = lower_log_density(self.graph(), "logp_grad")
             .map_err(|e| Error::Compile(crux_compiler::pipeline::CompileError::Lower(e)))?;
-        let kernel = match backend {
-            Backend::Interpreter => Kernel::Interp(Interpreter {
+        let program = match backend {
+            Backend::Interpreter => Program::Interp(Interpreter {
                 function: lowered.function.clone(),
                 fuel: u64::MAX,
             }),
@@ -84,18 +100,18 @@ impl LogDensity {
                 // SAFETY: every index of a lowered log-density is in range by
                 // construction (loops over the static shapes of the buffers
                 // the layout sizes; checked under the bounds-checking
-                // interpreter by the lowering tests), and the kernel is only
+                // interpreter by the lowering tests), and the program is only
                 // called with a `Workspace` made for it (checked by
                 // `logp_and_grad`), whose buffers have exactly those sizes.
                 let opts = unsafe { ClifOptions::default().without_bounds_checks() };
-                Kernel::Clif(Box::new(
+                Program::Clif(Box::new(
                     clif::compile(&lowered.function, &opts).map_err(backend_error)?,
                 ))
             }
         };
         Ok(CompiledLogDensity {
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            kernel,
+            program,
             lowered,
             compile_seconds: t.elapsed().as_secs_f64(),
         })
@@ -113,7 +129,7 @@ impl CompiledLogDensity {
         self.compile_seconds
     }
 
-    /// Loops, materialised tensors and buffers of the lowered kernel.
+    /// Loops, materialised tensors and buffers of the lowered function.
     pub fn stats(&self) -> LowerStats {
         self.lowered.stats
     }
@@ -166,11 +182,11 @@ impl CompiledLogDensity {
         if let Buffer::F64(t) = &mut ws.bufs[0] {
             t.copy_from_slice(theta);
         }
-        let out = match &self.kernel {
-            Kernel::Interp(k) => k.call(&[], &mut ws.bufs),
-            Kernel::Clif(k) => k.call(&[], &mut ws.bufs),
+        let out = match &self.program {
+            Program::Interp(k) => k.call(&[], &mut ws.bufs),
+            Program::Clif(k) => k.call(&[], &mut ws.bufs),
         }
-        .map_err(backend_error)?;
+        .map_err(|e| run_error("log-density", e))?;
         if let Buffer::F64(g) = &ws.bufs[1] {
             grad.copy_from_slice(g);
         }
@@ -187,7 +203,8 @@ impl CompiledLogDensity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Crux, Domain, Param, Prior};
+    use crate::compile::problem::Problem as Crux;
+    use crate::{Domain, Param, Prior};
 
     fn density(n: f64) -> LogDensity {
         let d = Domain::line(0.0, 1.0, n).unwrap();

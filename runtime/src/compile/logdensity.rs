@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use crux_compiler::optimise::EggLimits;
 use crux_compiler::pipeline::LOGP_OUTPUT;
 use crux_compiler::pipeline::{
-    compile_log_density, grad_output_name, CompiledLogDensity, StageStats,
+    compile_log_density, grad_output_name, OptimisedLogDensity, StageStats,
 };
 use crux_ir::graph::{eval_all, DType, Graph, Tensor};
 
@@ -167,7 +167,7 @@ impl<'a> LogDensityBuilder<'a> {
 /// A compiled log-density with its gradient.
 #[derive(Clone, Debug)]
 pub struct LogDensity {
-    compiled: CompiledLogDensity,
+    compiled: OptimisedLogDensity,
     layout: Vec<Slot>,
     dim: usize,
     points: usize,
@@ -267,7 +267,11 @@ impl LogDensity {
         let all = eval_all(g, &params, &outs)?;
         let vals: Vec<&Tensor> = outs
             .iter()
-            .map(|o| all[o.index()].as_ref().expect("roots are evaluated"))
+            .map(|o| {
+                all[o.index()]
+                    .as_ref()
+                    .expect("eval_all evaluates every output root")
+            })
             .collect();
         let lp = vals[0].data[0];
         let grad = vals[1..]
@@ -290,7 +294,8 @@ impl LogDensity {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Crux, Domain, Error, Param, Prior};
+    use crate::compile::problem::Problem as Crux;
+    use crate::{Domain, Error, Param, Prior};
 
     fn problem() -> (Crux, Param, Param) {
         let d = Domain::line(0.0, 1.0, 0.25).unwrap();

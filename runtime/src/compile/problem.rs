@@ -136,7 +136,7 @@ impl Problem {
                 Some(t) => t + v,
             });
         }
-        total.expect("at least one constraint") * (1.0 / n)
+        total.expect("Problem::new refuses an empty constraint list") * (1.0 / n)
     }
 
     /// The loss at the current parameter values.
@@ -158,6 +158,6 @@ impl Problem {
         t.graph.set_output("value", out);
         let v = eval(&t.graph, &[])?.remove(0);
         Ok(ndarray::ArrayD::from_shape_vec(v.shape.0, v.data)
-            .expect("interpreter output matches its shape"))
+            .expect("the graph interpreter returns data of its tensor's shape"))
     }
 }

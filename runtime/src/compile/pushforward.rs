@@ -7,6 +7,7 @@ use crux_compiler::lower::lower_values;
 use crux_compiler::pipeline::CompileError;
 use crux_ir::kernel::Buffer;
 
+use crate::compile::compiled::run_error;
 use crate::compile::problem::Problem;
 use crate::compile::trace::Tracer;
 use crate::error::{Error, Result};
@@ -17,7 +18,7 @@ use crate::model::param::Param;
 /// their values to the expression's value (staged, optimised, lowered,
 /// Cranelift): evaluating it at many draws costs one call each.
 pub(crate) struct Pushforward {
-    kernel: clif::ClifKernel,
+    program: clif::ClifKernel,
     bufs: Vec<Buffer>,
     /// Offset of each leaf (in the order given to `compile`) in θ.
     offsets: Vec<usize>,
@@ -41,7 +42,7 @@ impl Pushforward {
             crux_compiler::pipeline::optimise(&t.graph.compacted()?, &Default::default())?;
         let (lowered, slots) = lower_values(&graph, "pushforward")
             .map_err(|err| Error::Compile(CompileError::Lower(err)))?;
-        let kernel = clif::compile(&lowered.function, &ClifOptions::default())
+        let program = clif::compile(&lowered.function, &ClifOptions::default())
             .map_err(|err| Error::Compile(CompileError::Backend(err)))?;
         // Compaction keeps every parameter slot, in order.
         let offsets = param_slots
@@ -55,7 +56,7 @@ impl Pushforward {
         ];
         bufs.extend(lowered.layout.data.iter().map(|d| Buffer::F64(d.clone())));
         Ok(Pushforward {
-            kernel,
+            program,
             bufs,
             offsets,
             shape,
@@ -74,9 +75,9 @@ impl Pushforward {
                 theta[off..off + v.len()].copy_from_slice(v);
             }
         }
-        self.kernel
+        self.program
             .call(&[], &mut self.bufs)
-            .map_err(|err| Error::Compile(CompileError::Backend(err)))?;
+            .map_err(|err| run_error("pushforward", err))?;
         Ok(match &self.bufs[1] {
             Buffer::F64(o) => o,
             _ => &[],

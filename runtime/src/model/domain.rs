@@ -183,7 +183,7 @@ impl Domain {
         let t = self.tag(tag)?;
         Ok(
             ndarray::Array2::from_shape_vec((t.shape.0[0], t.shape.0[1]), t.data.clone())
-                .expect("tensor shape matches its data"),
+                .expect("a points tensor is built with rows x dims entries for its shape"),
         )
     }
 

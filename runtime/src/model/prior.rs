@@ -327,7 +327,6 @@ impl Prior {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Crux, Domain, Net};
 
     #[test]
     fn validation_messages_follow_the_reference_library() {
@@ -359,69 +358,5 @@ mod tests {
             "layerwise_gaussian prior: base_sigma must be > 0, got -1"
         );
         assert!(Prior::gaussian(f64::NAN).check().is_err());
-    }
-
-    /// Each factory's log-density on a small network equals its formula.
-    #[test]
-    fn log_priors_match_their_formulas() {
-        let d = Domain::line(0.0, 1.0, 0.5).unwrap();
-        let x = d.variable("interior").unwrap();
-        let net = Net::mlp(1, 1, 3, 1, crate::Activation::Tanh, 5).unwrap();
-        let p = Crux::new([net.call(&[&x]).mse()]).unwrap();
-        let leaves = crate::Model::leaves(&net);
-        let eval = |prior: &Prior| p.eval(&prior.log_prior(&leaves).unwrap()).unwrap()[[]];
-        let fold = |f: &dyn Fn(&Param, f64) -> f64| -> f64 {
-            leaves
-                .iter()
-                .map(|l| l.values().iter().map(|v| f(l, *v)).sum::<f64>())
-                .sum()
-        };
-        let close =
-            |a: f64, b: f64| assert!((a - b).abs() <= 1e-13 * b.abs().max(1.0), "{a} vs {b}");
-
-        close(eval(&Prior::default()), fold(&|_, v| -0.5 * v * v / 100.0));
-        close(
-            eval(&Prior::gaussian(2.0).fan_in_aware()),
-            fold(&|l, v| {
-                let k = if l.shape().len() >= 2 {
-                    l.fan_in() as f64
-                } else {
-                    1.0
-                };
-                -0.5 * v * v * k / 4.0
-            }),
-        );
-        close(eval(&Prior::laplace(0.5)), fold(&|_, v| -v.abs() / 0.5));
-        close(
-            eval(&Prior::student_t(4.0, 2.0)),
-            fold(&|_, v| -2.5 * (v * v / 16.0).ln_1p()),
-        );
-        close(
-            eval(
-                &Prior::layerwise_gaussian()
-                    .base_sigma(1.5)
-                    .default_sigma(0.7),
-            ),
-            fold(&|l, v| {
-                let inv = if l.shape().len() >= 2 {
-                    l.fan_in() as f64 / 2.25
-                } else {
-                    1.0 / 0.49
-                };
-                -0.5 * v * v * inv
-            }),
-        );
-        // A custom prior: the L½ prior of the spec.
-        let l_half = Prior::custom("l_half", |leaves| {
-            let mut t = crate::Expr::scalar(0.0);
-            for l in leaves {
-                t = t + l.abs().sqrt().sum();
-            }
-            -t
-        });
-        close(eval(&l_half), fold(&|_, v| -v.abs().sqrt()));
-        // A custom prior must return a scalar.
-        let bad = Prior::custom("vector", |leaves| leaves[0].clone());
-        assert!(bad.log_prior(&leaves).is_err());
     }
 }

@@ -50,7 +50,7 @@ pub(crate) fn eval_samples<E: IntoExpr>(
     samples: Samples,
 ) -> Result<Vec<ArrayD<f64>>> {
     let exprs: Vec<Expr> = exprs.into_iter().map(IntoExpr::into_expr).collect();
-    let deps: Vec<Vec<Param>> = exprs.iter().map(|e| sampled_leaves(e)).collect();
+    let deps: Vec<Vec<Param>> = exprs.iter().map(sampled_leaves).collect();
     if samples == Samples::Chain && deps.iter().all(Vec::is_empty) {
         return Err(Error::Samples {
             reason: SamplesError::NothingSampled,

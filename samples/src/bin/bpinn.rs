@@ -5,6 +5,8 @@
 //!
 //! `--inspect` / `--ir STAGE` print compiler reports instead.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 use clap::Parser;
 use crux::export::NpyArray;
 use crux::{Bayesian, Samples};

@@ -2,6 +2,8 @@
 //! the quick example, through the same warmup / keep / thin pipeline as
 //! the built-in kernels.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 use std::sync::Arc;
 
 use clap::Parser;

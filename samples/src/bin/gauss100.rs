@@ -3,6 +3,8 @@
 //! reports gradient evaluations per second and the minimum bulk ESS per
 //! 1000 gradient evaluations.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 use clap::Parser;
 use crux::diagnostics::{ess_bulk, summarize};
 use crux::Bayesian;

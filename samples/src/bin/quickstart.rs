@@ -7,6 +7,8 @@
 //! compile and sampling times. `--inspect` / `--ir STAGE` print compiler
 //! reports instead; `--json` and `--npz` write the results.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 use clap::Parser;
 use crux::diagnostics::summarize;
 use crux::export::NpyArray;

@@ -69,9 +69,14 @@ pub fn arviz_arrays(posteriors: &[&Posterior], data: &[NpyArray]) -> Result<Vec<
         .collect();
     let mut any_divergent: Option<Vec<f64>> = None;
     for p in &with_stats {
-        let d = p.diagnostics.as_ref().expect("filtered");
+        let d = p
+            .diagnostics
+            .as_ref()
+            .expect("only posteriors with diagnostics are listed here");
         for field in d.names() {
-            let a = d.get(field).expect("listed field");
+            let a = d
+                .get(field)
+                .expect("fields are listed from this posterior's own diagnostics");
             let name = arviz_stat_name(field);
             let name = if with_stats.len() == 1 {
                 name.to_string()

@@ -164,7 +164,9 @@ pub fn read_npz(path: &std::path::Path) -> std::io::Result<Vec<NpyArray>> {
             .collect::<std::io::Result<_>>()?;
         let data: Vec<f64> = body[10 + hl..]
             .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .map(|c| {
+                f64::from_le_bytes(c.try_into().expect("chunks_exact(8) yields 8-byte slices"))
+            })
             .collect();
         if data.len() != shape.iter().product::<usize>() {
             return Err(bad("data length does not match the shape"));

@@ -108,7 +108,7 @@ impl Expr {
                 base = base.square();
             }
         }
-        let r = result.expect("n != 0");
+        let r = result.expect("the loop above ran at least once: n != 0 was checked on entry");
         if n < 0 {
             r.recip()
         } else {

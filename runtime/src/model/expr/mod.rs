@@ -259,6 +259,3 @@ pub(crate) fn merge_domains(
         (None, None) => Ok(None),
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -3,7 +3,7 @@
 
 use crux_compiler::lower::lower_log_density;
 use crux_compiler::pipeline::CompileError;
-use crux_compiler::sampler::{build_chunk, Chunk, Family, ModelPlan};
+use crux_compiler::sampler::{build_chunk, Adaptation, Chunk, Family, ModelPlan};
 
 use super::super::resolve::{resolve, Resolved};
 use crate::compile::problem::Problem;
@@ -177,7 +177,9 @@ fn chunk_function(problem: &Problem, sampled: &[Sampled]) -> Result<Chunk> {
             warmup: s.cfg.warmup,
             keep: s.cfg.keep,
             thin: s.cfg.thin,
-            adapt: s.cfg.adapt,
+            adapt: s.cfg.adapt.then_some(Adaptation {
+                target_acceptance: s.cfg.target_acceptance,
+            }),
         });
     }
     build_chunk(dim, &plans).map_err(|e| Error::Bayesian {

@@ -1,6 +1,6 @@
 //! Expression building: shapes, broadcasting, and errors as values.
 
-use crate::{noise, Crux, Domain, Error, Expr, Param, PI};
+use crux::{noise, Crux, Domain, Error, Expr, Param, PI};
 
 fn line() -> (Domain, Expr) {
     let d = Domain::line(0.0, 1.0, 0.1).unwrap();
@@ -113,13 +113,13 @@ fn derivative_of_a_field_at_other_points_is_an_error() {
     let xb = d.variable("boundary").unwrap();
     let f = (PI * &xb).sin();
     let p = Crux::new([f.d(&x).mse()]);
-    let e = p.and_then(|p| p.eval(&f.d(&x))).unwrap_err();
+    let e = p.and_then(|p| p.eval(f.d(&x))).unwrap_err();
     assert!(e.to_string().contains("other points"), "{e}");
     // A field that does not depend on the coordinate at all has derivative zero.
     let a = Param::new("a", [1]).with_constant(2.0).unwrap();
     let p = Crux::new([(&a * &x).mse()]).unwrap();
-    assert!(p.eval(&(&a * &x).dd(&x)).unwrap().iter().all(|v| *v == 0.0));
-    assert!(p.eval(&(&a * &x).d(&x)).unwrap().iter().all(|v| *v == 2.0));
+    assert!(p.eval((&a * &x).dd(&x)).unwrap().iter().all(|v| *v == 0.0));
+    assert!(p.eval((&a * &x).d(&x)).unwrap().iter().all(|v| *v == 2.0));
 }
 
 #[test]
@@ -160,9 +160,9 @@ fn absurd_parameter_shapes_are_errors_not_aborts() {
 fn powi_zero_is_one_everywhere() {
     let (_, x) = line();
     let p = Crux::new([x.mse()]).unwrap();
-    assert!(p.eval(&x.powi(0)).unwrap().iter().all(|v| *v == 1.0));
+    assert!(p.eval(x.powi(0)).unwrap().iter().all(|v| *v == 1.0));
     assert!(p
-        .eval(&(&x - 0.55).powi(-2))
+        .eval((&x - 0.55).powi(-2))
         .unwrap()
         .iter()
         .zip(p.eval(&x).unwrap().iter())
@@ -207,10 +207,10 @@ fn powi_zero_has_zero_derivative_at_zero() {
     let (_, x) = line();
     let a = Param::new("a", [1]).with_constant(2.0).unwrap();
     let p = Crux::new([(&a * &x).powi(0).mse()]).unwrap();
-    assert!(p.eval(&x.powi(0).d(&x)).unwrap().iter().all(|v| *v == 0.0));
+    assert!(p.eval(x.powi(0).d(&x)).unwrap().iter().all(|v| *v == 0.0));
     let ld = p
         .log_density()
-        .sample(&a, crate::Prior::default())
+        .sample(&a, crux::Prior::default())
         .build()
         .unwrap();
     let (lp, g) = ld.logp_and_grad(&[2.0]).unwrap();
@@ -234,9 +234,9 @@ fn limits_are_errors_not_aborts() {
     let e = (&x * &wide).check().unwrap_err().to_string();
     assert!(e.contains("elements"), "{e}");
     // Networks too large, or with widths whose product overflows.
-    assert!(crate::Net::mlp(usize::MAX, 1, 2, 1, crate::Activation::Tanh, 0).is_err());
-    assert!(crate::Net::mlp(1, 1, 100_000, 2, crate::Activation::Tanh, 0).is_err());
-    assert!(crate::Net::mlp(1, 1, 2, usize::MAX, crate::Activation::Tanh, 0).is_err());
+    assert!(crux::Net::mlp(usize::MAX, 1, 2, 1, crux::Activation::Tanh, 0).is_err());
+    assert!(crux::Net::mlp(1, 1, 100_000, 2, crux::Activation::Tanh, 0).is_err());
+    assert!(crux::Net::mlp(1, 1, 2, usize::MAX, crux::Activation::Tanh, 0).is_err());
     // Parameters without storage say so instead of aborting.
     let huge = Param::new("huge", [1 << 20, 1 << 20]);
     assert!(huge.value().is_err());
@@ -265,12 +265,12 @@ fn shape_messages_name_the_real_problem() {
     let (_, x) = line();
     let e = Expr::concat(&[&x, &x], 2).check().unwrap_err().to_string();
     assert!(e.contains("axis 2 is out of range"), "{e}");
-    let net = crate::Net::mlp(1, 1, 4, 1, crate::Activation::Tanh, 0).unwrap();
+    let net = crux::Net::mlp(1, 1, 4, 1, crux::Activation::Tanh, 0).unwrap();
     let e = net
         .call(&[&x.reshape(&[11])])
         .check()
         .unwrap_err()
         .to_string();
     assert!(e.contains("reshape it to (P, 1)"), "{e}");
-    assert!(crate::Prior::gaussian(1e-200).check().is_err());
+    assert!(crux::Prior::gaussian(1e-200).check().is_err());
 }
