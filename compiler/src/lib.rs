@@ -11,7 +11,21 @@
 //!   by CSE and DCE.
 //! * [`pipeline`]: the staged pipeline as a whole, with per-stage statistics
 //!   for `--inspect`.
+//! * [`math`]: transcendental functions expanded into kernel IR (range
+//!   reduction and polynomials), the same sequence on every backend.
+//! * [`lower`]: the optimised graph lowered to one kernel-IR function with
+//!   fused loops (log-density and gradient, or values for pushforwards).
+//! * [`sampler`]: sampler kernels written in kernel IR (NUTS, HMC, MALA,
+//!   SGLD, SGHMC, user kernels), window adaptation, and the chunk function
+//!   that fuses them with the inlined log-densities; [`sampler::abi`] is
+//!   the one definition of the chunk function's buffers, arguments and
+//!   diagnostic names that the runtime reads.
+//! * [`backend`]: the reference interpreter as an executable, Cranelift
+//!   (JIT and object files, two tiers), PTX text and its `ptxas` check.
 //! * [`verify`]: the IR verifiers between passes (debug builds and tests).
+//!
+//! The order of the passes is the order of this list; the folder tree
+//! shows it too.
 
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]

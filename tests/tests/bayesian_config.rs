@@ -489,3 +489,75 @@ fn bad_prior_is_refused_when_attached() {
         &["student_t prior: df must be > 2 for finite variance, got 2"],
     );
 }
+
+/// A higher adaptation target gives smaller adapted steps and a higher
+/// mean acceptance; the default target is 0.8.
+#[test]
+fn target_acceptance_steers_adaptation() {
+    let run = |target: Option<f64>| {
+        let q = quick();
+        let mut cfg = Bayesian::nuts().warmup(300).keep(400);
+        if let Some(t) = target {
+            cfg = cfg.target_acceptance(t);
+        }
+        q.a.bayesian(cfg.clone()).unwrap();
+        q.b.bayesian(cfg).unwrap();
+        let sol = solve(&q, 700).unwrap();
+        let r = &sol.models[0];
+        (r.step_size[0], r.mean_acceptance.unwrap())
+    };
+    let (step_default, acc_default) = run(None);
+    let (step_08, acc_08) = run(Some(0.8));
+    assert_eq!(
+        (step_default.to_bits(), acc_default.to_bits()),
+        (step_08.to_bits(), acc_08.to_bits()),
+        "the default target is 0.8"
+    );
+    let (step_high, acc_high) = run(Some(0.97));
+    assert!(step_high < step_default, "{step_high} vs {step_default}");
+    assert!(acc_high > acc_default, "{acc_high} vs {acc_default}");
+    assert!(acc_high > 0.9, "{acc_high}");
+}
+
+/// `SolveOptions::seed` reruns the chains on the same data draw: the data
+/// seed alone fixes the noise, the sampler seed the draws (default: the
+/// data seed).
+#[test]
+fn sampler_seed_is_separate_from_the_data_seed() {
+    let draws = |seed: Option<u64>| {
+        let q = quick();
+        q.a.bayesian(small(Bayesian::nuts())).unwrap();
+        let mut opts = SolveOptions::default().quiet();
+        if let Some(s) = seed {
+            opts = opts.seed(s);
+        }
+        q.problem.solve_with(100, &opts).unwrap();
+        let target = q.problem.eval(&q.target).unwrap();
+        (q.a.posterior_samples().unwrap(), target)
+    };
+    let (default, data0) = draws(None);
+    let (same, data1) = draws(Some(7)); // quick() uses data seed 7
+    let (other, data2) = draws(Some(8));
+    assert_eq!(default, same, "the default sampler seed is the data seed");
+    assert_ne!(default, other, "another sampler seed gives other draws");
+    assert_eq!(data0, data1);
+    assert_eq!(data0, data2, "the data do not depend on the sampler seed");
+}
+
+/// A solution keeps the posteriors it produced, by model; each model holds
+/// the same one; a model the solve did not sample has none.
+#[test]
+fn solution_posteriors_are_keyed_by_model() {
+    let q = quick();
+    q.a.bayesian(small(Bayesian::nuts())).unwrap();
+    let sol = solve(&q, 100).unwrap();
+    let from_solution = sol.posterior(&q.a).expect("a was sampled");
+    assert_eq!(from_solution.model, "a");
+    assert_eq!(Some(from_solution), q.a.posterior().as_deref());
+    assert_eq!(
+        from_solution.leaf("a"),
+        q.a.posterior_samples().as_ref(),
+        "leaves by name"
+    );
+    assert!(sol.posterior(&q.b).is_none());
+}

@@ -3,6 +3,8 @@
 //! type for parameters and networks.
 
 use crux_compiler::sampler::DiagName;
+
+use super::ids::ModelId;
 use ndarray::{Array2, ArrayD, ArrayView2};
 
 /// The chain of one parameter tensor: `(chain, draw, *leaf_shape)`.
@@ -55,6 +57,8 @@ impl Diagnostics {
 pub struct Posterior {
     /// Model name.
     pub model: String,
+    /// Model identity (what [`crate::Solution::posterior`] looks up).
+    pub model_id: ModelId,
     /// Kernel name.
     pub kernel: String,
     /// One chain per leaf, in the model's leaf order.

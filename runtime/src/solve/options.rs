@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use super::track::Tracker;
 use crate::analysis::SummaryTable;
 use crate::compile::compiled::Backend;
-use crate::model::Posterior;
+use crate::model::{Model, Posterior};
 
 /// Which machine code runs the chains on the Cranelift backend. The two
 /// tiers compute the same bits; they differ in compile time and speed.
@@ -147,6 +147,16 @@ pub struct Solution {
 }
 
 impl Solution {
+    /// The posterior this solve produced for `model` (looked up by its
+    /// [`crate::ModelId`]; `None` if it was not sampled).
+    pub fn posterior(&self, model: &impl Model) -> Option<&Posterior> {
+        let id = model.model_id();
+        self.posteriors
+            .iter()
+            .find(|p| p.model_id == id)
+            .map(|p| &**p)
+    }
+
     /// The posteriors as references, the form [`crate::analysis::export`] takes.
     pub fn posterior_refs(&self) -> Vec<&Posterior> {
         self.posteriors.iter().map(|p| &**p).collect()

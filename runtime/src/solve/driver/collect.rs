@@ -79,6 +79,7 @@ fn posterior(s: &Sampled, slots: &ModelSlots, bufs: &[ChainBuffers]) -> Posterio
     let inverse_mass = slots.inverse_mass..slots.inverse_mass + s.len;
     Posterior {
         model: s.name.clone(),
+        model_id: s.id,
         kernel: s.cfg.kernel.name().to_string(),
         leaves,
         diagnostics,
