@@ -241,104 +241,74 @@ impl Vecs {
     }
 }
 
+/// A loop's carried scalars as a struct of named `Value`s, with `pack`
+/// (the order the builder's loop carries them in) and `unpack`.
+macro_rules! carried {
+    ($(#[$m:meta])* struct $name:ident { $($(#[$fm:meta])* $field:ident,)* }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy)]
+        struct $name {
+            $($(#[$fm])* $field: Value,)*
+        }
+
+        impl $name {
+            fn pack(self) -> Vec<Value> {
+                vec![$(self.$field),*]
+            }
+            fn unpack(c: &[Value]) -> $name {
+                let [$($field),*] = c[..] else {
+                    unreachable!(concat!(
+                        "the loop carries exactly the values of ",
+                        stringify!($name),
+                        "::pack"
+                    ))
+                };
+                $name { $($field),* }
+            }
+        }
+    };
+}
+
+carried! {
 /// The scalars the trajectory loop carries (one iteration per doubling).
-#[derive(Clone, Copy)]
 struct Trajectory {
     /// Doublings so far (i64).
-    depth: Value,
+    depth,
     /// Leaves integrated so far (i64).
-    leaves: Value,
+    leaves,
     /// Log of the trajectory's total weight `W` (f64).
-    weight: Value,
+    weight,
     /// Log-density and energy of the proposal (f64).
-    prop_lp: Value,
-    prop_h: Value,
+    prop_lp,
+    prop_h,
     /// Σ of the leaves' acceptance probabilities (f64).
-    sum_accept: Value,
+    sum_accept,
     /// Whether the last subtree diverged (bool).
-    diverging: Value,
+    diverging,
     /// Whether to stop doubling (bool).
-    stop: Value,
+    stop,
+}
 }
 
-impl Trajectory {
-    fn pack(self) -> Vec<Value> {
-        vec![
-            self.depth,
-            self.leaves,
-            self.weight,
-            self.prop_lp,
-            self.prop_h,
-            self.sum_accept,
-            self.diverging,
-            self.stop,
-        ]
-    }
-    fn unpack(c: &[Value]) -> Trajectory {
-        let [depth, leaves, weight, prop_lp, prop_h, sum_accept, diverging, stop] = c[..] else {
-            unreachable!("the trajectory loop carries the 8 values of Trajectory::pack")
-        };
-        Trajectory {
-            depth,
-            leaves,
-            weight,
-            prop_lp,
-            prop_h,
-            sum_accept,
-            diverging,
-            stop,
-        }
-    }
-}
-
+carried! {
 /// The scalars the subtree loop carries (one iteration per leaf).
-#[derive(Clone, Copy)]
 struct Subtree {
     /// Leaves of this subtree so far (i64).
-    step: Value,
+    step,
     /// Leaves of the whole transition so far (i64).
-    leaves: Value,
+    leaves,
     /// Log of the subtree's weight `W_sub` (f64).
-    weight: Value,
+    weight,
     /// Log-density and energy of the subtree's proposal (f64).
-    prop_lp: Value,
-    prop_h: Value,
+    prop_lp,
+    prop_h,
     /// Σ of the leaves' acceptance probabilities (f64).
-    sum_accept: Value,
+    sum_accept,
     /// Whether the last leaf diverged (bool).
-    diverging: Value,
+    diverging,
     /// Whether a checkpointed sub-subtree turned (bool).
-    turning: Value,
+    turning,
 }
-
-impl Subtree {
-    fn pack(self) -> Vec<Value> {
-        vec![
-            self.step,
-            self.leaves,
-            self.weight,
-            self.prop_lp,
-            self.prop_h,
-            self.sum_accept,
-            self.diverging,
-            self.turning,
-        ]
-    }
-    fn unpack(c: &[Value]) -> Subtree {
-        let [step, leaves, weight, prop_lp, prop_h, sum_accept, diverging, turning] = c[..] else {
-            unreachable!("the subtree loop carries the 8 values of Subtree::pack")
-        };
-        Subtree {
-            step,
-            leaves,
-            weight,
-            prop_lp,
-            prop_h,
-            sum_accept,
-            diverging,
-            turning,
-        }
-    }
 }
 
 /// One doubling's direction, fixed while its subtree is built.
