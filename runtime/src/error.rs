@@ -106,14 +106,23 @@ pub enum Error {
         /// What is wrong and how to fix it.
         reason: String,
     },
+    /// A model's `.optimizer(..)` is invalid.
+    #[error("model `{model}`: optimizer: {reason}")]
+    Optimizer {
+        /// The model.
+        model: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
     /// Sampled models asked for different numbers of chains.
     #[error("all .bayesian() models in one solve must share the same num_chains; got {}. Give every model the same `.num_chains(k)`", list_chains(.chains))]
     MismatchedChains {
         /// `(model, num_chains)` of every sampled model.
         chains: Vec<(String, usize)>,
     },
-    /// `solve` was called with no model configured for sampling.
-    #[error("no model of this problem has a `.bayesian(..)` configuration: call e.g. `a.bayesian(Bayesian::nuts())` before `solve`")]
+    /// `solve` was called with no model configured for sampling or
+    /// optimisation.
+    #[error("no model of this problem has a `.bayesian(..)` or `.optimizer(..)` configuration: call e.g. `a.bayesian(Bayesian::nuts())?` or `a.optimizer(Optimizer::adam(1e-3))?` before `solve`")]
     NoBayesianModel,
     /// Chain-aware evaluation or an export asked for draws that do not
     /// exist.

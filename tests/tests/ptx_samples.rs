@@ -84,6 +84,15 @@ fn sample_chunk_kernels_assemble() {
         .unwrap();
     }
     assemble("custom_kernel", &c.problem.emit_ptx(usize::MAX).unwrap());
+
+    // A mixed solve: Adam on a, NUTS on b, fused in one kernel.
+    let m = Quickstart::new(42).unwrap();
+    m.a.optimizer(crux::Optimizer::adam(0.05).clip_by_global_norm(10.0))
+        .unwrap();
+    m.b.bayesian(Bayesian::nuts().warmup(500).keep(1000))
+        .unwrap();
+    let spills = assemble("mixed", &m.problem.emit_ptx(1500).unwrap());
+    assert_eq!(spills, 0, "the mixed chunk kernel spills");
 }
 
 /// Without a CUDA driver, `Backend::Cuda` fails with a clear error, not a

@@ -424,7 +424,9 @@ pub fn build_chunk(dim: usize, models: &[ModelPlan]) -> Result<Chunk, KernelErro
                     }
                 }
             }
-            collect(ctx.b, m, &slots[mi], sweep, env.position, &info.diagnostics);
+            if m.keep > 0 {
+                collect(ctx.b, m, &slots[mi], sweep, env.position, &info.diagnostics);
+            }
         }
         vec![]
     });

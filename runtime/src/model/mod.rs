@@ -24,4 +24,4 @@ pub use param::{Model, Param, MAX_PARAM_ENTRIES};
 pub use posterior::{Diagnostics, LeafSamples, Posterior};
 pub use prior::{CustomPrior, Prior};
 pub use registry::{ModelInfo, ModelResults, ModelSettings};
-pub use sampling::{Bayesian, InverseMass, KernelChoice, DEFAULT_TARGET_ACCEPTANCE};
+pub use sampling::{Bayesian, InverseMass, KernelChoice, Optimizer, DEFAULT_TARGET_ACCEPTANCE};

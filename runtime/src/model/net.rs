@@ -253,6 +253,11 @@ impl Net {
         super::param::attach(self.cell(), &self.model_name(), config)?;
         Ok(self)
     }
+    /// Optimises the network's weights (see [`Param::optimizer`]).
+    pub fn optimizer(&self, opt: super::sampling::Optimizer) -> Result<&Self> {
+        super::param::attach_optimizer(self.cell(), &self.model_name(), opt)?;
+        Ok(self)
+    }
     /// The posterior of the last solve that sampled this network (the
     /// same type as a parameter's: leaves by name).
     pub fn posterior(&self) -> Option<Arc<super::posterior::Posterior>> {

@@ -8,7 +8,7 @@ use super::expr::{Expr, Kind};
 use super::ids::{LeafId, ModelId};
 use super::posterior::{Diagnostics, Posterior};
 use super::registry::ModelCell;
-use super::sampling::Bayesian;
+use super::sampling::{Bayesian, Optimizer};
 use crate::error::{Error, Result};
 
 /// Something with parameters that a problem can optimise or sample: a
@@ -293,6 +293,14 @@ impl Param {
         attach(self.cell(), self.owner_name(), config)?;
         Ok(self)
     }
+    /// Optimises this parameter (a point estimate) in the next
+    /// [`crate::Crux::solve`]: each sweep it takes one `opt` step on the
+    /// loss gradient, before the sampled models' steps. Replaces an earlier
+    /// optimiser; the hyper-parameters are checked here.
+    pub fn optimizer(&self, opt: Optimizer) -> Result<&Self> {
+        attach_optimizer(self.cell(), self.owner_name(), opt)?;
+        Ok(self)
+    }
     /// The posterior of the last solve that sampled this parameter (the
     /// same type as a network's: leaves by name).
     pub fn posterior(&self) -> Option<Arc<Posterior>> {
@@ -307,6 +315,16 @@ impl Param {
     pub fn posterior_diagnostics(&self) -> Option<Diagnostics> {
         self.posterior().and_then(|p| p.diagnostics.clone())
     }
+}
+
+/// Checks `opt` and stores it as the model's optimiser.
+pub(crate) fn attach_optimizer(cell: &ModelCell, model: &str, opt: Optimizer) -> Result<()> {
+    opt.check().map_err(|reason| Error::Optimizer {
+        model: model.to_string(),
+        reason,
+    })?;
+    cell.update_settings(|s| s.optimizer = Some(opt));
+    Ok(())
 }
 
 /// Checks `config` and stores it as the model's sampling configuration.

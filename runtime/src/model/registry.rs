@@ -12,13 +12,16 @@ use std::sync::{Arc, RwLock};
 use super::ids::ModelId;
 use super::param::Param;
 use super::posterior::Posterior;
-use super::sampling::Bayesian;
+use super::sampling::{Bayesian, Optimizer};
 
 /// What the user declared for one model beyond its parameters' values.
 #[derive(Clone, Debug, Default)]
 pub struct ModelSettings {
-    /// How the model is sampled (`None`: it keeps its value in a solve).
+    /// How the model is sampled.
     pub bayesian: Option<Bayesian>,
+    /// How the model is optimised (a point estimate). With neither, the
+    /// model keeps its value in a solve.
+    pub optimizer: Option<Optimizer>,
 }
 
 /// What the last solve left on one model.

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+pub use crux_compiler::sampler::kernels::Optimizer;
 use crux_compiler::sampler::kernels::Sghmc;
 use crux_compiler::sampler::Kernel;
 

@@ -144,6 +144,9 @@ pub struct Solution {
     pub models: Vec<ModelReport>,
     /// Per sampled model, in solve order (also left on each model).
     pub posteriors: Vec<Arc<Posterior>>,
+    /// `(sweep, loss)` at chain 0 at the end of every chunk, when a model
+    /// is optimised (the training curve); empty otherwise.
+    pub loss_history: Vec<(usize, f64)>,
 }
 
 impl Solution {

@@ -4,11 +4,13 @@
 mod hmc;
 mod mala;
 mod nuts;
+mod optimizer;
 mod sg;
 
 pub use hmc::Hmc;
 pub use mala::Mala;
 pub use nuts::Nuts;
+pub use optimizer::{HostOptimizer, Optimizer, Update};
 pub use sg::{Sghmc, Sgld};
 
 use crux_ir::kernel::{Builder, CmpOp, Value};

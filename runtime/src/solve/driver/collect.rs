@@ -8,8 +8,9 @@ use crux_compiler::sampler::abi::ChainBuffers;
 use crux_compiler::sampler::{DiagKind, DiagName, ModelSlots};
 use ndarray::{Array2, ArrayD, IxDyn};
 
+use super::super::resolve::Resolved;
 use super::init::ThetaLayout;
-use super::plan::{Plan, Sampled};
+use super::plan::{Member, Plan};
 use crate::error::Result;
 use crate::model::{Diagnostics, LeafSamples, ModelResults, Posterior};
 use crate::solve::options::ModelReport;
@@ -22,10 +23,16 @@ pub(crate) fn collect(
 ) -> Result<(Vec<Arc<Posterior>>, Vec<ModelReport>)> {
     let mut posteriors = Vec::new();
     let mut reports = Vec::new();
-    ThetaLayout::new(&plan.chunk, &plan.sampled).write_back(bufs[0].state())?;
-    for (s, slots) in plan.sampled.iter().zip(&plan.chunk.models) {
-        let post = Arc::new(posterior(s, slots, bufs));
-        reports.push(report(&post, s));
+    ThetaLayout::new(&plan.chunk, &plan.members).write_back(bufs[0].state())?;
+    for m in plan.members.iter().filter(|m| m.sampled().is_none()) {
+        // An optimised model: a point estimate, no posterior.
+        m.leaves[0]
+            .cell()
+            .set_results(ModelResults { posterior: None });
+    }
+    for (s, r, slots) in plan.sampled() {
+        let post = Arc::new(posterior(s, r, slots, bufs));
+        reports.push(report(&post, r));
         s.leaves[0].cell().set_results(ModelResults {
             posterior: Some(post.clone()),
         });
@@ -34,9 +41,9 @@ pub(crate) fn collect(
     Ok((posteriors, reports))
 }
 
-fn posterior(s: &Sampled, slots: &ModelSlots, bufs: &[ChainBuffers]) -> Posterior {
+fn posterior(s: &Member, r: &Resolved, slots: &ModelSlots, bufs: &[ChainBuffers]) -> Posterior {
     let k = bufs.len();
-    let n = s.cfg.keep;
+    let n = r.keep;
     let mut leaves = Vec::new();
     let mut at = 0;
     for p in &s.leaves {
@@ -80,7 +87,7 @@ fn posterior(s: &Sampled, slots: &ModelSlots, bufs: &[ChainBuffers]) -> Posterio
     Posterior {
         model: s.name.clone(),
         model_id: s.id,
-        kernel: s.cfg.kernel.name().to_string(),
+        kernel: r.kernel.name().to_string(),
         leaves,
         diagnostics,
         step_size: bufs.iter().map(|b| b.state()[slots.step_size]).collect(),
@@ -91,16 +98,16 @@ fn posterior(s: &Sampled, slots: &ModelSlots, bufs: &[ChainBuffers]) -> Posterio
     }
 }
 
-fn report(p: &Posterior, s: &Sampled) -> ModelReport {
+fn report(p: &Posterior, r: &Resolved) -> ModelReport {
     let d = p.diagnostics.as_ref();
     let mean = |a: ndarray::ArrayView2<'_, f64>| {
         let v: Vec<f64> = a.iter().copied().filter(|x| x.is_finite()).collect();
         v.iter().sum::<f64>() / v.len().max(1) as f64
     };
     ModelReport {
-        name: s.name.clone(),
+        name: p.model.clone(),
         kernel: p.kernel.clone(),
-        num_draws: s.cfg.keep,
+        num_draws: r.keep,
         divergences: d
             .and_then(|d| d.get(DiagName::IsDivergent.name()))
             .map(|a| a.iter().filter(|x| **x != 0.0).count()),

@@ -7,7 +7,7 @@ use crux_compiler::sampler::abi::ChainBuffers;
 use crux_compiler::sampler::Chunk;
 use crux_ir::rng::{init_counter, normal, stream, Purpose};
 
-use super::plan::Sampled;
+use super::plan::Member;
 use crate::error::Result;
 use crate::model::Param;
 
@@ -20,9 +20,9 @@ pub(crate) struct ThetaLayout<'a> {
 
 impl<'a> ThetaLayout<'a> {
     /// The layout of `sampled` in `chunk`'s state buffer.
-    pub fn new(chunk: &Chunk, sampled: &'a [Sampled]) -> ThetaLayout<'a> {
+    pub fn new(chunk: &Chunk, members: &'a [Member]) -> ThetaLayout<'a> {
         let mut leaves = Vec::new();
-        for s in sampled {
+        for s in members {
             let mut at = chunk.theta + s.offset;
             for p in &s.leaves {
                 leaves.push((p, at));
@@ -61,24 +61,27 @@ impl<'a> ThetaLayout<'a> {
 /// The buffers of `k` chains: the start (the models' values, jittered per
 /// chain with draws of the sampler `seed` when asked), step sizes and
 /// inverse masses.
-pub(crate) fn chains(chunk: &Chunk, sampled: &[Sampled], k: usize, seed: u64) -> Vec<ChainBuffers> {
-    let layout = ThetaLayout::new(chunk, sampled);
+pub(crate) fn chains(chunk: &Chunk, members: &[Member], k: usize, seed: u64) -> Vec<ChainBuffers> {
+    let layout = ThetaLayout::new(chunk, members);
     (0..k)
         .map(|c| {
             let mut state = vec![0.0; chunk.state.len];
             layout.pack(&mut state);
-            for (s, slots) in sampled.iter().zip(&chunk.models) {
+            for (s, slots) in members.iter().zip(&chunk.models) {
+                let Some(cfg) = s.sampled() else {
+                    continue;
+                };
                 let block = chunk.theta + s.offset;
-                if s.cfg.init_jitter > 0.0 {
+                if cfg.init_jitter > 0.0 {
                     let st = stream(Purpose::Sampler, c as u64);
                     for j in 0..s.len {
                         let z = normal(seed, st, init_counter((s.offset + j) as u64));
-                        state[block + j] += s.cfg.init_jitter * z;
+                        state[block + j] += cfg.init_jitter * z;
                     }
                 }
-                state[slots.step_size] = s.cfg.step_size;
+                state[slots.step_size] = cfg.step_size;
                 state[slots.inverse_mass..slots.inverse_mass + s.len]
-                    .copy_from_slice(&s.cfg.inverse_mass);
+                    .copy_from_slice(&cfg.inverse_mass);
             }
             chunk.chain_buffers(state)
         })

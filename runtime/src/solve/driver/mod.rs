@@ -33,7 +33,7 @@ pub(crate) fn solve(problem: &Problem, epochs: usize, opts: &SolveOptions) -> Re
     let t_compile = Instant::now();
     let plan = plan::plan(problem, epochs, &log)?;
     let seed = opts.seed.unwrap_or(problem.seed());
-    let chains: Vec<exe::Chain> = init::chains(&plan.chunk, &plan.sampled, plan.k, seed)
+    let chains: Vec<exe::Chain> = init::chains(&plan.chunk, &plan.members, plan.k, seed)
         .into_iter()
         .map(Mutex::new)
         .collect();
@@ -90,6 +90,7 @@ pub(crate) fn solve(problem: &Problem, epochs: usize, opts: &SolveOptions) -> Re
         threads,
         models: reports,
         posteriors,
+        loss_history: timings.loss_history,
     })
 }
 

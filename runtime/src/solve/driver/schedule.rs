@@ -9,9 +9,10 @@ use std::time::Instant;
 use crux_compiler::backend::clif::{self, ClifKernel, ClifOptions};
 use crux_compiler::sampler::{Chunk, DiagKind, DiagName};
 
+use super::super::resolve::Resolved;
 use super::exe::{clif_options, Chain, Executor};
 use super::init::ThetaLayout;
-use super::plan::{Plan, Sampled};
+use super::plan::Plan;
 use crate::compile::problem::Problem;
 use crate::compile::pushforward::Pushforward;
 use crate::error::Result;
@@ -27,6 +28,9 @@ pub(crate) struct Timings {
     pub grad_evals_warmup: u64,
     /// How long the optimised tier took to compile in the background.
     pub optimised_compile_seconds: Option<f64>,
+    /// `(sweep, loss at chain 0)` at every chunk end, when a model is
+    /// optimised.
+    pub loss_history: Vec<(usize, f64)>,
 }
 
 /// The fixed inputs of a run.
@@ -46,9 +50,8 @@ impl Run<'_> {
     /// Sweeps of the longest model's warmup.
     pub fn warmup_sweeps(&self) -> usize {
         self.plan
-            .sampled
-            .iter()
-            .map(|s| s.cfg.warmup)
+            .sampled()
+            .map(|(_, r, _)| r.warmup)
             .max()
             .unwrap_or(0)
             .min(self.plan.chunk.sweeps)
@@ -104,7 +107,7 @@ impl Run<'_> {
                 if lo == 0 {
                     self.start_optimised_tier(scope, dt / (hi - lo) as f64, hi, &optimised_seconds);
                 }
-                progress.update(self, hi, &t)?;
+                progress.update(self, hi, &mut t)?;
                 lo = hi;
             }
             Ok(())
@@ -189,12 +192,12 @@ struct Progress {
 
 impl Progress {
     fn new(run: &Run<'_>) -> Result<Progress> {
-        let losses = match &run.opts.tracker {
-            None => Vec::new(),
-            Some(_) => {
+        let losses = match (&run.opts.tracker, run.plan.optimises()) {
+            (None, false) => Vec::new(),
+            _ => {
                 let leaves: Vec<_> = run
                     .plan
-                    .sampled
+                    .members
                     .iter()
                     .flat_map(|s| s.leaves.clone())
                     .collect();
@@ -223,39 +226,49 @@ impl Progress {
         !self.bar.is_hidden() || !self.losses.is_empty()
     }
 
-    fn update(&mut self, run: &Run<'_>, hi: usize, t: &Timings) -> Result<()> {
+    fn update(&mut self, run: &Run<'_>, hi: usize, t: &mut Timings) -> Result<()> {
         if !self.wanted() {
             return Ok(());
         }
         let k = run.plan.k;
-        let (mut values, divergent) =
-            model_metrics(&run.plan.sampled, &run.plan.chunk, run.chains, hi);
-        let rate = if hi <= run.warmup_sweeps() {
+        let (mut values, divergent) = model_metrics(run.plan, run.chains, hi);
+        {
+            let c0 = run.chains[0].lock().unwrap_or_else(|e| e.into_inner());
+            let at = ThetaLayout::new(&run.plan.chunk, &run.plan.members).unpack(c0.state());
+            for (name, pf) in &mut self.losses {
+                values.push((name.clone(), pf.eval(&at)?[0]));
+            }
+        }
+        let loss = values.iter().find(|(n, _)| n == "loss").map(|v| v.1);
+        if let (Some(loss), true) = (loss, run.plan.optimises()) {
+            t.loss_history.push((hi, loss));
+        }
+        let sampling = run.plan.sampled().next().is_some();
+        let rate = if !sampling {
+            format!(
+                "training | {:.0} sweeps/s",
+                (hi * k) as f64 / (t.warmup_seconds + t.sampling_seconds).max(1e-9)
+            )
+        } else if hi <= run.warmup_sweeps() {
             // No draws yet: chain-sweeps per second.
             format!(
                 "warmup | {:.0} sweeps/s",
                 (hi * k) as f64 / t.warmup_seconds.max(1e-9)
             )
         } else {
-            let drawn: usize = run.plan.sampled.iter().map(|m| kept(m, hi) * k).sum();
+            let drawn: usize = run.plan.sampled().map(|(_, r, _)| kept(r, hi) * k).sum();
             format!(
                 "sampling | {:.0} draws/s",
                 drawn as f64 / t.sampling_seconds.max(1e-9)
             )
         };
+        let loss = loss.map_or(String::new(), |l| format!(" | loss {l:.4e}"));
         self.bar.set_position(hi as u64);
         self.bar
-            .set_message(format!("{rate} | {divergent} divergent"));
+            .set_message(format!("{rate} | {divergent} divergent{loss}"));
         let Some(tracker) = &run.opts.tracker else {
             return Ok(());
         };
-        {
-            let c0 = run.chains[0].lock().unwrap_or_else(|e| e.into_inner());
-            let at = ThetaLayout::new(&run.plan.chunk, &run.plan.sampled).unpack(c0.state());
-            for (name, pf) in &mut self.losses {
-                values.push((name.clone(), pf.eval(&at)?[0]));
-            }
-        }
         let m = Metrics {
             sweep: hi,
             sweeps: run.plan.chunk.sweeps,
@@ -270,19 +283,14 @@ impl Progress {
     }
 }
 
-/// Draws model `m` has kept after sweep `hi`.
-fn kept(m: &Sampled, hi: usize) -> usize {
-    (hi.saturating_sub(m.cfg.warmup) / m.cfg.thin).min(m.cfg.keep)
+/// Draws a model sampled with `r` has kept after sweep `hi`.
+fn kept(r: &Resolved, hi: usize) -> usize {
+    (hi.saturating_sub(r.warmup) / r.thin).min(r.keep)
 }
 
 /// The spec's `posterior/<model>/...` metrics after sweep `hi`, and the
 /// divergences so far.
-fn model_metrics(
-    sampled: &[Sampled],
-    chunk: &Chunk,
-    chains: &[Chain],
-    hi: usize,
-) -> (Vec<(String, f64)>, usize) {
+fn model_metrics(plan: &Plan, chains: &[Chain], hi: usize) -> (Vec<(String, f64)>, usize) {
     let mut out = Vec::new();
     let mut divergent = 0;
     let k = chains.len();
@@ -290,8 +298,8 @@ fn model_metrics(
         .iter()
         .map(|c| c.lock().unwrap_or_else(|e| e.into_inner()))
         .collect();
-    for (m, slots) in sampled.iter().zip(&chunk.models) {
-        let n = kept(m, hi);
+    for (m, r, slots) in plan.sampled() {
+        let n = kept(r, hi);
         let key = |f: &str| format!("posterior/{}/{f}", m.name);
         out.push((key("n_samples"), n as f64));
         out.push((key("n_chains"), k as f64));
