@@ -106,6 +106,15 @@ pub enum Error {
         /// What is wrong and how to fix it.
         reason: String,
     },
+    /// A mask selects nothing, names what the model does not have, or
+    /// overlaps another group.
+    #[error("model `{model}`: mask: {reason}")]
+    Mask {
+        /// The model.
+        model: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
     /// A model's `.optimizer(..)` is invalid.
     #[error("model `{model}`: optimizer: {reason}")]
     Optimizer {

@@ -152,18 +152,21 @@ fn optimiser_configuration_errors() {
             .unwrap_err();
     assert!(err.to_string().contains("clip_by_global_norm"), "{err}");
 
-    // Both on one model.
+    // The last of .optimizer(..) / .bayesian(..) on a model wins.
     q.a.optimizer(Optimizer::adam(1e-3)).unwrap();
-    q.a.bayesian(Bayesian::nuts()).unwrap();
-    let err = q
+    q.a.bayesian(Bayesian::nuts().warmup(20).keep(10)).unwrap();
+    let sol = q
         .problem
-        .solve_with(100, &SolveOptions::default().quiet())
-        .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("has both .optimizer(..) and .bayesian(..)"),
-        "{err}"
-    );
+        .solve_with(30, &SolveOptions::default().quiet())
+        .unwrap();
+    assert!(sol.posterior(&q.a).is_some(), "a is sampled");
+    q.a.optimizer(Optimizer::adam(1e-3)).unwrap();
+    let sol = q
+        .problem
+        .solve_with(30, &SolveOptions::default().quiet())
+        .unwrap();
+    assert!(sol.posterior(&q.a).is_none(), "a is optimised");
+    assert!(q.a.posterior().is_none(), "its old posterior is cleared");
 
     // An optimiser runs every epoch: the epochs are bounded.
     let q = Quickstart::new(42).unwrap();

@@ -43,6 +43,8 @@ struct Sampled {
     /// `None`: the model's leaves are inputs of θ without a prior term (the
     /// other blocks of a Gibbs sweep's conditional).
     prior: Option<Prior>,
+    /// Every leaf of the model (`sample`), not a masked group (`slot`).
+    whole: bool,
 }
 
 /// Configures a [`LogDensity`]; see [`crate::Crux::log_density`].
@@ -70,6 +72,7 @@ impl<'a> LogDensityBuilder<'a> {
             id: model.model_id(),
             leaves: model.leaves(),
             prior: Some(prior),
+            whole: true,
         });
         self
     }
@@ -88,6 +91,7 @@ impl<'a> LogDensityBuilder<'a> {
             id,
             leaves: leaves.to_vec(),
             prior,
+            whole: false,
         });
         self
     }
@@ -116,9 +120,13 @@ impl<'a> LogDensityBuilder<'a> {
         if self.sampled.is_empty() {
             return Err(Error::NothingSampled);
         }
+        // A model is sampled once; the driver's slots of one model's
+        // masked groups hold disjoint leaves.
         let mut seen = HashSet::new();
+        let mut seen_leaves = HashSet::new();
         for m in &self.sampled {
-            if !seen.insert(m.id) {
+            let fresh_leaves = m.leaves.iter().all(|p| seen_leaves.insert(p.leaf_id()));
+            if !seen.insert(m.id) && (m.whole || !fresh_leaves) {
                 return Err(Error::DuplicateModel(m.name.clone()));
             }
             if !self.crux.models().iter().any(|x| x.id == m.id) {

@@ -54,7 +54,14 @@ struct NetState {
     input: usize,
     output: usize,
     activation: Activation,
+    /// `(weight, bias)` per layer. For a LoRA net these are the base
+    /// network's leaves (frozen inputs, not leaves of this model).
     layers: Vec<(Param, Param)>,
+    /// The seed of the initial draws (LoRA adapters draw from it too, on
+    /// their own streams).
+    seed: u64,
+    /// `Some` for a LoRA net ([`Net::lora`]): its leaves are the adapters.
+    adapters: Option<super::lora::Adapters>,
 }
 
 impl Net {
@@ -147,6 +154,8 @@ impl Net {
             output,
             activation,
             layers: leaves,
+            seed,
+            adapters: None,
         })))
     }
 
@@ -160,7 +169,7 @@ impl Net {
         self.0.output
     }
 
-    /// Number of scalar parameters.
+    /// Number of scalar parameters (of a LoRA net: its adapters').
     pub fn num_params(&self) -> usize {
         self.leaves().iter().map(Param::len).sum()
     }
@@ -199,8 +208,8 @@ impl Net {
         }
         let last = self.0.layers.len() - 1;
         let mut h = x;
-        for (l, (w, b)) in self.0.layers.iter().enumerate() {
-            let z = h.matmul(&w.expr().t()) + b;
+        for (l, (_, b)) in self.0.layers.iter().enumerate() {
+            let z = h.matmul(&self.layer_weight(l).t()) + b;
             h = if l < last {
                 self.0.activation.apply(&z)
             } else {
@@ -219,6 +228,9 @@ impl Model for Net {
         self.0.name.clone()
     }
     fn leaves(&self) -> Vec<Param> {
+        if let Some(a) = &self.0.adapters {
+            return a.leaves();
+        }
         self.0
             .layers
             .iter()
@@ -238,13 +250,67 @@ impl std::fmt::Debug for Net {
             self.0.layers.first().map(|l| l.0.shape()[0]).unwrap_or(0),
             self.0.activation,
             self.0.output
-        )
+        )?;
+        match &self.0.adapters {
+            Some(a) => write!(f, " + {a:?}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Hooks for [`super::lora`].
+impl Net {
+    /// The network's name.
+    pub(super) fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// The seed its initial values were drawn from.
+    pub(super) fn seed(&self) -> u64 {
+        self.0.seed
+    }
+    /// `(weight, bias)` per layer (of a LoRA net: the base's frozen leaves).
+    pub(super) fn layer_leaves(&self) -> &[(Param, Param)] {
+        &self.0.layers
+    }
+    /// The adapters of a LoRA net.
+    pub(super) fn adapters(&self) -> Option<&super::lora::Adapters> {
+        self.0.adapters.as_ref()
+    }
+    /// The effective weight `(out, in)` of layer `l`: the weight leaf, or
+    /// for a LoRA net its adapted weight.
+    pub(super) fn layer_weight(&self, l: usize) -> Expr {
+        match &self.0.adapters {
+            Some(a) => a.weight(l),
+            None => self.0.layers[l].0.expr(),
+        }
+    }
+    /// A network like this one (widths, activation, frozen layer leaves,
+    /// seed) that is the model `id` named `name` with `adapters` as leaves.
+    pub(super) fn adapted(
+        &self,
+        id: ModelId,
+        name: String,
+        adapters: super::lora::Adapters,
+    ) -> Net {
+        Net(Arc::new(NetState {
+            id,
+            name,
+            input: self.0.input,
+            output: self.0.output,
+            activation: self.0.activation,
+            layers: self.0.layers.clone(),
+            seed: self.0.seed,
+            adapters: Some(adapters),
+        }))
     }
 }
 
 impl Net {
-    fn cell(&self) -> &Arc<super::registry::ModelCell> {
-        self.0.layers[0].0.cell()
+    pub(crate) fn cell(&self) -> &Arc<super::registry::ModelCell> {
+        match &self.0.adapters {
+            Some(a) => a.cell(),
+            None => self.0.layers[0].0.cell(),
+        }
     }
     /// Samples the network's weights in the next [`crate::Crux::solve`]
     /// with `config`; replaces an earlier one. Checked as

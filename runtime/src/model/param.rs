@@ -285,7 +285,8 @@ impl std::fmt::Debug for Param {
 
 impl Param {
     /// Samples this parameter's posterior in the next [`crate::Crux::solve`]
-    /// with `config` (kernel, prior, schedule); replaces an earlier one.
+    /// with `config` (kernel, prior, schedule); replaces an earlier
+    /// `.bayesian(..)` or `.optimizer(..)`.
     /// What can be checked without the problem is checked here (counts,
     /// scales, kernel options, prior parameters); the rest when the solve
     /// starts.
@@ -296,7 +297,9 @@ impl Param {
     /// Optimises this parameter (a point estimate) in the next
     /// [`crate::Crux::solve`]: each sweep it takes one `opt` step on the
     /// loss gradient, before the sampled models' steps. Replaces an earlier
-    /// optimiser; the hyper-parameters are checked here.
+    /// `.optimizer(..)` or `.bayesian(..)` (a model is optimised or sampled:
+    /// train with one solve, then sample from the trained value with the
+    /// next); the hyper-parameters are checked here.
     pub fn optimizer(&self, opt: Optimizer) -> Result<&Self> {
         attach_optimizer(self.cell(), self.owner_name(), opt)?;
         Ok(self)
@@ -323,7 +326,10 @@ pub(crate) fn attach_optimizer(cell: &ModelCell, model: &str, opt: Optimizer) ->
         model: model.to_string(),
         reason,
     })?;
-    cell.update_settings(|s| s.optimizer = Some(opt));
+    cell.update_settings(|s| {
+        s.optimizer = Some(opt);
+        s.bayesian = None;
+    });
     Ok(())
 }
 
@@ -333,6 +339,15 @@ pub(crate) fn attach(cell: &ModelCell, model: &str, config: Bayesian) -> Result<
         model: model.to_string(),
         reason,
     })?;
-    cell.update_settings(|s| s.bayesian = Some(config));
+    if !cell.settings().groups.is_empty() {
+        return Err(Error::Mask {
+            model: model.to_string(),
+            reason: "has masked groups: a model is sampled whole or by masked groups, not both; call .clear_masks() first, or configure the rest with .mask(..)".into(),
+        });
+    }
+    cell.update_settings(|s| {
+        s.bayesian = Some(config);
+        s.optimizer = None;
+    });
     Ok(())
 }

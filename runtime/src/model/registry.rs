@@ -20,8 +20,29 @@ pub struct ModelSettings {
     /// How the model is sampled.
     pub bayesian: Option<Bayesian>,
     /// How the model is optimised (a point estimate). With neither, the
-    /// model keeps its value in a solve.
+    /// model keeps its value in a solve. With masked groups, it trains the
+    /// leaves no group holds (pattern B).
     pub optimizer: Option<Optimizer>,
+    /// Masked groups, disjoint, in the order they were configured.
+    pub groups: Vec<MaskGroup>,
+}
+
+/// Leaves of one model configured apart (see [`crate::model::Mask`]).
+#[derive(Clone, Debug)]
+pub struct MaskGroup {
+    /// The leaves, by name, in the model's leaf order.
+    pub leaves: Vec<String>,
+    /// How they move.
+    pub role: GroupRole,
+}
+
+/// How a masked group moves.
+#[derive(Clone, Debug)]
+pub enum GroupRole {
+    /// Sampled.
+    Bayesian(Bayesian),
+    /// Optimised.
+    Optimizer(Optimizer),
 }
 
 /// What the last solve left on one model.

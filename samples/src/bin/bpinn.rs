@@ -3,13 +3,19 @@
 //! SGLD (step 1e-5, warmup 2000, keep 1000), then the predictive mean and
 //! 90% band of `u` pushed forward through every draw.
 //!
+//! `--pretrain N` first trains the network with Adam for N sweeps (a
+//! training solve: the loss curve is printed), then samples from the
+//! trained weights: at `--likelihood-scale 100` the 90% band then
+//! contains the exact solution, which SGLD from random weights does not
+//! reach in 3000 sweeps.
+//!
 //! `--inspect` / `--ir STAGE` print compiler reports instead.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 use clap::Parser;
 use crux::export::NpyArray;
-use crux::{Bayesian, Samples};
+use crux::{Bayesian, Optimizer, Samples};
 use crux_samples::problems::Bpinn;
 
 /// Bayesian PINN for u'' = -π² sin(πx), u(0) = u(1) = 0.
@@ -30,6 +36,12 @@ struct Args {
     /// likelihood: the band is wide and need not contain the exact solution).
     #[arg(long, default_value_t = 1.0)]
     likelihood_scale: f64,
+    /// Adam sweeps before sampling (0: sample from the initial weights).
+    #[arg(long, default_value_t = 0)]
+    pretrain: usize,
+    /// Adam's learning rate for `--pretrain`.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
 }
 
 fn run(args: Args) -> crux::Result<()> {
@@ -46,6 +58,25 @@ fn run(args: Args) -> crux::Result<()> {
             .build()?;
         crux_samples::report(&ld, &args.report)?;
         return Ok(());
+    }
+    if args.pretrain > 0 {
+        let t = std::time::Instant::now();
+        net.optimizer(Optimizer::adam(args.lr))?;
+        let train = problem.solve_with(args.pretrain, &sa.solve_options()?)?;
+        let curve: Vec<String> = train
+            .loss_history
+            .iter()
+            .step_by((train.loss_history.len() / 6).max(1))
+            .chain(train.loss_history.last())
+            .map(|(s, l)| format!("{s}: {l:.3e}"))
+            .collect();
+        println!(
+            "pretrain: Adam (lr {}) for {} sweeps in {:.2} s; loss {}",
+            args.lr,
+            args.pretrain,
+            t.elapsed().as_secs_f64(),
+            curve.join(", ")
+        );
     }
     net.bayesian(
         Bayesian::sgld()

@@ -12,11 +12,13 @@ use super::super::resolve::Resolved;
 use super::init::ThetaLayout;
 use super::plan::{Member, Plan};
 use crate::error::Result;
-use crate::model::{Diagnostics, LeafSamples, ModelResults, Posterior};
+use crate::model::{Diagnostics, LeafSamples, ModelId, ModelResults, Param, Posterior};
 use crate::solve::options::ModelReport;
 
-/// Reads every model's posterior out of `bufs`, stores it on the model
-/// (with chain 0's last position as its value) and reports on it.
+/// Reads every sampled model's posterior out of `bufs` (one tree per
+/// model, its masked groups together), stores it on the model (with chain
+/// 0's last position as its value), clears an optimised model's, and
+/// reports on every sampled member.
 pub(crate) fn collect(
     plan: &Plan,
     bufs: &[ChainBuffers],
@@ -24,16 +26,56 @@ pub(crate) fn collect(
     let mut posteriors = Vec::new();
     let mut reports = Vec::new();
     ThetaLayout::new(&plan.chunk, &plan.members).write_back(bufs[0].state())?;
-    for m in plan.members.iter().filter(|m| m.sampled().is_none()) {
-        // An optimised model: a point estimate, no posterior.
-        m.leaves[0]
-            .cell()
-            .set_results(ModelResults { posterior: None });
-    }
-    for (s, r, slots) in plan.sampled() {
-        let post = Arc::new(posterior(s, r, slots, bufs));
-        reports.push(report(&post, r));
-        s.leaves[0].cell().set_results(ModelResults {
+    let mut seen: Vec<ModelId> = Vec::new();
+    for m in &plan.members {
+        if seen.contains(&m.id) {
+            continue;
+        }
+        seen.push(m.id);
+        let of_model: Vec<(&Member, &ModelSlots)> = plan
+            .members
+            .iter()
+            .zip(&plan.chunk.models)
+            .filter(|(o, _)| o.id == m.id)
+            .collect();
+        let sampled: Vec<(&Member, &Resolved, &ModelSlots)> = of_model
+            .iter()
+            .filter_map(|(o, s)| o.sampled().map(|r| (*o, r, *s)))
+            .collect();
+        let Some(&(first, r0, s0)) = sampled.first() else {
+            // An optimised model: a point estimate, no posterior.
+            m.leaves[0]
+                .cell()
+                .set_results(ModelResults { posterior: None });
+            continue;
+        };
+        for &(g, r, slots) in &sampled {
+            let diagnostics = diagnostics(r, slots, bufs);
+            reports.push(report(
+                &g.name,
+                r,
+                diagnostics.as_ref(),
+                step_sizes(slots, bufs),
+            ));
+        }
+        let kernels: Vec<&str> = sampled.iter().map(|(_, r, _)| r.kernel.name()).collect();
+        let post = Arc::new(Posterior {
+            model: first.model.clone(),
+            model_id: first.id,
+            kernel: kernels.join("+"),
+            leaves: first
+                .model_leaves
+                .iter()
+                .map(|p| leaf_samples(p, &of_model, r0.keep, bufs))
+                .collect(),
+            diagnostics: diagnostics(r0, s0, bufs),
+            step_size: step_sizes(s0, bufs),
+            inverse_mass: bufs
+                .iter()
+                .map(|b| b.state()[s0.inverse_mass..s0.inverse_mass + first.len].to_vec())
+                .collect(),
+        });
+        first.leaves[0].cell().set_results(ModelResults {
             posterior: Some(post.clone()),
         });
         posteriors.push(post);
@@ -41,30 +83,53 @@ pub(crate) fn collect(
     Ok((posteriors, reports))
 }
 
-fn posterior(s: &Member, r: &Resolved, slots: &ModelSlots, bufs: &[ChainBuffers]) -> Posterior {
+/// The `(K, N, *shape)` draws of leaf `p`: from the member that moves it
+/// (sampled, or optimised and recorded), else its value at every draw.
+fn leaf_samples(
+    p: &Param,
+    of_model: &[(&Member, &ModelSlots)],
+    n: usize,
+    bufs: &[ChainBuffers],
+) -> LeafSamples {
     let k = bufs.len();
-    let n = r.keep;
-    let mut leaves = Vec::new();
-    let mut at = 0;
-    for p in &s.leaves {
-        let mut shape = vec![k, n];
-        shape.extend(p.shape());
-        let mut data = Vec::with_capacity(k * n * p.len());
-        for b in bufs {
-            for d in 0..n {
-                let row = slots.draws + d * s.len + at;
-                data.extend_from_slice(&b.draws()[row..row + p.len()]);
+    let mut shape = vec![k, n];
+    shape.extend(p.shape());
+    let mut data = Vec::with_capacity(k * n * p.len());
+    let owner = of_model.iter().find_map(|(o, slots)| {
+        let at = o.leaves.iter().position(|l| l.leaf_id() == p.leaf_id())?;
+        let recorded = o.sampled().is_some() || o.record.is_some();
+        recorded.then(|| {
+            let within: usize = o.leaves[..at].iter().map(Param::len).sum();
+            (o.len, slots.draws + within)
+        })
+    });
+    match owner {
+        Some((row_len, base)) => {
+            for b in bufs {
+                for d in 0..n {
+                    let row = base + d * row_len;
+                    data.extend_from_slice(&b.draws()[row..row + p.len()]);
+                }
             }
         }
-        leaves.push(LeafSamples {
-            name: p.name().to_string(),
-            samples: ArrayD::from_shape_vec(IxDyn(&shape), data)
-                .expect("k chains x n draws x the leaf's entries were copied"),
-        });
-        at += p.len();
+        None => {
+            let v = p.values();
+            for _ in 0..k * n {
+                data.extend_from_slice(&v);
+            }
+        }
     }
-    let nf = slots.fields.len();
-    let diagnostics = (nf > 0).then(|| {
+    LeafSamples {
+        name: p.name().to_string(),
+        samples: ArrayD::from_shape_vec(IxDyn(&shape), data)
+            .expect("k chains x n draws x the leaf's entries were copied"),
+    }
+}
+
+/// A sampled member's per-draw diagnostics, `(K, N)` per field.
+fn diagnostics(r: &Resolved, slots: &ModelSlots, bufs: &[ChainBuffers]) -> Option<Diagnostics> {
+    let (k, n, nf) = (bufs.len(), r.keep, slots.fields.len());
+    (nf > 0).then(|| {
         Diagnostics::new(
             slots
                 .fields
@@ -82,38 +147,28 @@ fn posterior(s: &Member, r: &Resolved, slots: &ModelSlots, bufs: &[ChainBuffers]
                 })
                 .collect(),
         )
-    });
-    let inverse_mass = slots.inverse_mass..slots.inverse_mass + s.len;
-    Posterior {
-        model: s.name.clone(),
-        model_id: s.id,
-        kernel: r.kernel.name().to_string(),
-        leaves,
-        diagnostics,
-        step_size: bufs.iter().map(|b| b.state()[slots.step_size]).collect(),
-        inverse_mass: bufs
-            .iter()
-            .map(|b| b.state()[inverse_mass.clone()].to_vec())
-            .collect(),
-    }
+    })
 }
 
-fn report(p: &Posterior, r: &Resolved) -> ModelReport {
-    let d = p.diagnostics.as_ref();
+fn step_sizes(slots: &ModelSlots, bufs: &[ChainBuffers]) -> Vec<f64> {
+    bufs.iter().map(|b| b.state()[slots.step_size]).collect()
+}
+
+fn report(name: &str, r: &Resolved, d: Option<&Diagnostics>, step_size: Vec<f64>) -> ModelReport {
     let mean = |a: ndarray::ArrayView2<'_, f64>| {
         let v: Vec<f64> = a.iter().copied().filter(|x| x.is_finite()).collect();
         v.iter().sum::<f64>() / v.len().max(1) as f64
     };
     ModelReport {
-        name: p.model.clone(),
-        kernel: p.kernel.clone(),
+        name: name.to_string(),
+        kernel: r.kernel.name().to_string(),
         num_draws: r.keep,
         divergences: d
             .and_then(|d| d.get(DiagName::IsDivergent.name()))
             .map(|a| a.iter().filter(|x| **x != 0.0).count()),
         mean_acceptance: d.and_then(|d| d.acceptance_rate()).map(mean),
         mean_energy: d.and_then(|d| d.energy()).map(mean),
-        step_size: p.step_size.clone(),
+        step_size,
     }
 }
 

@@ -13,7 +13,7 @@ use crate::compile::problem::Problem;
 use crate::error::{Error, Result};
 use crux_ir::rng::MAX_SWEEPS;
 
-use crate::model::{Bayesian, KernelChoice, ModelId, Optimizer, Param};
+use crate::model::{Bayesian, GroupRole, KernelChoice, ModelId, ModelSettings, Optimizer, Param};
 
 /// A validated solve: the models that move, the chunk function, the chains.
 pub(crate) struct Plan {
@@ -32,15 +32,24 @@ pub(crate) enum Role {
     Optimised(Optimizer),
 }
 
-/// One model that moves in the solve: its role and its block of θ.
+/// A model, or a masked group of one, that moves in the solve: its role
+/// and its block of θ.
 pub(crate) struct Member {
+    /// The model's name, or `model[leaves]` for a masked group.
     pub name: String,
+    /// The model's name.
+    pub model: String,
     pub id: ModelId,
     /// A kernel of crux's (not a user kernel).
     pub builtin: bool,
-    /// Leaves in leaf order.
+    /// The member's leaves, in leaf order.
     pub leaves: Vec<Param>,
+    /// Every leaf of the model, in leaf order.
+    pub model_leaves: Vec<Param>,
     pub role: Role,
+    /// For an optimised member of a sampled model: the `(warmup, keep,
+    /// thin)` at which its values are recorded.
+    pub record: Option<(usize, usize, usize)>,
     /// Offset of the model's block in θ.
     pub offset: usize,
     /// Entries of the block.
@@ -111,44 +120,62 @@ pub(crate) fn plan(problem: &Problem, epochs: usize, log: &dyn Fn(String)) -> Re
     Ok(Plan { members, chunk, k })
 }
 
-/// The models that move, optimised ones first, each resolved and given its
-/// block of θ; a sampled model's `keep` cut to what `epochs` leaves.
+/// The models that move (whole, or by masked groups), optimised ones
+/// first, each resolved and given its block of θ; a sampled model's `keep`
+/// cut to what `epochs` leaves.
 fn members(problem: &Problem, epochs: usize) -> Result<Vec<Member>> {
-    let mut optimised = Vec::new();
-    let mut sampled = Vec::new();
+    let (mut optimised, mut sampled) = (Vec::new(), Vec::new());
     for m in problem.models() {
-        let settings = m.settings();
         let mut leaves = m.leaves.clone();
         leaves.sort_by_key(Param::leaf_id);
-        let len: usize = leaves.iter().map(Param::len).sum();
-        let member = |role, builtin| Member {
-            name: m.name.clone(),
-            id: m.id,
-            builtin,
-            leaves: leaves.clone(),
-            role,
-            offset: 0,
-            len,
-        };
-        match (settings.bayesian, settings.optimizer) {
-            (None, None) => {}
-            (Some(_), Some(_)) => {
-                return Err(Error::Bayesian {
-                    model: m.name.clone(),
-                    reason: "has both .optimizer(..) and .bayesian(..): a model is either optimised (a point estimate) or sampled".into(),
-                })
-            }
-            (None, Some(opt)) => {
-                optimised.push(member(Role::Optimised(opt), true));
-            }
-            (Some(config), None) => {
-                let cfg = resolve_for(&config, &m.name, len, epochs)?;
-                let builtin = !matches!(config.kernel(), KernelChoice::Custom(_));
-                sampled.push(member(Role::Sampled(cfg), builtin));
+        let settings = m.settings();
+        let groups = model_groups(&m.name, &leaves, &settings)?;
+        let masked = !settings.groups.is_empty();
+        let mut model_sampled = Vec::new();
+        let mut model_optimised = Vec::new();
+        for (group, role) in groups {
+            let len: usize = group.iter().map(Param::len).sum();
+            let name = if masked {
+                group_label(&m.name, &group)
+            } else {
+                m.name.clone()
+            };
+            let member = |role, builtin| Member {
+                name: name.clone(),
+                model: m.name.clone(),
+                id: m.id,
+                builtin,
+                leaves: group.clone(),
+                model_leaves: leaves.clone(),
+                role,
+                record: None,
+                offset: 0,
+                len,
+            };
+            match role {
+                GroupRole::Optimizer(opt) => {
+                    model_optimised.push(member(Role::Optimised(opt), true));
+                }
+                GroupRole::Bayesian(config) => {
+                    let cfg = resolve_for(&config, &name, len, epochs)?;
+                    let builtin = !matches!(config.kernel(), KernelChoice::Custom(_));
+                    model_sampled.push(member(Role::Sampled(cfg), builtin));
+                }
             }
         }
+        check_one_schedule(&m.name, &model_sampled)?;
+        // Optimised leaves of a model that is also sampled are recorded
+        // with the sampled groups' schedule: its posterior holds every leaf.
+        if let Some(r) = model_sampled.first().and_then(Member::sampled) {
+            let schedule = (r.warmup, r.keep, r.thin);
+            model_optimised
+                .iter_mut()
+                .for_each(|o| o.record = Some(schedule));
+        }
+        optimised.extend(model_optimised);
+        sampled.extend(model_sampled);
     }
-    if let Some(m) = optimised.first() {
+    if let Some(m) = optimised.iter().find(|m| m.record.is_none()) {
         if epochs > MAX_SWEEPS {
             return Err(Error::Optimizer {
                 model: m.name.clone(),
@@ -168,6 +195,97 @@ fn members(problem: &Problem, epochs: usize) -> Result<Vec<Member>> {
         offset += m.len;
     }
     Ok(members)
+}
+
+/// A model's groups of leaves that move, with their roles: the whole model
+/// (global `.bayesian` or `.optimizer`), or its masked groups plus, with a
+/// global `.optimizer`, the leaves no group holds (pattern B). Leaves in no
+/// group stay at their values (pattern A).
+fn model_groups(
+    model: &str,
+    leaves: &[Param],
+    settings: &ModelSettings,
+) -> Result<Vec<(Vec<Param>, GroupRole)>> {
+    if settings.groups.is_empty() {
+        return Ok(match (&settings.bayesian, &settings.optimizer) {
+            (Some(b), _) => vec![(leaves.to_vec(), GroupRole::Bayesian(b.clone()))],
+            (None, Some(o)) => vec![(leaves.to_vec(), GroupRole::Optimizer(o.clone()))],
+            (None, None) => Vec::new(),
+        });
+    }
+    if settings.bayesian.is_some() {
+        return Err(Error::Mask {
+            model: model.to_string(),
+            reason:
+                "has a global .bayesian(..) and masked groups: configure every group with .mask(..)"
+                    .into(),
+        });
+    }
+    let pick = |names: &[String]| -> Vec<Param> {
+        leaves
+            .iter()
+            .filter(|p| names.iter().any(|n| n == p.name()))
+            .cloned()
+            .collect()
+    };
+    let mut out: Vec<(Vec<Param>, GroupRole)> = settings
+        .groups
+        .iter()
+        .map(|g| (pick(&g.leaves), g.role.clone()))
+        .collect();
+    if let Some(opt) = &settings.optimizer {
+        let rest: Vec<Param> = leaves
+            .iter()
+            .filter(|p| {
+                !settings
+                    .groups
+                    .iter()
+                    .any(|g| g.leaves.iter().any(|n| n == p.name()))
+            })
+            .cloned()
+            .collect();
+        if !rest.is_empty() {
+            out.insert(0, (rest, GroupRole::Optimizer(opt.clone())));
+        }
+    }
+    Ok(out)
+}
+
+/// `net[layers.3.weight, layers.3.bias]`: a group's name in messages.
+fn group_label(model: &str, group: &[Param]) -> String {
+    let names: Vec<&str> = group
+        .iter()
+        .map(|p| {
+            p.name()
+                .strip_prefix(model)
+                .map_or(p.name(), |s| s.trim_start_matches('.'))
+        })
+        .collect();
+    format!("{model}[{}]", names.join(", "))
+}
+
+/// The sampled groups of one model share a schedule, so that its
+/// posterior is one `(K, N, ...)` tree.
+fn check_one_schedule(model: &str, sampled: &[Member]) -> Result<()> {
+    let schedules: Vec<(String, (usize, usize, usize, usize))> = sampled
+        .iter()
+        .filter_map(|m| {
+            m.sampled()
+                .map(|r| (m.name.clone(), (r.warmup, r.keep, r.thin, r.num_chains)))
+        })
+        .collect();
+    if let Some((other, _)) = schedules.iter().find(|(_, s)| *s != schedules[0].1) {
+        return Err(Error::Mask {
+            model: model.to_string(),
+            reason: format!(
+                "the sampled groups `{}` and `{other}` have different schedules (warmup, keep, thin, chains) {:?} and {:?}: one model's draws form one tree, give its groups one schedule",
+                schedules[0].0,
+                schedules[0].1,
+                schedules.iter().find(|(n, _)| n == other).map(|s| s.1).unwrap_or_default()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// [`resolve`], with `keep` cut to the draws `epochs` sweeps leave.
@@ -200,6 +318,16 @@ fn log_configuration(members: &[Member], k: usize, log: &dyn Fn(String)) {
     if warmups.iter().any(|w| *w != warmups[0]) {
         log(format!(
             "models have different warmups {warmups:?}: each keeps draws after its own warmup while the others may still be adapting; give them one warmup for draws from the joint posterior throughout"
+        ));
+    }
+    let trains_and_samples = |id| {
+        members.iter().any(|o| o.id == id && o.sampled().is_some())
+            && members.iter().any(|o| o.id == id && o.sampled().is_none())
+    };
+    if let Some(m) = members.iter().find(|m| k > 1 && trains_and_samples(m.id)) {
+        log(format!(
+            "model '{}' is trained and sampled (pattern B) with num_chains={k}: each chain trains its own copy of the optimised leaves (K independent head+body solves, not one body following chain 0)",
+            m.model
         ));
     }
     for m in members {
@@ -270,17 +398,20 @@ fn chunk_function(problem: &Problem, members: &[Member], epochs: usize) -> Resul
                     target_acceptance: r.target_acceptance,
                 }),
             },
-            Role::Optimised(opt) => ModelPlan {
-                name: s.name.clone(),
-                kernel: Arc::new(opt.clone()),
-                target: lowered,
-                offset: s.offset,
-                len: s.len,
-                warmup: epochs,
-                keep: 0,
-                thin: 1,
-                adapt: None,
-            },
+            Role::Optimised(opt) => {
+                let (warmup, keep, thin) = s.record.unwrap_or((epochs, 0, 1));
+                ModelPlan {
+                    name: s.name.clone(),
+                    kernel: Arc::new(opt.clone()),
+                    target: lowered,
+                    offset: s.offset,
+                    len: s.len,
+                    warmup,
+                    keep,
+                    thin,
+                    adapt: None,
+                }
+            }
         };
         plans.push(plan);
     }

@@ -1,0 +1,169 @@
+//! Masks: parts of one model configured apart (the spec's "composable
+//! per-mask backends"). `net.mask(Mask::layers([3])).bayesian(cfg)?` samples
+//! the last layer's leaves; the rest of the network stays at its value
+//! (pattern A), or is trained by the network's `.optimizer(..)` (pattern
+//! B); several disjoint masked groups are each sampled by their own kernel
+//! in one Gibbs sweep (pattern D). Masks select whole leaves, by name or by
+//! layer; the prior of a group sees only its leaves.
+
+use super::net::Net;
+use super::param::{Model, Param};
+use super::registry::{GroupRole, MaskGroup, ModelCell};
+use super::sampling::{Bayesian, Optimizer};
+use crate::error::{Error, Result};
+
+/// Which leaves of a model a mask selects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mask {
+    /// Leaves by name (`net.layers.3.weight`, ...).
+    Leaves(Vec<String>),
+    /// Every leaf of these layers of a network (`layers.{l}.weight` and
+    /// `.bias`; layer 0 is the first hidden layer, the last is the output).
+    Layers(Vec<usize>),
+}
+
+impl Mask {
+    /// Leaves by name.
+    pub fn leaves<S: Into<String>>(names: impl IntoIterator<Item = S>) -> Mask {
+        Mask::Leaves(names.into_iter().map(Into::into).collect())
+    }
+    /// Whole layers of a network, by index.
+    pub fn layers(indices: impl IntoIterator<Item = usize>) -> Mask {
+        Mask::Layers(indices.into_iter().collect())
+    }
+
+    /// The names of the leaves of `leaves` this mask selects, in leaf
+    /// order; an error names the model and what it has.
+    fn select(&self, model: &str, leaves: &[Param]) -> Result<Vec<String>> {
+        let bad = |reason: String| Error::Mask {
+            model: model.to_string(),
+            reason,
+        };
+        let names: Vec<&str> = leaves.iter().map(Param::name).collect();
+        let picked: Vec<String> = match self {
+            Mask::Leaves(wanted) => {
+                if let Some(w) = wanted.iter().find(|w| !names.contains(&w.as_str())) {
+                    return Err(bad(format!(
+                        "has no leaf `{w}`; its leaves are {}",
+                        names.join(", ")
+                    )));
+                }
+                names
+                    .iter()
+                    .filter(|n| wanted.iter().any(|w| w == *n))
+                    .map(|n| n.to_string())
+                    .collect()
+            }
+            Mask::Layers(layers) => {
+                let layer_of = |n: &str| -> Option<usize> {
+                    let rest = n.strip_prefix(model)?.strip_prefix(".layers.")?;
+                    rest.split('.').next()?.parse().ok()
+                };
+                let count = names
+                    .iter()
+                    .filter_map(|n| layer_of(n))
+                    .max()
+                    .map_or(0, |m| m + 1);
+                if let Some(l) = layers.iter().find(|l| **l >= count) {
+                    return Err(bad(format!(
+                        "has no layer {l}; it has layers 0..{count} (the last is the output layer)"
+                    )));
+                }
+                names
+                    .iter()
+                    .filter(|n| layer_of(n).is_some_and(|l| layers.contains(&l)))
+                    .map(|n| n.to_string())
+                    .collect()
+            }
+        };
+        if picked.is_empty() {
+            return Err(bad(
+                "the mask selects no leaf: give at least one leaf or layer".into(),
+            ));
+        }
+        Ok(picked)
+    }
+}
+
+/// A model seen through a mask: configure the selected leaves.
+#[must_use = "configure the masked leaves with .bayesian(..) or .optimizer(..)"]
+pub struct Masked<'a> {
+    cell: &'a ModelCell,
+    model: String,
+    leaves: Result<Vec<String>>,
+}
+
+impl Masked<'_> {
+    /// Samples the masked leaves with `config` (checked here, as
+    /// [`Param::bayesian`] does). The group must not overlap another.
+    pub fn bayesian(self, config: Bayesian) -> Result<()> {
+        config.check().map_err(|reason| Error::Bayesian {
+            model: self.model.clone(),
+            reason,
+        })?;
+        self.attach(GroupRole::Bayesian(config))
+    }
+    /// Trains the masked leaves with `opt` (a point estimate).
+    pub fn optimizer(self, opt: Optimizer) -> Result<()> {
+        opt.check().map_err(|reason| Error::Optimizer {
+            model: self.model.clone(),
+            reason,
+        })?;
+        self.attach(GroupRole::Optimizer(opt))
+    }
+
+    fn attach(self, role: GroupRole) -> Result<()> {
+        let leaves = self.leaves?;
+        let settings = self.cell.settings();
+        if settings.bayesian.is_some() {
+            return Err(Error::Mask {
+                model: self.model,
+                reason: "has a global .bayesian(..): a model is sampled whole or by masked groups, not both; configure every group with .mask(..).bayesian(..)".into(),
+            });
+        }
+        if let Some(g) = settings
+            .groups
+            .iter()
+            .find(|g| g.leaves.iter().any(|l| leaves.contains(l)))
+        {
+            return Err(Error::Mask {
+                model: self.model,
+                reason: format!(
+                    "the mask {leaves:?} overlaps the group {:?}: masked groups must be disjoint",
+                    g.leaves
+                ),
+            });
+        }
+        self.cell
+            .update_settings(|s| s.groups.push(MaskGroup { leaves, role }));
+        Ok(())
+    }
+}
+
+fn masked<'a>(cell: &'a ModelCell, model: String, leaves: &[Param], mask: &Mask) -> Masked<'a> {
+    let leaves = mask.select(&model, leaves);
+    Masked {
+        cell,
+        model,
+        leaves,
+    }
+}
+
+impl Net {
+    /// The leaves `mask` selects, to configure apart from the rest of the
+    /// network: `.bayesian(..)` samples them (the rest stays at its value,
+    /// or follows the network's `.optimizer(..)`), `.optimizer(..)` trains
+    /// them. Masked groups of one network must be disjoint; sampled groups
+    /// share one schedule (warmup, keep, thin, chains). After a solve the
+    /// network's posterior holds every leaf (unsampled ones constant along
+    /// the chain, optimised ones at their value at each kept sweep).
+    pub fn mask(&self, mask: Mask) -> Masked<'_> {
+        let leaves = self.leaves();
+        masked(self.cell(), self.model_name(), &leaves, &mask)
+    }
+
+    /// Removes every masked group of the network.
+    pub fn clear_masks(&self) {
+        self.cell().update_settings(|s| s.groups.clear());
+    }
+}
