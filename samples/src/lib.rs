@@ -112,6 +112,23 @@ pub struct SampleArgs {
     pub track: Option<std::path::PathBuf>,
 }
 
+/// A training curve in one line: about `points` `sweep: loss` pairs of
+/// `history` (a [`crux::Solution::loss_history`]), the last one included.
+pub fn loss_curve(history: &[(usize, f64)], points: usize) -> String {
+    let step = (history.len() / points.max(1)).max(1);
+    let mut picked: Vec<(usize, f64)> = history.iter().copied().step_by(step).collect();
+    if let Some(last) = history.last() {
+        if picked.last() != Some(last) {
+            picked.push(*last);
+        }
+    }
+    let parts: Vec<String> = picked
+        .iter()
+        .map(|(s, l)| format!("{s}: {l:.3e}"))
+        .collect();
+    parts.join(", ")
+}
+
 /// Sends crux's log lines to stderr unless `quiet` (see
 /// [`crux::init_logging`]).
 pub fn init_logging(quiet: bool) {
@@ -143,6 +160,38 @@ pub enum TieringArg {
 }
 
 impl SampleArgs {
+    /// With `--plot DIR`: writes `DIR/file`, the predictive mean and 90%
+    /// band of `u` over `x` (from [`problems::predictive_band`]) against
+    /// the exact `sin(πx)`.
+    pub fn plot_band(
+        &self,
+        file: &str,
+        title: &str,
+        x: &[f64],
+        band: &[(f64, f64, f64)],
+    ) -> crux::Result<()> {
+        let Some(path) = self.plot_path(file)? else {
+            return Ok(());
+        };
+        let mut cols: Vec<(f64, (f64, f64, f64))> =
+            x.iter().copied().zip(band.iter().copied()).collect();
+        cols.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let x: Vec<f64> = cols.iter().map(|c| c.0).collect();
+        let exact: Vec<f64> = x.iter().map(|x| (crux::PI * x).sin()).collect();
+        plot::band_plot(
+            &path,
+            title,
+            &x,
+            &cols.iter().map(|c| c.1 .0).collect::<Vec<_>>(),
+            &cols.iter().map(|c| c.1 .1).collect::<Vec<_>>(),
+            &cols.iter().map(|c| c.1 .2).collect::<Vec<_>>(),
+            Some(&exact),
+            "x",
+            "u(x)",
+        )
+        .map_err(|e| io_error(&path, e))
+    }
+
     /// The solve options these flags ask for (and the log output they
     /// imply: `tracing` events on stderr unless `--quiet`).
     pub fn solve_options(&self) -> crux::Result<crux::SolveOptions> {

@@ -194,3 +194,65 @@ impl Gauss100 {
             .build()
     }
 }
+
+/// The spec's "Mixed" pattern on the Bayesian PINN's equation: an encoder
+/// MLP 1→32→32→8 (tanh) trained with Adam (a point estimate) feeding a
+/// head MLP 8→16→1 (tanh) whose weights are sampled, `u(x) =
+/// head(encoder(x))`, constraints `u'' + π² sin(πx) = 0` on 101 points and
+/// `u(0) = u(1) = 0`.
+pub struct MixedPinn {
+    /// The problem (`pde.mse()`, `bc.mse()`).
+    pub problem: Crux,
+    /// The optimised feature extractor.
+    pub encoder: Net,
+    /// The sampled head.
+    pub head: Net,
+    /// The field `u(x)` on the interior points.
+    pub u: Expr,
+    /// The coordinate variable of the interior points.
+    pub x: Expr,
+}
+
+impl MixedPinn {
+    /// Builds the problem with the networks' weights drawn from `seed`.
+    pub fn new(seed: u64) -> crux::Result<MixedPinn> {
+        let dom = Domain::line(0.0, 1.0, 0.01)?;
+        let x = dom.variable("interior")?;
+        let xb = dom.variable("boundary")?;
+        let encoder = Net::mlp_named("encoder", 1, 8, 32, 2, Activation::Tanh, seed)?;
+        let head = Net::mlp_named("head", 8, 1, 16, 1, Activation::Tanh, seed.wrapping_add(1))?;
+        let u = head.call(&[&encoder.call(&[&x])]);
+        let pde = u.dd(&x) + (PI * PI) * (PI * &x).sin();
+        let bc = head.call(&[&encoder.call(&[&xb])]);
+        let problem = Crux::new([pde.mse(), bc.mse()])?;
+        Ok(MixedPinn {
+            problem,
+            encoder,
+            head,
+            u,
+            x,
+        })
+    }
+}
+
+/// Per point of a chain-aware field `(K, N, P, ...)`: the mean and the
+/// 5% and 95% quantiles over all chains and draws.
+pub fn predictive_band(chain: &ndarray::ArrayD<f64>) -> Vec<(f64, f64, f64)> {
+    let s = chain.shape();
+    let draws = s[0] * s[1];
+    let points = chain.len() / draws.max(1);
+    let flat = chain
+        .to_shape((draws, points))
+        .expect("a chain-aware field has K x N x point entries");
+    (0..points)
+        .map(|i| {
+            let col: Vec<f64> = flat.column(i).to_vec();
+            let mean = col.iter().sum::<f64>() / col.len() as f64;
+            (
+                mean,
+                crux::diagnostics::quantile(&col, 0.05),
+                crux::diagnostics::quantile(&col, 0.95),
+            )
+        })
+        .collect()
+}

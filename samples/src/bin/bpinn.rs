@@ -63,19 +63,12 @@ fn run(args: Args) -> crux::Result<()> {
         let t = std::time::Instant::now();
         net.optimizer(Optimizer::adam(args.lr))?;
         let train = problem.solve_with(args.pretrain, &sa.solve_options()?)?;
-        let curve: Vec<String> = train
-            .loss_history
-            .iter()
-            .step_by((train.loss_history.len() / 6).max(1))
-            .chain(train.loss_history.last())
-            .map(|(s, l)| format!("{s}: {l:.3e}"))
-            .collect();
         println!(
             "pretrain: Adam (lr {}) for {} sweeps in {:.2} s; loss {}",
             args.lr,
             args.pretrain,
             t.elapsed().as_secs_f64(),
-            curve.join(", ")
+            crux_samples::loss_curve(&train.loss_history, 6)
         );
     }
     net.bayesian(
@@ -95,10 +88,7 @@ fn run(args: Args) -> crux::Result<()> {
     let eval = t1.elapsed().as_secs_f64();
     let xs = problem.eval(&x)?;
     let (k, n) = (u_chain.shape()[0], u_chain.shape()[1]);
-    let points = u_chain.len() / (k * n);
-    let flat = u_chain
-        .to_shape((k * n, points))
-        .expect("a chain-aware result has K x N x point entries");
+    let band = crux_samples::problems::predictive_band(&u_chain);
     println!(
         "Bayesian PINN: u'' = -pi^2 sin(pi x), u(0) = u(1) = 0; {} weights sampled with SGLD (step {}, likelihood_scale {}), {k} chain(s) x {n} draws",
         net.num_params(),
@@ -106,11 +96,8 @@ fn run(args: Args) -> crux::Result<()> {
         args.likelihood_scale
     );
     println!("   x      mean u    90% band              exact sin(pi x)");
-    for i in [0, 25, 50, 75, 100].into_iter().filter(|&i| i < points) {
-        let col: Vec<f64> = flat.column(i).to_vec();
-        let mean = col.iter().sum::<f64>() / col.len() as f64;
-        let lo = crux::diagnostics::quantile(&col, 0.05);
-        let hi = crux::diagnostics::quantile(&col, 0.95);
+    for i in [0, 25, 50, 75, 100].into_iter().filter(|&i| i < band.len()) {
+        let (mean, lo, hi) = band[i];
         let xi = xs.as_slice().map_or(f64::NAN, |s| s[i]);
         println!(
             "  {xi:.2}  {mean:>9.4}  [{lo:>8.4}, {hi:>8.4}]  {:>9.4}",
@@ -153,36 +140,13 @@ fn run(args: Args) -> crux::Result<()> {
         },
     ];
     sa.write_outputs(&[&post], &data)?;
-    if let Some(path) = sa.plot_path("u_band.png")? {
-        let mut cols: Vec<(f64, f64, f64, f64)> = (0..points)
-            .map(|i| {
-                let col: Vec<f64> = flat.column(i).to_vec();
-                let mean = col.iter().sum::<f64>() / col.len() as f64;
-                let xi = xs.as_slice().map_or(f64::NAN, |s| s[i]);
-                (
-                    xi,
-                    mean,
-                    crux::diagnostics::quantile(&col, 0.05),
-                    crux::diagnostics::quantile(&col, 0.95),
-                )
-            })
-            .collect();
-        cols.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let x: Vec<f64> = cols.iter().map(|c| c.0).collect();
-        let exact: Vec<f64> = x.iter().map(|x| (crux::PI * x).sin()).collect();
-        crux_samples::plot::band_plot(
-            &path,
-            "BPINN u(x): posterior mean, 90% band",
-            &x,
-            &cols.iter().map(|c| c.1).collect::<Vec<_>>(),
-            &cols.iter().map(|c| c.2).collect::<Vec<_>>(),
-            &cols.iter().map(|c| c.3).collect::<Vec<_>>(),
-            Some(&exact),
-            "x",
-            "u(x)",
-        )
-        .map_err(|e| crux_samples::io_error(&path, e))?;
-    }
+    let xv: Vec<f64> = xs.iter().copied().collect();
+    sa.plot_band(
+        "u_band.png",
+        "BPINN u(x): posterior mean, 90% band",
+        &xv,
+        &band,
+    )?;
     sa.plot_traces(&post, 2, |_| None)?;
     Ok(())
 }
