@@ -18,13 +18,25 @@
 //! h'    = act(h · W_effᵀ + b_l)
 //! ```
 //!
-//! i.e. the adapted weight replaces `W_l` in the base network's own layer
-//! expression (`h.matmul(W.t()) + b`, `h` of shape `(P, in)`). This is the
-//! cheaper of the two usual forms here: `B·A` costs `out·rank·in` once per
-//! evaluation, independent of the number of points `P`, and every
-//! forward-mode tangent (`d/dx`, `d²/dx²` of a PINN) reuses `W_eff`; the
-//! factored form `h·Wᵀ + s·(h·Aᵀ)·Bᵀ` adds `P·rank·(in + out)` per layer
-//! and per tangent. Both give the same function.
+//! with `h` of shape `(P, in)`, in one of two forms chosen per layer (they
+//! are the same function; each matches the base layer's `h.matmul(W.t())`
+//! orientation):
+//!
+//! * merged, `h · W_effᵀ`: `B·A` costs `out·rank·in` once, independent of
+//!   the number of points `P`, and every forward-mode tangent (`d/dx`,
+//!   `d²/dx²` of a PINN) reuses `W_eff`; but the gradient then goes through
+//!   `∂W_eff = dzᵀ·h`, an extra `P·in·out` per tangent;
+//! * factored, `h·W_lᵀ + (alpha/rank)·(h·A_lᵀ)·B_lᵀ`: about
+//!   `3·P·rank·(in + out)` extra per tangent over the forward and reverse
+//!   passes, and no `(out, in)` gradient.
+//!
+//! A layer is factored when `3·rank·(in + out) < in·out` (wide square
+//! layers, small ranks), else merged (the input and output layers of a
+//! PINN, small widths). Measured (release build, Cranelift, one chain,
+//! 3000 Adam sweeps of the spec's PINN: 101 points, `u''`, three
+//! tanh layers, rank 4), seconds for this rule / all factored / all merged:
+//! width 16: 0.75 / 0.84 / 0.77; width 32: 2.05 / 2.11 / 2.24; width 64:
+//! 5.65 / 5.83 / 7.80.
 //!
 //! Initialisation (the standard one): `A_l ~ U(−1/√in, 1/√in)`, drawn
 //! deterministically from the base network's seed with
@@ -84,6 +96,20 @@ impl Adapters {
         self.base.layer_weight(l) + self.scale() * b.expr().matmul(&a.expr())
     }
 
+    /// `h · W_effᵀ` for `h` of shape `(P, in)`, in the cheaper form for
+    /// this layer's shape (see the module notes): factored,
+    /// `h·W_lᵀ + (alpha/rank)·(h·A_lᵀ)·B_lᵀ`, when
+    /// `3·rank·(in + out) < in·out`, else merged, `h·W_effᵀ`.
+    pub(super) fn dense(&self, l: usize, h: &Expr) -> Expr {
+        let (a, b) = &self.layers[l];
+        let (fan_out, fan_in) = (b.shape()[0], a.shape()[1]);
+        if factored(self.rank, fan_in, fan_out) {
+            self.base.dense(l, h) + self.scale() * h.matmul(&a.expr().t()).matmul(&b.expr().t())
+        } else {
+            h.matmul(&self.weight(l).t())
+        }
+    }
+
     /// `alpha / rank`.
     fn scale(&self) -> f64 {
         self.alpha / self.rank as f64
@@ -101,6 +127,13 @@ impl Adapters {
     pub(super) fn cell(&self) -> &Arc<ModelCell> {
         &self.cell
     }
+}
+
+/// Whether a layer `(out, in)` with adapters of rank `rank` is applied in
+/// the factored form (see the module notes). Overflow-proof: the adapters'
+/// size is bounded by [`MAX_NET_PARAMS`], the weight's by the base's.
+fn factored(rank: usize, fan_in: usize, fan_out: usize) -> bool {
+    rank.saturating_mul(3).saturating_mul(fan_in + fan_out) < fan_in.saturating_mul(fan_out)
 }
 
 impl std::fmt::Debug for Adapters {
@@ -121,10 +154,13 @@ impl Net {
     /// `"<name>.lora"`, its own model, whose leaves are only the adapters
     /// `A_l` `(rank, in)` (`<name>.lora.layers.{l}.lora_a`) and `B_l`
     /// `(out, rank)` (`.lora_b`), and whose layer `l` uses the weight
-    /// `W_l + (alpha/rank)·B_l·A_l` with this network's `W_l` and bias as
+    /// `W_eff = W_l + (alpha/rank)·B_l·A_l` with this network's `W_l` and bias as
     /// frozen inputs. `A_l ~ U(−1/√in, 1/√in)` (deterministic in this
     /// network's seed, on streams of its own) and `B_l = 0`, so the new
-    /// network starts equal to this one bit for bit.
+    /// network starts equal to this one bit for bit. A layer is computed
+    /// as `h·W_effᵀ`, or, when `3·rank·(in + out) < in·out` (wide layers,
+    /// small ranks: cheaper there), in the factored form
+    /// `h·W_lᵀ + (alpha/rank)·(h·A_lᵀ)·B_lᵀ` (the same function).
     ///
     /// `.bayesian(..)` / `.optimizer(..)` on the returned network sample or
     /// train the adapters only; this network's leaves stay constant in a
@@ -279,6 +315,11 @@ mod tests {
         assert_eq!(twice.model_name(), "u.lora.lora");
         assert_ne!(twice.leaves()[0].values(), lora.leaves()[0].values());
         assert!(format!("{twice:?}").contains("LoRA(rank 3, alpha 6, on u.lora)"));
+
+        // The form rule: wide square layers factored, thin ones merged.
+        assert!(factored(4, 32, 32) && factored(4, 64, 64));
+        assert!(!factored(4, 16, 16) && !factored(4, 1, 32) && !factored(4, 32, 1));
+        assert!(!factored(usize::MAX, 32, 32));
 
         for (rank, alpha, what) in [
             (0, 1.0, "rank"),

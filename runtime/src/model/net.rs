@@ -209,7 +209,7 @@ impl Net {
         let last = self.0.layers.len() - 1;
         let mut h = x;
         for (l, (_, b)) in self.0.layers.iter().enumerate() {
-            let z = h.matmul(&self.layer_weight(l).t()) + b;
+            let z = self.dense(l, &h) + b;
             h = if l < last {
                 self.0.activation.apply(&z)
             } else {
@@ -282,6 +282,14 @@ impl Net {
         match &self.0.adapters {
             Some(a) => a.weight(l),
             None => self.0.layers[l].0.expr(),
+        }
+    }
+    /// `h · W_effᵀ`, `h` of shape `(P, in)`: layer `l` without its bias
+    /// (for a LoRA net in whichever form [`super::lora`] finds cheaper).
+    pub(super) fn dense(&self, l: usize, h: &Expr) -> Expr {
+        match &self.0.adapters {
+            Some(a) => a.dense(l, h),
+            None => h.matmul(&self.0.layers[l].0.expr().t()),
         }
     }
     /// A network like this one (widths, activation, frozen layer leaves,
