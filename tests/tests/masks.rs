@@ -5,12 +5,11 @@
 //! layer frozen, a network's output layer is a linear model of fixed
 //! features, so its posterior is Gaussian in closed form.
 
-use crux::diagnostics::mcse_mean;
 use crux::{
     Activation, Bayesian, Crux, Domain, Error, Expr, Mask, Model, Net, Optimizer, Param,
     SolveOptions, PI,
 };
-use ndarray::Array2;
+use crux_tests::stats::within_4_mcse;
 
 /// A 1→3→1 tanh network fitted to `sin(πx)` on 21 points (scale 21/(2σ²),
 /// σ = 0.1: a Gaussian likelihood), with the leaves' names.
@@ -38,16 +37,6 @@ fn quiet() -> SolveOptions {
 }
 
 const SCALE: f64 = 21.0 / (2.0 * 0.01);
-
-fn within(q: &Array2<f64>, exact: f64, what: &str) {
-    let m = q.mean().unwrap();
-    let se = mcse_mean(q.view());
-    assert!(
-        (m - exact).abs() <= 4.0 * se,
-        "{what}: {m} vs exact {exact} (mcse {se}, {:.1} se)",
-        (m - exact) / se
-    );
-}
 
 /// Pattern A: the output layer (weight 1×3, bias 1) sampled with NUTS, the
 /// hidden layer frozen: the draws match the exact Gaussian posterior of
@@ -110,9 +99,9 @@ fn pattern_a_samples_the_mask_exactly_and_freezes_the_rest() {
         .collect();
     let w = post.entry(2, 0).unwrap();
     let bias = post.entry(3, 0).unwrap();
-    within(&w, mean[0], "w[0]");
-    within(&bias, mean[3], "bias");
-    within(&w.mapv(|v| (v - mean[0]).powi(2)), cov[0][0], "var w[0]");
+    within_4_mcse(&w, mean[0], "w[0]");
+    within_4_mcse(&bias, mean[3], "bias");
+    within_4_mcse(&w.mapv(|v| (v - mean[0]).powi(2)), cov[0][0], "var w[0]");
 }
 
 fn invert4(m: [[f64; 4]; 4]) -> [[f64; 4]; 4] {

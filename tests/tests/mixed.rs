@@ -3,10 +3,9 @@
 //! training — against exact answers on the quick example, which is
 //! linear-Gaussian.
 
-use crux::diagnostics::mcse_mean;
 use crux::{Backend, Bayesian, Error, Optimizer, SolveOptions, PI};
 use crux_samples::problems::Quickstart;
-use ndarray::Array2;
+use crux_tests::stats::within_4_mcse;
 
 /// `sin(πx)`, `cos(πx)` and the observations of the quick example.
 fn features(q: &Quickstart) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
@@ -20,16 +19,6 @@ fn features(q: &Quickstart) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-fn within(q: &Array2<f64>, exact: f64, what: &str) {
-    let m = q.mean().unwrap();
-    let se = mcse_mean(q.view());
-    assert!(
-        (m - exact).abs() <= 4.0 * se,
-        "{what}: {m} vs exact {exact} (mcse {se}, {:.1} se)",
-        (m - exact) / se
-    );
 }
 
 /// `a` optimised with Adam, `b` sampled with NUTS in the same sweep: `a`
@@ -66,8 +55,8 @@ fn optimised_and_sampled_models_in_one_sweep() {
     let prec = 2.0 * dot(&c, &c) / n + 1.0 / 100.0;
     let mean = 2.0 * dot(&c, &r) / n / prec;
     let draws = q.b.posterior().unwrap().entry(0, 0).unwrap();
-    within(&draws, mean, "b | a: mean");
-    within(
+    within_4_mcse(&draws, mean, "b | a: mean");
+    within_4_mcse(
         &draws.mapv(|x| (x - mean).powi(2)),
         1.0 / prec,
         "b | a: variance",

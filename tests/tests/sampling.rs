@@ -2,21 +2,12 @@
 //! tolerances (4 MCSE, ESS-based, arviz's estimators) and fixed seeds; and
 //! the determinism guarantees (backend, threads).
 
-use crux::diagnostics::mcse_mean;
 use crux::{Backend, Bayesian, Param, SolveOptions};
 use crux_samples::problems::{Gauss100, Quickstart, GAUSS_DIM};
+use crux_tests::stats::within_4_mcse;
 use ndarray::Array2;
 
 /// Asserts `mean(q) = exact` within 4 MCSE, `q` a `(K, N)` quantity.
-fn within(q: &Array2<f64>, exact: f64, what: &str) {
-    let m = q.mean().unwrap();
-    let se = mcse_mean(q.view());
-    assert!(
-        (m - exact).abs() <= 4.0 * se,
-        "{what}: {m} vs exact {exact} (mcse {se}, {:.1} se)",
-        (m - exact) / se
-    );
-}
 
 fn chain(p: &Param) -> Array2<f64> {
     p.posterior().unwrap().entry(0, 0).unwrap()
@@ -46,20 +37,20 @@ fn quick(config: impl Fn(f64) -> Bayesian, chains: usize, scale: f64, what: &str
         [chains, a.ncols()]
     );
     let what = format!("{what}, {chains} chain(s), scale {scale}");
-    within(&a, mu[0], &format!("{what}: mean a"));
-    within(&b, mu[1], &format!("{what}: mean b"));
-    within(
+    within_4_mcse(&a, mu[0], &format!("{what}: mean a"));
+    within_4_mcse(&b, mu[1], &format!("{what}: mean b"));
+    within_4_mcse(
         &a.mapv(|x| (x - mu[0]).powi(2)),
         cov[0][0],
         &format!("{what}: var a"),
     );
-    within(
+    within_4_mcse(
         &b.mapv(|x| (x - mu[1]).powi(2)),
         cov[1][1],
         &format!("{what}: var b"),
     );
     let ab = Array2::from_shape_fn(a.dim(), |i| (a[i] - mu[0]) * (b[i] - mu[1]));
-    within(&ab, cov[0][1], &format!("{what}: cov(a, b)"));
+    within_4_mcse(&ab, cov[0][1], &format!("{what}: cov(a, b)"));
 }
 
 fn nuts(_: f64) -> Bayesian {
@@ -191,8 +182,8 @@ fn gauss100_nuts_matches_exact_moments() {
     let post = g.theta.posterior().unwrap();
     for (i, v) in var.iter().enumerate() {
         let x = post.entry(0, i).unwrap();
-        within(&x, 0.0, &format!("gauss100 mean[{i}]"));
-        within(&x.mapv(|v| v * v), *v, &format!("gauss100 var[{i}]"));
+        within_4_mcse(&x, 0.0, &format!("gauss100 mean[{i}]"));
+        within_4_mcse(&x.mapv(|v| v * v), *v, &format!("gauss100 var[{i}]"));
     }
 }
 
