@@ -59,6 +59,7 @@ fn run(args: Args) -> crux::Result<()> {
         crux_samples::report(&ld, &args.report)?;
         return Ok(());
     }
+    let mut pretrain_seconds = 0.0;
     if args.pretrain > 0 {
         let t = std::time::Instant::now();
         net.optimizer(Optimizer::adam(args.lr))?;
@@ -70,6 +71,7 @@ fn run(args: Args) -> crux::Result<()> {
             t.elapsed().as_secs_f64(),
             crux_samples::loss_curve(&train.loss_history, 6)
         );
+        pretrain_seconds = t.elapsed().as_secs_f64();
     }
     net.bayesian(
         Bayesian::sgld()
@@ -123,6 +125,8 @@ fn run(args: Args) -> crux::Result<()> {
                 "warmup_seconds": sol.warmup_seconds,
                 "sampling_seconds": sol.sampling_seconds,
                 "grad_evals": sol.grad_evals,
+                "pretrain_sweeps": args.pretrain,
+                "pretrain_seconds": pretrain_seconds,
             }),
         )?;
     }
