@@ -19,7 +19,8 @@
 //!   SGLD, SGHMC, user kernels), window adaptation, and the chunk function
 //!   that fuses them with the inlined log-densities; [`sampler::abi`] is
 //!   the one definition of the chunk function's buffers, arguments and
-//!   diagnostic names that the runtime reads.
+//!   diagnostic names that the runtime reads; [`sampler::minibatch`] draws
+//!   the per-point weights of minibatch SG kernels.
 //! * [`backend`]: the reference interpreter as an executable, Cranelift
 //!   (JIT and object files, two tiers), PTX text and its `ptxas` check.
 //! * [`verify`]: the IR verifiers between passes (debug builds and tests).

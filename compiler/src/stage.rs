@@ -28,8 +28,10 @@ pub struct StageReport {
 /// Returns a graph computing the same outputs in which every
 /// parameter-independent subgraph has been evaluated.
 pub fn stage(graph: &Graph) -> Result<(Graph, StageReport), GraphError> {
-    let params = graph.param_nodes();
-    let varying = graph.depends_on(&params);
+    // Runtime data (minibatch weights) varies like a parameter: nothing
+    // that reads it may be folded into a stored tensor.
+    let leaves = graph.runtime_leaves();
+    let varying = graph.depends_on(&leaves);
     let n = graph.len();
     let roots: Vec<NodeId> = graph.outputs().iter().map(|(_, o)| *o).collect();
 
@@ -137,8 +139,7 @@ pub fn stage(graph: &Graph) -> Result<(Graph, StageReport), GraphError> {
             match data_map.get(&d.0) {
                 Some(id) => *id,
                 None => {
-                    let info = &graph.data()[d.index()];
-                    let nd = dst.add_data(info.name.clone(), info.value.clone());
+                    let nd = dst.add_data_info(graph.data()[d.index()].clone());
                     let id = dst.data_node(nd)?;
                     data_map.insert(d.0, id);
                     id
@@ -234,6 +235,34 @@ mod tests {
         assert_eq!(st.cost().transcendentals, 0);
         let args = [Tensor::f64([3], vec![7.0, 8.0, 9.0]).unwrap()];
         assert!(eval(&g, &args).unwrap()[0].bit_eq(&eval(&st, &args).unwrap()[0]));
+    }
+
+    /// A runtime input of ones is not folded: neither into a constant nor
+    /// into the stored product with a data-only factor (as AD makes of
+    /// `w · r²`: `w · 2` times the adjoint), and its flag survives.
+    #[test]
+    fn runtime_data_is_not_folded() {
+        let mut g = Graph::new();
+        let p = g.add_param("a", DType::F64, [3]);
+        let d = g.add_runtime_data("w", Tensor::f64([3], vec![1.0; 3]).unwrap());
+        let w = g.data_node(d).unwrap();
+        let two = g.constant(2.0, DType::F64, [3]).unwrap();
+        let w2 = g.mul(w, two).unwrap();
+        let a = g.param(p).unwrap();
+        let y = g.mul(w2, a).unwrap();
+        g.set_output("y", y);
+        let (mut st, rep) = stage(&g).unwrap();
+        crux_ir::graph::verify(&st).unwrap();
+        assert_eq!((rep.constants, rep.data_tensors), (0, 0));
+        assert_eq!(st.data().len(), 1);
+        assert!(st.data()[0].runtime);
+        let args = [Tensor::f64([3], vec![1.0, 2.0, 3.0]).unwrap()];
+        st.set_runtime_data(
+            crux_ir::DataId(0),
+            Tensor::f64([3], vec![0.0, 5.0, 1.0]).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(eval(&st, &args).unwrap()[0].data, vec![0.0, 20.0, 6.0]);
     }
 
     /// An output that depends on no parameter becomes a stored tensor or constant.

@@ -591,6 +591,7 @@ fn sampler_chunk_kernels() {
             thin: 1,
             // SGLD reports no acceptance statistic to adapt on.
             adapt: (name != "sgld").then(Default::default),
+            minibatch: None,
         };
         let chunk = build_chunk(3, &[plan]).unwrap();
         let opts = PtxOptions {

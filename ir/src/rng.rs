@@ -25,6 +25,12 @@
 //! * [`init_counter`]`(k)`: the host's draws before sampling starts (the
 //!   initial jitter of entry `k` of the position), marked by [`INIT_BIT`].
 //!
+//! Minibatch inclusion draws (stochastic-gradient kernels with a batch
+//! size) use the same counters on their own stream,
+//! `stream(Purpose::Minibatch, chain)`: draw `k` of model `model` at sweep
+//! `sweep` decides whether point `k` of the model's subsampled constraints
+//! is in that step's batch.
+//!
 //! The fields cannot overlap while `sweep <` [`MAX_SWEEPS`], `model <`
 //! [`MAX_MODELS`] and `k <` [`MAX_DRAWS_PER_STEP`]; the compiler and the
 //! runtime reject solves beyond these limits, so every draw of a solve has
@@ -44,6 +50,12 @@ pub enum Purpose {
     NetInit,
     /// Sampler draws (index: the chain).
     Sampler,
+    /// Minibatch inclusion draws of stochastic-gradient kernels (index: the
+    /// chain). The counters are those of [`Purpose::Sampler`]:
+    /// [`draw_counter`]`(sweep, model, k)`, `k` the point's index among the
+    /// model's subsampled constraints, so they never meet a kernel's draws
+    /// (another stream) and each (sweep, model, point) has its own draw.
+    Minibatch,
     /// Test inputs.
     Test,
 }
@@ -55,6 +67,7 @@ impl Purpose {
             Purpose::ParamInit => 2,
             Purpose::NetInit => 3,
             Purpose::Sampler => 4,
+            Purpose::Minibatch => 5,
             Purpose::Test => 0xFF,
         }
     }
@@ -267,6 +280,7 @@ mod tests {
     #[test]
     fn streams_differ() {
         assert_ne!(stream(Purpose::Noise, 0), stream(Purpose::NetInit, 0));
+        assert_ne!(stream(Purpose::Sampler, 3), stream(Purpose::Minibatch, 3));
         assert_eq!(stream(Purpose::Noise, 5) & 0xFF, 5);
         assert!((0..1000).all(|i| laplace(3, 3, i).is_finite()));
         assert_ne!(words(1, 0, 0), words(1, 1, 0));

@@ -75,6 +75,7 @@ pub use solve::{
 
 pub use crux_compiler::optimise::EggLimits;
 pub use crux_compiler::pipeline::StageStats;
+pub use crux_compiler::sampler::minibatch::{Minibatch, WeightInput};
 pub use crux_ir::rng::MAX_SWEEPS;
 
 /// π, for writing `PI * &x`.

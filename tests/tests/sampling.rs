@@ -7,8 +7,6 @@ use crux_samples::problems::{Gauss100, Quickstart, GAUSS_DIM};
 use crux_tests::stats::within_4_mcse;
 use ndarray::Array2;
 
-/// Asserts `mean(q) = exact` within 4 MCSE, `q` a `(K, N)` quantity.
-
 fn chain(p: &Param) -> Array2<f64> {
     p.posterior().unwrap().entry(0, 0).unwrap()
 }

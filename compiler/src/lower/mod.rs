@@ -72,6 +72,21 @@ pub struct Layout {
     pub scratch: usize,
     /// The data tensors, in buffer order (buffer `3 + k` is data tensor `k`).
     pub data: Vec<Vec<f64>>,
+    /// The data buffers that are runtime inputs (the graph's runtime data,
+    /// see `crux_ir::graph::DataInfo::runtime`), in buffer order: the
+    /// caller maps them to buffers it writes, and `data` holds only their
+    /// default values.
+    pub inputs: Vec<RuntimeInput>,
+}
+
+/// A data buffer of a lowered function whose values the caller provides
+/// at each call (minibatch weights), named as in the graph.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuntimeInput {
+    /// Its index among the data buffers (buffer `3 + data`).
+    pub data: usize,
+    /// The graph's name of the tensor.
+    pub name: String,
 }
 
 /// Counts for reports: how much was fused.
@@ -231,6 +246,16 @@ impl<'g> Lowerer<'g> {
             dim,
             scratch,
             data: g.data().iter().map(|d| d.value.data.clone()).collect(),
+            inputs: g
+                .data()
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| d.runtime)
+                .map(|(k, d)| RuntimeInput {
+                    data: k,
+                    name: d.name.clone(),
+                })
+                .collect(),
         };
         let mut lw = Lowerer {
             g,

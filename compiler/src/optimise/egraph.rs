@@ -729,7 +729,14 @@ pub(crate) fn to_egraph(
                             dtype: an.dtype,
                         },
                         Op::Data(d) => {
-                            let facts = Facts::of_values(&graph.data()[d.index()].value.data);
+                            // A runtime input's stored values are only its
+                            // defaults: nothing is known about it.
+                            let info = &graph.data()[d.index()];
+                            let facts = if info.runtime {
+                                Facts::default()
+                            } else {
+                                Facts::of_values(&info.value.data)
+                            };
                             eg.analysis.leaf_facts.insert(a.0, facts);
                             Ew::Leaf {
                                 node: a.0,
@@ -1043,7 +1050,7 @@ pub(crate) fn from_extracted(
         b.dst.add_param(p.name.clone(), p.dtype, p.shape.clone());
     }
     for d in graph.data() {
-        b.dst.add_data(d.name.clone(), d.value.clone());
+        b.dst.add_data_info(d.clone());
     }
     for (name, out) in graph.outputs() {
         let item = b.item_of(*out)?;

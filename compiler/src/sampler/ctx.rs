@@ -154,8 +154,19 @@ impl Rng {
         sweep: Value,
         model: usize,
     ) -> Rng {
+        Rng::for_purpose(b, Purpose::Sampler, (seed, chain), sweep, model)
+    }
+
+    /// [`Rng::new`] on the streams of `purpose` (the same counters).
+    pub(crate) fn for_purpose(
+        b: &mut Builder,
+        purpose: Purpose,
+        (seed, chain): (Value, Value),
+        sweep: Value,
+        model: usize,
+    ) -> Rng {
         debug_assert!(model < MAX_MODELS, "model {model} out of range");
-        let tag = b.i64(stream(Purpose::Sampler, 0) as i64);
+        let tag = b.i64(stream(purpose, 0) as i64);
         let stream = b.binary(crux_ir::kernel::BinOp::Or, tag, chain);
         // `draw_counter(sweep, model, k)`: (sweep << 40 | model << 32) + k.
         let shift = b.i64(SWEEP_SHIFT as i64);
@@ -212,8 +223,10 @@ fn unit(b: &mut Builder, hi: Value, lo: Value) -> Value {
 pub struct Target {
     /// The lowered `logp_grad(theta, grad, scratch, data...) -> f64`.
     pub function: Function,
-    /// The caller's buffer for each data buffer of `function`.
-    pub data: Vec<BufferId>,
+    /// Where each data buffer of `function` lives in the caller: a
+    /// read-only data buffer, or a slot of [`WORK`] for runtime inputs
+    /// (minibatch weights).
+    pub data: Vec<BufferView>,
     /// The log-density's scratch space (in [`WORK`]).
     pub scratch: Vector,
     /// The whole position θ of all sampled models (in [`STATE`]).
@@ -240,7 +253,7 @@ impl Target {
         let lp = match self.full {
             None => {
                 bufs.extend([view(q), view(g), view(self.scratch)]);
-                bufs.extend(self.data.iter().map(|&buf| BufferView { buf, off: 0 }));
+                bufs.extend(self.data.iter().copied());
                 inline(b, &self.function, &bufs, &[])[0]
             }
             Some((theta, grad)) => {
@@ -254,7 +267,7 @@ impl Target {
                 };
                 at.copy_from(b, q);
                 bufs.extend([view(theta), view(grad), view(self.scratch)]);
-                bufs.extend(self.data.iter().map(|&buf| BufferView { buf, off: 0 }));
+                bufs.extend(self.data.iter().copied());
                 let lp = inline(b, &self.function, &bufs, &[])[0];
                 let from = Vector {
                     buf: grad.buf,

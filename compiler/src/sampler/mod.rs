@@ -11,6 +11,7 @@
 //!     if lo == 0: initialise every model (log-density, adaptation)
 //!     for sweep in lo..hi:
 //!         for model in models (fixed order, a Gibbs sweep):
+//!             draw minibatch weights (models with a batch size)
 //!             step; adapt if in warmup; store draw + diagnostics if kept
 //! ```
 //!
@@ -23,6 +24,7 @@ pub mod adapt;
 pub mod ctx;
 pub mod inline;
 pub mod kernels;
+pub mod minibatch;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -35,6 +37,7 @@ pub use adapt::{schedule, Adaptation, Schedule};
 pub use ctx::{Allocation, Rng, StepCtx, StepEnv, Target, Vector};
 use ctx::{DIAG, DRAWS, FIRST_DATA, STATE, WORK};
 use inline::{check_inlining, BufferView};
+pub use minibatch::{Minibatch, WeightInput};
 
 use crate::lower::Lowered;
 use crate::verify;
@@ -50,7 +53,8 @@ pub enum Family {
     /// custom Metropolis kernels).
     FullData,
     /// Stochastic-gradient MCMC: the kernel gets a gradient estimator (the
-    /// full-data gradient: SGLD, SGHMC).
+    /// full-data gradient, or a minibatch estimate when the model has a
+    /// [`Minibatch`]: SGLD, SGHMC).
     StochasticGradient,
 }
 
@@ -142,6 +146,10 @@ pub struct ModelPlan {
     pub thin: usize,
     /// Window adaptation during warmup, if any.
     pub adapt: Option<Adaptation>,
+    /// Subsampled likelihood: the weights the chunk function draws before
+    /// each step, one [`WeightInput`] per runtime input of `target` (matched
+    /// by name). `None`: the full batch (a target without runtime inputs).
+    pub minibatch: Option<Minibatch>,
 }
 
 impl ModelPlan {
@@ -158,6 +166,9 @@ pub struct ModelSlots {
     pub draws: usize,
     /// Offset of draw 0's diagnostics (`keep × fields` entries).
     pub diag: usize,
+    /// Work slot of the minibatch weights of the latest step
+    /// ([`Minibatch::len`] entries), if the model has a [`Minibatch`].
+    pub weights: Option<usize>,
     /// The diagnostic fields.
     pub fields: Vec<DiagField>,
     /// State slot of the step size.
@@ -298,14 +309,26 @@ pub fn build_chunk(dim: usize, models: &[ModelPlan]) -> Result<Chunk, KernelErro
                 m.target.layout.dim
             )));
         }
+        let p = format!("m{mi}.");
+        let weights = match &m.minibatch {
+            Some(mb) => {
+                mb.check(&m.name)?;
+                Some(work.slot(WORK, &format!("{p}minibatch_weights"), mb.len()))
+            }
+            None => None,
+        };
         let mut bufs = Vec::new();
         for (k, d) in m.target.layout.data.iter().enumerate() {
-            let id = b.buffer(format!("m{mi}_data{k}"), Ty::F64, Access::Read);
-            debug_assert_eq!(id.0, FIRST_DATA + data.len() as u32);
-            data.push(d.clone());
-            bufs.push(id);
+            match m.target.layout.inputs.iter().find(|i| i.data == k) {
+                Some(input) => bufs.push(weight_view(m, &input.name, d.len(), weights)?),
+                None => {
+                    let id = b.buffer(format!("m{mi}_data{k}"), Ty::F64, Access::Read);
+                    debug_assert_eq!(id.0, FIRST_DATA + data.len() as u32);
+                    data.push(d.clone());
+                    bufs.push(BufferView { buf: id, off: 0 });
+                }
+            }
         }
-        let p = format!("m{mi}.");
         let scratch = work.slot(WORK, &format!("{p}logp_scratch"), m.target.layout.scratch);
         let full = several.then(|| {
             (
@@ -334,6 +357,7 @@ pub fn build_chunk(dim: usize, models: &[ModelPlan]) -> Result<Chunk, KernelErro
         slots.push(ModelSlots {
             draws: draws_len,
             diag: diag_len,
+            weights: weights.map(|w| w.off),
             step_size: step_size.off,
             inverse_mass: imm.off,
             grad_evals: grad_evals.off,
@@ -361,7 +385,7 @@ pub fn build_chunk(dim: usize, models: &[ModelPlan]) -> Result<Chunk, KernelErro
                     off: t.scratch.off,
                 },
             ];
-            views.extend(t.data.iter().map(|&buf| BufferView { buf, off: 0 }));
+            views.extend(t.data.iter().copied());
             check_inlining(&t.function, &views).map_err(|e| invalid(e.to_string()))?;
         }
     }
@@ -376,6 +400,9 @@ pub fn build_chunk(dim: usize, models: &[ModelPlan]) -> Result<Chunk, KernelErro
         |b| {
             for (mi, m) in models.iter().enumerate() {
                 let sweep = b.i64(0);
+                // The weights of sweep 0, so that the target is defined
+                // wherever a kernel's init evaluates it.
+                draw_weights(b, m, &slots[mi], (mi, sweep, (seed, chain)));
                 let at = (mi, sweep, (seed, chain));
                 let mut ctx = model_ctx(b, &mut state, &mut work, m, at, &targets, true);
                 if let Err(e) = m.kernel.init(&mut ctx) {
@@ -395,6 +422,7 @@ pub fn build_chunk(dim: usize, models: &[ModelPlan]) -> Result<Chunk, KernelErro
             // With several models, other blocks moved since this model's
             // last step: its cached log-density is stale.
             let at = (mi, sweep, (seed, chain));
+            draw_weights(b, m, &slots[mi], at);
             let mut ctx = model_ctx(b, &mut state, &mut work, m, at, &targets, several);
             let env = ctx.env;
             let info = match m.kernel.step(&mut ctx) {
@@ -448,6 +476,62 @@ pub fn build_chunk(dim: usize, models: &[ModelPlan]) -> Result<Chunk, KernelErro
         sweeps: models.iter().map(ModelPlan::sweeps).max().unwrap_or(0),
         state,
     })
+}
+
+/// Where the runtime input `name` of model `m`'s target lives: its part of
+/// the model's weights slot (`weights`), or an error when the model has no
+/// minibatch, no weights of that name or weights of another length (`len`
+/// entries in the lowered function).
+fn weight_view(
+    m: &ModelPlan,
+    name: &str,
+    len: usize,
+    weights: Option<Vector>,
+) -> Result<BufferView, KernelError> {
+    let invalid = |msg: String| KernelError::Invalid {
+        function: "chunk".into(),
+        msg: format!("model `{}`: {msg}", m.name),
+    };
+    let (Some(mb), Some(slot)) = (&m.minibatch, weights) else {
+        return Err(invalid(format!(
+            "the log-density reads the runtime input `{name}` but the model has no minibatch"
+        )));
+    };
+    let mut off = slot.off;
+    for inp in &mb.inputs {
+        if inp.name == name {
+            if inp.points != len {
+                return Err(invalid(format!(
+                    "the runtime input `{name}` has {len} entries, its minibatch weights {}",
+                    inp.points
+                )));
+            }
+            return Ok(BufferView { buf: WORK, off });
+        }
+        off += inp.points;
+    }
+    Err(invalid(format!(
+        "the log-density reads the runtime input `{name}`, which is not one of its minibatch weights"
+    )))
+}
+
+/// Writes model `mi`'s minibatch weights of `sweep` (nothing without a
+/// minibatch).
+fn draw_weights(
+    b: &mut Builder,
+    m: &ModelPlan,
+    slots: &ModelSlots,
+    (mi, sweep, seed_chain): (usize, Value, (Value, Value)),
+) {
+    if let (Some(mb), Some(off)) = (&m.minibatch, slots.weights) {
+        let rng = Rng::for_purpose(b, crux_ir::rng::Purpose::Minibatch, seed_chain, sweep, mi);
+        let slot = Vector {
+            buf: WORK,
+            off,
+            len: mb.len(),
+        };
+        mb.emit(b, rng, slot);
+    }
 }
 
 /// The context of model `mi`'s step at `sweep`; with `refresh`, a

@@ -28,6 +28,7 @@ pub(crate) fn plan(
         keep,
         thin: 1,
         adapt: adapt.then(Adaptation::default),
+        minibatch: None,
     }
 }
 

@@ -106,6 +106,14 @@ pub struct DataInfo {
     pub name: String,
     /// The value; its dtype and shape are those of every node reading it.
     pub value: Tensor,
+    /// A runtime input: the caller of the compiled function writes its
+    /// values before each evaluation, and `value` is only its default (what
+    /// the interpreter reads). Passes treat it like a parameter that is not
+    /// differentiated: staging folds nothing that reads it, the optimiser
+    /// assumes nothing about its values, and lowering lists it in the
+    /// layout's runtime inputs. The minibatch weights of stochastic-gradient
+    /// kernels are runtime inputs.
+    pub runtime: bool,
 }
 
 /// A hash-consed tensor graph with named outputs.
@@ -124,11 +132,9 @@ impl PartialEq for Graph {
             && self.params == other.params
             && self.outputs == other.outputs
             && self.data.len() == other.data.len()
-            && self
-                .data
-                .iter()
-                .zip(&other.data)
-                .all(|(a, b)| a.name == b.name && a.value.bit_eq(&b.value))
+            && self.data.iter().zip(&other.data).all(|(a, b)| {
+                a.name == b.name && a.runtime == b.runtime && a.value.bit_eq(&b.value)
+            })
     }
 }
 
@@ -202,11 +208,53 @@ impl Graph {
 
     /// Stores a data tensor.
     pub fn add_data(&mut self, name: impl Into<String>, value: Tensor) -> DataId {
-        self.data.push(DataInfo {
+        self.add_data_info(DataInfo {
             name: name.into(),
             value,
-        });
+            runtime: false,
+        })
+    }
+
+    /// Stores a runtime input (see [`DataInfo::runtime`]) with default
+    /// values `value`.
+    pub fn add_runtime_data(&mut self, name: impl Into<String>, value: Tensor) -> DataId {
+        self.add_data_info(DataInfo {
+            name: name.into(),
+            value,
+            runtime: true,
+        })
+    }
+
+    /// Stores a data tensor described by `info` (a copy of another graph's
+    /// entry keeps its name, value and runtime flag).
+    pub fn add_data_info(&mut self, info: DataInfo) -> DataId {
+        self.data.push(info);
         DataId(self.data.len() as u32 - 1)
+    }
+
+    /// Replaces the value of runtime input `d` (same dtype and shape): the
+    /// values a compiled function would be given, for the interpreter.
+    /// Other data tensors may have been folded into the graph, so they
+    /// cannot be changed.
+    pub fn set_runtime_data(&mut self, d: DataId, value: Tensor) -> Result<(), GraphError> {
+        let info = self
+            .data
+            .get_mut(d.index())
+            .ok_or_else(|| GraphError::Dangling(format!("data {d} is not stored")))?;
+        if !info.runtime {
+            return Err(GraphError::Dangling(format!(
+                "data {d} (`{}`) is not a runtime input: its value may be folded into the graph",
+                info.name
+            )));
+        }
+        if info.value.dtype != value.dtype || info.value.shape != value.shape {
+            return Err(GraphError::Dangling(format!(
+                "data {d} (`{}`) is {}{}, the new value {}{}",
+                info.name, info.value.dtype, info.value.shape, value.dtype, value.shape
+            )));
+        }
+        info.value = value;
+        Ok(())
     }
 
     /// Marks `node` as an output called `name` (replacing an output of the same name).
@@ -706,6 +754,21 @@ impl Graph {
             .collect()
     }
 
+    /// The nodes whose values are only known at run time, in arena order:
+    /// parameters and runtime data tensors ([`DataInfo::runtime`]).
+    pub fn runtime_leaves(&self) -> Vec<NodeId> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| match n.op {
+                Op::Param(_) => true,
+                Op::Data(d) => self.data[d.index()].runtime,
+                _ => false,
+            })
+            .map(|(i, _)| NodeId(i as u32))
+            .collect()
+    }
+
     /// A new graph holding only what the outputs need, with duplicates
     /// merged and data/parameter tables kept (data tensors no longer read
     /// are dropped and renumbered).
@@ -719,8 +782,7 @@ impl Graph {
                 let nd = match data_map.get(d) {
                     Some(nd) => *nd,
                     None => {
-                        let info = &self.data[d.index()];
-                        let nd = g.add_data(info.name.clone(), info.value.clone());
+                        let nd = g.add_data_info(self.data[d.index()].clone());
                         data_map.insert(*d, nd);
                         nd
                     }

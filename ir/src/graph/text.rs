@@ -24,7 +24,7 @@
 //! ```text
 //! line    := param | data | node | output
 //! param   := "param" p<N> STRING type
-//! data    := "data" d<N> STRING type "=" "[" (HEX ("," HEX)*)? "]"
+//! data    := "data" d<N> STRING type "runtime"? "=" "[" (HEX ("," HEX)*)? "]"
 //! node    := %<N> "=" OPNAME attrs? operands ":" type
 //! output  := "output" STRING "=" %<N>
 //! type    := DTYPE "[" (INT ("," INT)*)? "]"          e.g. f64[3,1], f32[]
@@ -37,6 +37,8 @@
 //! Ids are arena indices and must be sequential (`p0, p1, ...`,
 //! `d0, d1, ...`, `%0, %1, ...`); nodes are rebuilt through [`Graph::add`],
 //! so every type rule is checked and reported with its line number.
+//! `runtime` after a data tensor's type marks a runtime input
+//! ([`DataInfo::runtime`]); its values are the defaults.
 
 use std::collections::HashSet;
 use std::fmt::{self, Write as _};
@@ -44,7 +46,7 @@ use std::fmt::{self, Write as _};
 use super::interp::Tensor;
 use super::op::{BinaryOp, CmpOp, Op, UnaryOp};
 use super::types::{DType, DataId, NodeId, ParamId, Shape};
-use super::{Graph, GraphError, Node};
+use super::{DataInfo, Graph, GraphError, Node};
 
 /// Data tensors with at most this many elements get a decimal comment.
 const DATA_COMMENT_MAX: usize = 8;
@@ -99,11 +101,12 @@ impl fmt::Display for Printer<'_> {
             let t = &d.value;
             write!(
                 f,
-                "data {} {} {}{} = [",
+                "data {} {} {}{}{} = [",
                 DataId(i as u32),
                 Quoted(&d.name),
                 t.dtype,
-                t.shape
+                t.shape,
+                if d.runtime { " runtime" } else { "" }
             )?;
             for (j, v) in t.data.iter().enumerate() {
                 if j > 0 {
@@ -656,6 +659,10 @@ impl Parser {
         }
         let name = c.string("a quoted data name")?;
         let (dtype, shape) = c.ty()?;
+        let runtime = matches!(c.peek(), Some(Tok::Word(w)) if w == "runtime");
+        if runtime {
+            c.pos += 1;
+        }
         c.punct('=')?;
         c.punct('[')?;
         let mut values = Vec::new();
@@ -682,14 +689,15 @@ impl Parser {
             ));
         }
         // Built directly (not `Tensor::new`) so the bits are kept as written.
-        self.graph.add_data(
+        self.graph.add_data_info(DataInfo {
             name,
-            Tensor {
+            value: Tensor {
                 dtype,
                 shape,
                 data: values,
             },
-        );
+            runtime,
+        });
         Ok(())
     }
 
@@ -867,13 +875,15 @@ mod tests {
             Tensor::new(DType::F32, [2], vec![0.1, -0.0]).unwrap(),
         );
         let d3 = g.add_data("empty", Tensor::f64([0, 2], vec![]).unwrap());
+        let d4 = g.add_runtime_data("weights", Tensor::f64([3], vec![1.0, 0.0, 2.5]).unwrap());
         let x = g.param(p0).unwrap();
         let s = g.param(p1).unwrap();
         let m = g.data_node(d0).unwrap();
         let big = g.data_node(d1).unwrap();
         let f = g.data_node(d2).unwrap();
         let e = g.data_node(d3).unwrap();
-        let mut outs = vec![big, f, e, s];
+        let w = g.data_node(d4).unwrap();
+        let mut outs = vec![big, f, e, s, w];
         for bits in [
             f64::NAN.to_bits(),
             0x7ff8_dead_beef_0001,
@@ -945,6 +955,10 @@ mod tests {
         // NaN payloads and -0.0 survive bit for bit.
         assert_eq!(h.data()[0].value.data[4].to_bits(), 0x7ff0_0000_0000_0001);
         assert_eq!(h.data()[0].value.data[1].to_bits(), (-0.0f64).to_bits());
+        // The runtime flag survives, and only where it was set.
+        let runtime: Vec<bool> = h.data().iter().map(|d| d.runtime).collect();
+        assert_eq!(runtime, [false, false, false, false, true]);
+        assert!(s.contains("data d4 \"weights\" f64[3] runtime = ["), "{s}");
     }
 
     #[test]

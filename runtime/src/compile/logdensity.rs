@@ -1,7 +1,11 @@
 //! The log-density of sampled models and its gradient.
 //!
 //! `log p(θ) = − likelihood_scale · mean_c L_c(θ) + Σ_models log prior(θ_model)`
-//! (DESIGN §6). Sampled models' leaves are the position θ, flattened in the
+//! (DESIGN §6). With a batch size `n` ([`LogDensityBuilder::batch_size`]),
+//! each constraint with more than `n` points has weights: `L_c =
+//! mean(w_c ⊙ r_c²)` (`.mse()`) or `mean(w_c ⊙ |r_c|)` (`.mae()`), `w_c` a
+//! runtime input of the graph (one weight per point) that the chunk
+//! function draws before each step (see `crux_compiler::sampler::minibatch`). Sampled models' leaves are the position θ, flattened in the
 //! order the models were selected and, within a model, in leaf order;
 //! every other model enters at its current value. The expression is traced
 //! to the graph IR, differentiated in reverse mode, staged and optimised by
@@ -15,11 +19,14 @@ use crux_compiler::pipeline::LOGP_OUTPUT;
 use crux_compiler::pipeline::{
     compile_log_density, grad_output_name, OptimisedLogDensity, StageStats,
 };
-use crux_ir::graph::{eval_all, DType, Graph, Tensor};
+use crux_compiler::sampler::minibatch::{Minibatch, WeightInput, WEIGHTS_PREFIX};
+use crux_ir::graph::{eval_all, BinaryOp, DType, Graph, NodeId, Shape, Tensor, UnaryOp};
 
 use crate::compile::problem::Problem;
 use crate::compile::trace::Tracer;
 use crate::error::{Error, Result};
+use crate::model::constraint::Reduction;
+use crate::model::expr::Expr;
 use crate::model::param::{Model, Param};
 use crate::model::prior::Prior;
 
@@ -52,6 +59,7 @@ pub struct LogDensityBuilder<'a> {
     crux: &'a Problem,
     sampled: Vec<Sampled>,
     likelihood_scale: f64,
+    batch_size: Option<usize>,
     limits: EggLimits,
 }
 
@@ -61,6 +69,7 @@ impl<'a> LogDensityBuilder<'a> {
             crux,
             sampled: Vec::new(),
             likelihood_scale: 1.0,
+            batch_size: None,
             limits: EggLimits::default(),
         }
     }
@@ -102,6 +111,19 @@ impl<'a> LogDensityBuilder<'a> {
         self
     }
 
+    /// Subsamples the points of each constraint with more than `n` points
+    /// (`n ≥ 1`; the points are the leading axis of a residual that reads a
+    /// domain): its loss becomes `mean(w ⊙ r²)` (or `mean(w ⊙ |r|)`) with
+    /// per-point weights `w`, a runtime input of the graph (see
+    /// [`LogDensity::minibatch`]). The graph's stored weights are ones, so
+    /// [`LogDensity::logp_and_grad`] is the full-batch value;
+    /// [`LogDensity::logp_and_grad_weighted`] evaluates other weights. This
+    /// is how `Bayesian::batch_size` builds a model's log-density.
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = Some(n);
+        self
+    }
+
     /// Limits of the e-graph optimiser.
     pub fn egg_limits(mut self, limits: EggLimits) -> Self {
         self.limits = limits;
@@ -115,6 +137,12 @@ impl<'a> LogDensityBuilder<'a> {
             return Err(Error::InvalidArgument {
                 what: "likelihood_scale".into(),
                 reason: format!("likelihood_scale must be positive, got {s}"),
+            });
+        }
+        if self.batch_size == Some(0) {
+            return Err(Error::InvalidArgument {
+                what: "batch_size".into(),
+                reason: "batch_size must be >= 1, got 0".into(),
             });
         }
         if self.sampled.is_empty() {
@@ -148,13 +176,27 @@ impl<'a> LogDensityBuilder<'a> {
                 offset += p.len();
             }
         }
-        let mut logp = self.crux.loss() * (-s);
-        for m in &self.sampled {
-            if let Some(p) = &m.prior {
-                logp = logp + p.log_prior(&m.leaves)?;
+        let (out, minibatch) = match self.batch_size {
+            None => {
+                let mut logp = self.crux.loss() * (-s);
+                for m in &self.sampled {
+                    if let Some(p) = &m.prior {
+                        logp = logp + p.log_prior(&m.leaves)?;
+                    }
+                }
+                (tracer.trace(&logp)?, None)
             }
-        }
-        let out = tracer.trace(&logp)?;
+            Some(n) => {
+                let mut priors = Vec::new();
+                for m in &self.sampled {
+                    if let Some(p) = &m.prior {
+                        priors.push(p.log_prior(&m.leaves)?);
+                    }
+                }
+                let (out, mb) = trace_weighted(&mut tracer, self.crux, s, n, &priors)?;
+                (out, Some(mb))
+            }
+        };
         tracer.graph.set_output(LOGP_OUTPUT, out);
         let compiled = compile_log_density(&tracer.graph, &self.limits)?;
         let initial = self
@@ -168,8 +210,77 @@ impl<'a> LogDensityBuilder<'a> {
             dim: offset,
             points: self.crux.num_points(),
             initial,
+            minibatch,
         })
     }
+}
+
+/// The points of constraint residual `r` that a batch of `n` subsamples:
+/// its leading axis when it reads a domain's points and has more than `n`.
+fn subsampled_points(r: &Expr, n: usize) -> Option<usize> {
+    // A residual that reads no domain has no points.
+    r.0.domain?;
+    r.shape().first().copied().filter(|&p| p > n)
+}
+
+/// Traces `−scale · mean_c L_c + Σ priors` with minibatch weights on every
+/// constraint that has more than `batch_size` points; the same graph ops as
+/// tracing [`Problem::loss`] otherwise (`L_c = sum(w ⊙ r²) · (1 / numel)`,
+/// with `w` broadcast over the residual's trailing axes).
+fn trace_weighted(
+    tracer: &mut Tracer,
+    problem: &Problem,
+    scale: f64,
+    batch_size: usize,
+    priors: &[Expr],
+) -> Result<(NodeId, Minibatch)> {
+    let mut mb = Minibatch {
+        batch_size,
+        inputs: Vec::new(),
+    };
+    let constraints = problem.constraints();
+    let mut total: Option<NodeId> = None;
+    for (ci, c) in constraints.iter().enumerate() {
+        let l = match subsampled_points(c.residual(), batch_size) {
+            None => tracer.trace(&c.value())?,
+            Some(points) => {
+                let r = tracer.trace(c.residual())?;
+                let (dtype, shape) = {
+                    let (d, sh) = tracer.graph.ty(r);
+                    (d, sh.clone())
+                };
+                let mut wshape = vec![1; shape.rank()];
+                wshape[0] = points;
+                let name = format!("{WEIGHTS_PREFIX}{ci}");
+                let w = tracer.runtime_data(name.clone(), Tensor::full(dtype, wshape, 1.0))?;
+                mb.inputs.push(WeightInput { name, points });
+                let g = &mut tracer.graph;
+                let v = match c.reduction() {
+                    Reduction::MeanSquare => g.binary_bcast(BinaryOp::Mul, r, r)?,
+                    Reduction::MeanAbs => g.unary(UnaryOp::Abs, r)?,
+                };
+                let wv = g.binary_bcast(BinaryOp::Mul, w, v)?;
+                let sum = g.sum_all(wv)?;
+                let inv = g.constant(1.0 / shape.numel() as f64, dtype, Shape::scalar())?;
+                g.binary_bcast(BinaryOp::Mul, sum, inv)?
+            }
+        };
+        total = Some(match total {
+            None => l,
+            Some(t) => tracer.graph.binary_bcast(BinaryOp::Add, t, l)?,
+        });
+    }
+    let total = total.expect("Problem::new refuses an empty constraint list");
+    let g = &mut tracer.graph;
+    let inv = g.constant(1.0 / constraints.len() as f64, DType::F64, Shape::scalar())?;
+    let loss = g.binary_bcast(BinaryOp::Mul, total, inv)?;
+    let neg = g.constant(-scale, DType::F64, Shape::scalar())?;
+    let mut lp = g.binary_bcast(BinaryOp::Mul, loss, neg)?;
+    for p in priors {
+        let pn = tracer.trace(p)?;
+        lp = tracer.graph.binary_bcast(BinaryOp::Add, lp, pn)?;
+    }
+    Ok((lp, mb))
 }
 
 /// A compiled log-density with its gradient.
@@ -180,9 +291,66 @@ pub struct LogDensity {
     dim: usize,
     points: usize,
     initial: Vec<f64>,
+    minibatch: Option<Minibatch>,
 }
 
 impl LogDensity {
+    /// The minibatch of a log-density built with
+    /// [`LogDensityBuilder::batch_size`]: the batch size and one weight
+    /// input per subsampled constraint (none when every constraint has at
+    /// most that many points). [`Minibatch::weights`] gives the weights a
+    /// chain's step draws.
+    pub fn minibatch(&self) -> Option<&Minibatch> {
+        self.minibatch.as_ref()
+    }
+
+    /// `log p(θ)` and its gradient with minibatch weights `weights` (one
+    /// vector per [`Minibatch::inputs`] entry, of its points), by the
+    /// reference interpreter on the optimised graph: the estimate a
+    /// stochastic-gradient step with those weights uses.
+    pub fn logp_and_grad_weighted(
+        &self,
+        theta: &[f64],
+        weights: &[Vec<f64>],
+    ) -> Result<(f64, Vec<f64>)> {
+        let bad = |reason: String| Error::InvalidArgument {
+            what: "minibatch weights".into(),
+            reason,
+        };
+        let mb = self.minibatch.as_ref().ok_or_else(|| {
+            bad("the log-density has no minibatch: build it with `.batch_size(n)`".into())
+        })?;
+        if weights.len() != mb.inputs.len() {
+            return Err(bad(format!(
+                "{} weight vectors for {} subsampled constraints",
+                weights.len(),
+                mb.inputs.len()
+            )));
+        }
+        let mut g = self.graph().clone();
+        for (inp, w) in mb.inputs.iter().zip(weights) {
+            if w.len() != inp.points {
+                return Err(bad(format!(
+                    "{} weights for `{}`, which has {} points",
+                    w.len(),
+                    inp.name,
+                    inp.points
+                )));
+            }
+            // The optimiser drops weights nothing reads.
+            let found = g
+                .data()
+                .iter()
+                .position(|d| d.runtime && d.name == inp.name);
+            if let Some(k) = found {
+                let old = &g.data()[k].value;
+                let value = Tensor::new(old.dtype, old.shape.clone(), w.clone())?;
+                g.set_runtime_data(crux_ir::DataId(k as u32), value)?;
+            }
+        }
+        self.eval_graph(&g, "optimised", theta)
+    }
+
     /// Dimension of θ.
     pub fn dim(&self) -> usize {
         self.dim
@@ -260,7 +428,12 @@ impl LogDensity {
 
     /// `log p(θ)` and `∇θ log p(θ)` from the graph of `stage`.
     pub fn logp_and_grad_at_stage(&self, stage: &str, theta: &[f64]) -> Result<(f64, Vec<f64>)> {
-        let g = self.stage_graph(stage)?;
+        self.eval_graph(self.stage_graph(stage)?, stage, theta)
+    }
+
+    /// `log p(θ)` and `∇θ log p(θ)` from `g`, the graph of `stage` (or a
+    /// copy with other runtime inputs).
+    fn eval_graph(&self, g: &Graph, stage: &str, theta: &[f64]) -> Result<(f64, Vec<f64>)> {
         let params = self.split(theta)?;
         let mut outs = vec![g.output(LOGP_OUTPUT)?];
         for i in 0..self.layout.len() {

@@ -67,6 +67,13 @@ impl Tracer {
         id
     }
 
+    /// A runtime input of default value `t` (minibatch weights): never a
+    /// constant, whatever its values (see `DataInfo::runtime`).
+    pub fn runtime_data(&mut self, name: String, t: Tensor) -> Result<NodeId> {
+        let d = self.graph.add_runtime_data(name, t);
+        Ok(self.graph.data_node(d)?)
+    }
+
     fn data(&mut self, name: String, t: Tensor) -> Result<NodeId> {
         if let Some(v) = t.uniform_value() {
             return Ok(self.graph.constant(v, t.dtype, t.shape.clone())?);

@@ -98,6 +98,7 @@ pub struct Bayesian {
     pub(crate) alpha: Option<f64>,
     pub(crate) beta: Option<f64>,
     pub(crate) target_acceptance: Option<f64>,
+    pub(crate) batch_size: Option<usize>,
 }
 
 impl Bayesian {
@@ -118,6 +119,7 @@ impl Bayesian {
             alpha: None,
             beta: None,
             target_acceptance: None,
+            batch_size: None,
         }
     }
     /// NUTS (`step_size` optional: window adaptation picks one).
@@ -222,6 +224,25 @@ impl Bayesian {
         self.target_acceptance = Some(delta);
         self
     }
+    /// Minibatch size of the stochastic-gradient kernels (sgld, sghmc; at
+    /// least 1). Default: the full batch (every point at every step).
+    ///
+    /// Before each step, each point of each constraint with `P > n` points
+    /// (the leading axis of its residual) is in the batch independently
+    /// with probability `q = n / P` and then weighs `1 / q`, so `L_c =
+    /// mean(w ⊙ r²)` (`mean(w ⊙ |r|)` for `.mae()`) and its gradient are
+    /// unbiased estimates of the full-batch ones. The batch has `n` points
+    /// in expectation, not exactly; constraints with at most `n` points are
+    /// always whole. SGHMC keeps one batch for all the integration steps of
+    /// a transition (as blackjax does). The draws come from the
+    /// counter-based generator, so they are the same on every backend. This
+    /// version still evaluates every point at every step (the weights
+    /// multiply the residuals): it gives the SG-MCMC semantics, not yet the
+    /// speed-up.
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = Some(n);
+        self
+    }
     /// The kernel.
     pub fn kernel(&self) -> &KernelChoice {
         &self.kernel
@@ -324,6 +345,18 @@ impl Bayesian {
             return Err(format!(
                 "kernel `{name}` takes no target_acceptance (only HMC-family kernels adapt a step size)"
             ));
+        }
+        if let Some(n) = self.batch_size {
+            if !matches!(self.kernel, KernelChoice::Sgld | KernelChoice::Sghmc) {
+                return Err(format!(
+                    "kernel `{name}` takes no batch_size (only the stochastic-gradient kernels sgld and sghmc subsample the points; the others need the full-batch log-density)"
+                ));
+            }
+            if n < 1 {
+                return Err(format!(
+                    "batch_size must be >= 1, got {n} (leave it unset for the full batch)"
+                ));
+            }
         }
         if let KernelChoice::Sghmc = self.kernel {
             let (alpha, beta) = self.sghmc_friction();

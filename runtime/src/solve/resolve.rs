@@ -28,6 +28,8 @@ pub(crate) struct Resolved {
     pub step_size: f64,
     pub inverse_mass: Vec<f64>,
     pub target_acceptance: f64,
+    /// Minibatch size (SG kernels), `None` for the full batch.
+    pub batch_size: Option<usize>,
 }
 
 /// Checks the configuration of model `model` with `dim` entries (errors
@@ -84,5 +86,6 @@ pub(crate) fn resolve(cfg: &Bayesian, model: &str, dim: usize) -> Result<Resolve
         step_size: cfg.step_size.unwrap_or(1.0),
         inverse_mass,
         target_acceptance: cfg.target_acceptance.unwrap_or(DEFAULT_TARGET_ACCEPTANCE),
+        batch_size: cfg.batch_size,
     })
 }

@@ -1,5 +1,9 @@
-//! Stochastic-gradient kernels (the gradient estimator is the full-data
-//! gradient, as in the reference library: no point-level minibatching).
+//! Stochastic-gradient kernels. The gradient estimator is the target's
+//! gradient: the full-data gradient by default (as in the reference
+//! library), or an unbiased minibatch estimate when the model has a
+//! [`Minibatch`](crate::sampler::Minibatch) (the chunk function draws the
+//! per-point weights before each step; SGHMC keeps them for all the
+//! integration steps of a transition, as blackjax keeps its minibatch).
 
 use crux_ir::kernel::KernelError;
 use crux_ir::rng::MAX_DRAWS_PER_STEP;

@@ -341,6 +341,9 @@ fn log_configuration(members: &[Member], k: usize, log: &dyn Fn(String)) {
             }
             Role::Sampled(s) => s,
         };
+        let batch = s.batch_size.map_or(String::new(), |n| {
+            format!(", batch_size={n} (points per constraint and step, in expectation)")
+        });
         let fields: Vec<&str> = s.kernel.diagnostics().iter().map(|f| f.name).collect();
         let diag = if fields.is_empty() {
             "none (kernel has no info record)".to_string()
@@ -348,7 +351,7 @@ fn log_configuration(members: &[Member], k: usize, log: &dyn Fn(String)) {
             fields.join(", ")
         };
         log(format!(
-            "Model '{}': Bayesian sampling via '{}' (kind={}, warmup={}, keep={}, thin={}, adapt={}, chains={k}, prior={:?}, diagnostics={diag})",
+            "Model '{}': Bayesian sampling via '{}' (kind={}, warmup={}, keep={}, thin={}, adapt={}, chains={k}, prior={:?}{batch}, diagnostics={diag})",
             m.name,
             s.kernel.name(),
             match s.kernel.family() {
@@ -365,18 +368,22 @@ fn log_configuration(members: &[Member], k: usize, log: &dyn Fn(String)) {
 }
 
 /// One conditional log-density per member over the whole θ (a sampled
-/// member's prior and likelihood scale; `−loss` for an optimised one; the
-/// others' blocks as inputs), lowered and fused into the chunk function.
+/// member's prior, likelihood scale and minibatch weights; `−loss` for an
+/// optimised one; the others' blocks as inputs), lowered and fused into the
+/// chunk function.
 /// An optimised member steps in all `epochs` sweeps.
 fn chunk_function(problem: &Problem, members: &[Member], epochs: usize) -> Result<Chunk> {
     let dim = members.iter().map(|s| s.len).sum();
     let mut plans = Vec::new();
     for (i, s) in members.iter().enumerate() {
-        let (scale, prior) = match &s.role {
-            Role::Sampled(r) => (r.likelihood_scale, Some(r.prior.clone())),
-            Role::Optimised(_) => (1.0, None),
+        let (scale, prior, batch) = match &s.role {
+            Role::Sampled(r) => (r.likelihood_scale, Some(r.prior.clone()), r.batch_size),
+            Role::Optimised(_) => (1.0, None, None),
         };
         let mut b = problem.log_density().likelihood_scale(scale);
+        if let Some(n) = batch {
+            b = b.batch_size(n);
+        }
         for (j, o) in members.iter().enumerate() {
             let prior = if i == j { prior.clone() } else { None };
             b = b.slot(&o.name, o.id, &o.leaves, prior);
@@ -397,6 +404,7 @@ fn chunk_function(problem: &Problem, members: &[Member], epochs: usize) -> Resul
                 adapt: r.adapt.then_some(Adaptation {
                     target_acceptance: r.target_acceptance,
                 }),
+                minibatch: ld.minibatch().filter(|mb| !mb.is_empty()).cloned(),
             },
             Role::Optimised(opt) => {
                 let (warmup, keep, thin) = s.record.unwrap_or((epochs, 0, 1));
@@ -410,6 +418,7 @@ fn chunk_function(problem: &Problem, members: &[Member], epochs: usize) -> Resul
                     keep,
                     thin,
                     adapt: None,
+                    minibatch: None,
                 }
             }
         };
