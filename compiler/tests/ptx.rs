@@ -592,6 +592,7 @@ fn sampler_chunk_kernels() {
             // SGLD reports no acceptance statistic to adapt on.
             adapt: (name != "sgld").then(Default::default),
             minibatch: None,
+            repeats: 1,
         };
         let chunk = build_chunk(3, &[plan]).unwrap();
         let opts = PtxOptions {

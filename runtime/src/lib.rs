@@ -70,7 +70,8 @@ pub use model::{
     Prior, Reduction, MAX_ELEMENTS, MAX_LAYERS, MAX_NET_PARAMS, MAX_PARAM_ENTRIES, MAX_RANK,
 };
 pub use solve::{
-    Crux, JsonlTracker, Metrics, ModelReport, Samples, Solution, SolveOptions, Tiering, Tracker,
+    Crux, JsonlTracker, Metrics, ModelReport, Samples, Solution, SolveOptions, Substep, Tiering,
+    Tracker,
 };
 
 pub use crux_compiler::optimise::EggLimits;

@@ -42,6 +42,13 @@ pub use minibatch::{Minibatch, WeightInput};
 use crate::lower::Lowered;
 use crate::verify;
 
+/// Bit position of a step's repetition in the random stream index (the
+/// chain's index is below it): repetition `r` of a model's step in one
+/// sweep draws from stream `chain | r << REPEAT_SHIFT`; `r = 0` is the
+/// chain's own stream, so a model stepping once per sweep draws exactly as
+/// before.
+pub const REPEAT_SHIFT: i64 = 32;
+
 /// The most sampled models one chunk function can sweep (the draw counter
 /// keeps the model index in 8 bits: [`crux_ir::rng::MAX_MODELS`]).
 pub const MAX_MODELS: usize = crux_ir::rng::MAX_MODELS;
@@ -146,6 +153,10 @@ pub struct ModelPlan {
     pub thin: usize,
     /// Window adaptation during warmup, if any.
     pub adapt: Option<Adaptation>,
+    /// Steps of this model per sweep (a substep's step count; 1 usually).
+    /// Repetition `r` draws from the chain's stream `r` (see
+    /// [`REPEAT_SHIFT`]); the kept draw is the last step's position.
+    pub repeats: usize,
     /// Subsampled likelihood: the weights the chunk function draws before
     /// each step, one [`WeightInput`] per runtime input of `target` (matched
     /// by name). `None`: the full batch (a target without runtime inputs).
@@ -419,41 +430,59 @@ pub fn build_chunk(dim: usize, models: &[ModelPlan]) -> Result<Chunk, KernelErro
 
     b.for_(lo, hi, &[], |b, sweep, _| {
         for (mi, m) in models.iter().enumerate() {
-            // With several models, other blocks moved since this model's
-            // last step: its cached log-density is stale.
-            let at = (mi, sweep, (seed, chain));
-            draw_weights(b, m, &slots[mi], at);
-            let mut ctx = model_ctx(b, &mut state, &mut work, m, at, &targets, several);
-            let env = ctx.env;
-            let info = match m.kernel.step(&mut ctx) {
-                Ok(i) => i,
-                Err(e) => {
-                    err.get_or_insert(e);
-                    StepInfo::default()
+            let mut step = |b: &mut Builder, chain: Value| {
+                // With several models, other blocks moved since this model's
+                // last step: its cached log-density is stale.
+                let at = (mi, sweep, (seed, chain));
+                draw_weights(b, m, &slots[mi], at);
+                let mut ctx = model_ctx(b, &mut state, &mut work, m, at, &targets, several);
+                let env = ctx.env;
+                let info = match m.kernel.step(&mut ctx) {
+                    Ok(i) => i,
+                    Err(e) => {
+                        err.get_or_insert(e);
+                        StepInfo::default()
+                    }
+                };
+                if info.diagnostics.len() != slots[mi].fields.len() {
+                    err.get_or_insert(invalid(format!(
+                        "kernel `{}` returned {} diagnostics for {} fields",
+                        m.kernel.name(),
+                        info.diagnostics.len(),
+                        slots[mi].fields.len()
+                    )));
+                    return;
                 }
-            };
-            if info.diagnostics.len() != slots[mi].fields.len() {
-                err.get_or_insert(invalid(format!(
-                    "kernel `{}` returned {} diagnostics for {} fields",
-                    m.kernel.name(),
-                    info.diagnostics.len(),
-                    slots[mi].fields.len()
-                )));
-                continue;
-            }
-            if let Some(adaptation) = &m.adapt {
-                match info.accept_stat {
-                    Some(a) => adapt::update(&mut ctx, m.warmup, adaptation, a),
-                    None => {
-                        err.get_or_insert(invalid(format!(
-                            "kernel `{}` is adapted but reports no acceptance statistic",
-                            m.kernel.name()
-                        )));
+                if let Some(adaptation) = &m.adapt {
+                    match info.accept_stat {
+                        Some(a) => adapt::update(&mut ctx, m.warmup, adaptation, a),
+                        None => {
+                            err.get_or_insert(invalid(format!(
+                                "kernel `{}` is adapted but reports no acceptance statistic",
+                                m.kernel.name()
+                            )));
+                        }
                     }
                 }
-            }
-            if m.keep > 0 {
-                collect(ctx.b, m, &slots[mi], sweep, env.position, &info.diagnostics);
+                if m.keep > 0 {
+                    collect(ctx.b, m, &slots[mi], sweep, env.position, &info.diagnostics);
+                }
+            };
+            if m.repeats <= 1 {
+                step(b, chain);
+            } else {
+                // Repetition r draws from the chain's stream r (the stream
+                // index `chain | r << 32`; r = 0 is the chain's own), so
+                // every step of a sweep has its own draws; the last one's
+                // position is the kept draw.
+                let (r0, r1) = (b.i64(0), b.i64(m.repeats as i64));
+                b.for_(r0, r1, &[], |b, rep, _| {
+                    let shift = b.i64(REPEAT_SHIFT);
+                    let high = b.shl(rep, shift);
+                    let chain = b.binary(crux_ir::kernel::BinOp::Or, chain, high);
+                    step(b, chain);
+                    vec![]
+                });
             }
         }
         vec![]

@@ -29,6 +29,7 @@ pub(crate) fn plan(
         thin: 1,
         adapt: adapt.then(Adaptation::default),
         minibatch: None,
+        repeats: 1,
     }
 }
 

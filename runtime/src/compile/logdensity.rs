@@ -61,6 +61,8 @@ pub struct LogDensityBuilder<'a> {
     likelihood_scale: f64,
     batch_size: Option<usize>,
     limits: EggLimits,
+    /// A subset of the constraints (default: all).
+    only: Option<Vec<usize>>,
 }
 
 impl<'a> LogDensityBuilder<'a> {
@@ -71,6 +73,7 @@ impl<'a> LogDensityBuilder<'a> {
             likelihood_scale: 1.0,
             batch_size: None,
             limits: EggLimits::default(),
+            only: None,
         }
     }
 
@@ -102,6 +105,14 @@ impl<'a> LogDensityBuilder<'a> {
             prior,
             whole: false,
         });
+        self
+    }
+
+    /// Only the constraints `which` (indices in `Crux::new` order) form the
+    /// likelihood term: `−scale · mean_{c ∈ which} L_c` (a substep's
+    /// log-density). Default: every constraint.
+    pub fn constraints(mut self, which: impl IntoIterator<Item = usize>) -> Self {
+        self.only = Some(which.into_iter().collect());
         self
     }
 
@@ -161,6 +172,13 @@ impl<'a> LogDensityBuilder<'a> {
                 return Err(Error::ModelNotInProblem(m.name.clone()));
             }
         }
+        let which: Vec<usize> = match &self.only {
+            Some(w) => {
+                self.crux.check_constraints(w)?;
+                w.clone()
+            }
+            None => (0..self.crux.constraints().len()).collect(),
+        };
         let mut tracer = Tracer::new(self.crux.seed(), self.crux.noise().clone());
         let mut layout = Vec::new();
         let mut offset = 0;
@@ -178,7 +196,7 @@ impl<'a> LogDensityBuilder<'a> {
         }
         let (out, minibatch) = match self.batch_size {
             None => {
-                let mut logp = self.crux.loss() * (-s);
+                let mut logp = self.crux.loss_of(&which) * (-s);
                 for m in &self.sampled {
                     if let Some(p) = &m.prior {
                         logp = logp + p.log_prior(&m.leaves)?;
@@ -193,7 +211,7 @@ impl<'a> LogDensityBuilder<'a> {
                         priors.push(p.log_prior(&m.leaves)?);
                     }
                 }
-                let (out, mb) = trace_weighted(&mut tracer, self.crux, s, n, &priors)?;
+                let (out, mb) = trace_weighted(&mut tracer, self.crux, &which, s, n, &priors)?;
                 (out, Some(mb))
             }
         };
@@ -230,6 +248,7 @@ fn subsampled_points(r: &Expr, n: usize) -> Option<usize> {
 fn trace_weighted(
     tracer: &mut Tracer,
     problem: &Problem,
+    which: &[usize],
     scale: f64,
     batch_size: usize,
     priors: &[Expr],
@@ -240,7 +259,8 @@ fn trace_weighted(
     };
     let constraints = problem.constraints();
     let mut total: Option<NodeId> = None;
-    for (ci, c) in constraints.iter().enumerate() {
+    for &ci in which {
+        let c = &constraints[ci];
         let l = match subsampled_points(c.residual(), batch_size) {
             None => tracer.trace(&c.value())?,
             Some(points) => {
@@ -272,7 +292,7 @@ fn trace_weighted(
     }
     let total = total.expect("Problem::new refuses an empty constraint list");
     let g = &mut tracer.graph;
-    let inv = g.constant(1.0 / constraints.len() as f64, DType::F64, Shape::scalar())?;
+    let inv = g.constant(1.0 / which.len() as f64, DType::F64, Shape::scalar())?;
     let loss = g.binary_bcast(BinaryOp::Mul, total, inv)?;
     let neg = g.constant(-scale, DType::F64, Shape::scalar())?;
     let mut lp = g.binary_bcast(BinaryOp::Mul, loss, neg)?;

@@ -10,7 +10,7 @@ use crate::compile::trace::{NoiseTable, Tracer};
 use crate::error::{Error, Result};
 use crate::model::constraint::Constraint;
 use crate::model::expr::{Expr, Kind};
-use crate::model::ids::DomainId;
+use crate::model::ids::{DomainId, LeafId};
 use crate::model::registry::ModelInfo;
 
 /// The default seed of a problem's data (as in the reference library).
@@ -127,16 +127,58 @@ impl Problem {
 
     /// The loss `mean_c L_c` as an expression.
     pub(crate) fn loss(&self) -> Expr {
-        let n = self.constraints.len() as f64;
+        let all: Vec<usize> = (0..self.constraints.len()).collect();
+        self.loss_of(&all)
+    }
+
+    /// The mean of the constraints `which` (valid, non-empty indices).
+    pub(crate) fn loss_of(&self, which: &[usize]) -> Expr {
+        let n = which.len() as f64;
         let mut total: Option<Expr> = None;
-        for c in &self.constraints {
-            let v = c.value();
+        for &i in which {
+            let v = self.constraints[i].value();
             total = Some(match total {
                 None => v,
                 Some(t) => t + v,
             });
         }
-        total.expect("Problem::new refuses an empty constraint list") * (1.0 / n)
+        total.expect("callers pass a non-empty list of constraints") * (1.0 / n)
+    }
+
+    /// The leaves the constraints `which` read.
+    pub(crate) fn leaves_of(&self, which: &[usize]) -> HashSet<LeafId> {
+        let roots: Vec<&Expr> = which
+            .iter()
+            .map(|&i| self.constraints[i].residual())
+            .collect();
+        Expr::post_order(&roots)
+            .into_iter()
+            .filter_map(|e| match e.kind() {
+                Kind::Leaf(p) => Some(p.leaf_id()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Checks constraint indices (a substep's, a log-density's subset).
+    pub(crate) fn check_constraints(&self, which: &[usize]) -> Result<()> {
+        let n = self.constraints.len();
+        if which.is_empty() {
+            return Err(Error::InvalidArgument {
+                what: "constraint subset".into(),
+                reason: "it is empty: name at least one constraint (by its index in `Crux::new`)"
+                    .into(),
+            });
+        }
+        if let Some(i) = which.iter().find(|&&i| i >= n) {
+            return Err(Error::InvalidArgument {
+                what: "constraint subset".into(),
+                reason: format!(
+                    "constraint {i} does not exist: the problem has {n} (indices 0..{n})"
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// The loss at the current parameter values.

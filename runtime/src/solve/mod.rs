@@ -36,6 +36,6 @@ mod track;
 #[cfg(feature = "cuda")]
 pub use driver::cuda::driver_present;
 pub use eval::Samples;
-pub use options::{ModelReport, Solution, SolveOptions, Tiering};
+pub use options::{ModelReport, Solution, SolveOptions, Substep, Tiering};
 pub use problem::Crux;
 pub use track::{JsonlTracker, Metrics, Tracker};

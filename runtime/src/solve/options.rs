@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use super::track::Tracker;
 use crate::analysis::SummaryTable;
 use crate::compile::compiled::Backend;
-use crate::model::{Model, Posterior};
+use crate::model::{Model, ModelId, Posterior};
 
 /// Which machine code runs the chains on the Cranelift backend. The two
 /// tiers compute the same bits; they differ in compile time and speed.
@@ -33,6 +33,45 @@ pub struct SolveOptions {
     pub(crate) chunk: Option<usize>,
     pub(crate) tracker: Option<Arc<Mutex<dyn Tracker>>>,
     pub(crate) seed: Option<u64>,
+    pub(crate) substeps: Option<Vec<Substep>>,
+}
+
+/// One substep of a sweep (the spec's `substeps=`): the models that the
+/// constraints `constraints` use step `steps` times on the log-density of
+/// those constraints alone, before the next substep. Each (substep, model)
+/// pair has its own kernel or optimiser state; the position is shared. A
+/// model's kept draw is its position after its last substep of the sweep.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Substep {
+    pub(crate) constraints: Vec<usize>,
+    pub(crate) steps: usize,
+    /// Only these models step in it (default: every configured model whose
+    /// leaves the constraints read).
+    pub(crate) models: Vec<ModelId>,
+}
+
+impl Substep {
+    /// A substep over the constraints `constraints` (indices in
+    /// `Crux::new` order), one step per sweep.
+    pub fn new(constraints: impl IntoIterator<Item = usize>) -> Substep {
+        Substep {
+            constraints: constraints.into_iter().collect(),
+            steps: 1,
+            models: Vec::new(),
+        }
+    }
+    /// Restricts the substep to `model` (call once per model): the others
+    /// are held at their current value in it, as `stop_gradient` would (the
+    /// spec's surrogate, trained in one substep and held in the next).
+    pub fn model(mut self, model: &impl Model) -> Substep {
+        self.models.push(model.model_id());
+        self
+    }
+    /// Steps per sweep (at least 1).
+    pub fn steps(mut self, n: usize) -> Substep {
+        self.steps = n;
+        self
+    }
 }
 
 impl Default for SolveOptions {
@@ -45,11 +84,22 @@ impl Default for SolveOptions {
             chunk: None,
             tracker: None,
             seed: None,
+            substeps: None,
         }
     }
 }
 
 impl SolveOptions {
+    /// Runs every sweep as these substeps, in order (the spec's two-stage
+    /// pattern: substep 0 trains a surrogate with Adam on its constraints,
+    /// substep 1 samples a coefficient on the others with the surrogate
+    /// held at its current value). Sampled models need `.adapt(false)`
+    /// (window adaptation would tune against one substep's log-density);
+    /// every configured model must appear in some substep's constraints.
+    pub fn substeps(mut self, substeps: impl IntoIterator<Item = Substep>) -> Self {
+        self.substeps = Some(substeps.into_iter().collect());
+        self
+    }
     /// The sampler's seed: chains' draws are a function of it (and of the
     /// chain, sweep and model), whatever the backend, threads or chunks.
     /// Default: the problem's data seed ([`crate::Crux::with_seed`]), so

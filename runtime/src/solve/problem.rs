@@ -108,14 +108,20 @@ impl Crux {
     /// per call; see `crux_compiler::sampler`): for inspection and for
     /// other backends.
     pub fn chunk_function(&self, epochs: usize) -> Result<crux_ir::kernel::Function> {
-        super::driver::chunk_function(&self.problem, epochs)
+        super::driver::chunk_function(&self.problem, epochs, &SolveOptions::default())
     }
 
     /// The PTX of the chunk function a CUDA solve of `epochs` sweeps would
     /// launch (one thread per chain; see `crux_compiler::backend::ptx` for
     /// the calling convention). Needs no GPU.
     pub fn emit_ptx(&self, epochs: usize) -> Result<String> {
-        super::driver::chunk_ptx(&self.problem, epochs)
+        self.emit_ptx_with(epochs, &SolveOptions::default())
+    }
+
+    /// [`emit_ptx`](Self::emit_ptx) for a solve with options (substeps
+    /// change the chunk function).
+    pub fn emit_ptx_with(&self, epochs: usize, opts: &SolveOptions) -> Result<String> {
+        super::driver::chunk_ptx(&self.problem, epochs, opts)
     }
 
     pub(crate) fn problem(&self) -> &Problem {

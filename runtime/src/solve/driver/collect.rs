@@ -32,12 +32,8 @@ pub(crate) fn collect(
             continue;
         }
         seen.push(m.id);
-        let of_model: Vec<(&Member, &ModelSlots)> = plan
-            .members
-            .iter()
-            .zip(&plan.chunk.models)
-            .filter(|(o, _)| o.id == m.id)
-            .collect();
+        let of_model: Vec<(&Member, &ModelSlots)> =
+            plan.recorded().filter(|(o, _)| o.id == m.id).collect();
         let sampled: Vec<(&Member, &Resolved, &ModelSlots)> = of_model
             .iter()
             .filter_map(|(o, s)| o.sampled().map(|r| (*o, r, *s)))

@@ -7,7 +7,7 @@ use crux_compiler::sampler::abi::ChainBuffers;
 use crux_compiler::sampler::Chunk;
 use crux_ir::rng::{init_counter, normal, stream, Purpose};
 
-use super::plan::Member;
+use super::plan::{Member, Plan};
 use crate::error::Result;
 use crate::model::Param;
 
@@ -58,27 +58,34 @@ impl<'a> ThetaLayout<'a> {
     }
 }
 
-/// The buffers of `k` chains: the start (the models' values, jittered per
-/// chain with draws of the sampler `seed` when asked), step sizes and
-/// inverse masses.
-pub(crate) fn chains(chunk: &Chunk, members: &[Member], k: usize, seed: u64) -> Vec<ChainBuffers> {
-    let layout = ThetaLayout::new(chunk, members);
-    (0..k)
+/// The buffers of the plan's chains: the start (the models' values, a
+/// sampled model's jittered per chain with draws of the sampler `seed` when
+/// asked), and each step's step size and inverse mass.
+pub(crate) fn chains(plan: &Plan, seed: u64) -> Vec<ChainBuffers> {
+    let chunk = &plan.chunk;
+    let layout = ThetaLayout::new(chunk, &plan.members);
+    (0..plan.k)
         .map(|c| {
             let mut state = vec![0.0; chunk.state.len];
             layout.pack(&mut state);
-            for (s, slots) in members.iter().zip(&chunk.models) {
+            for s in &plan.members {
                 let Some(cfg) = s.sampled() else {
                     continue;
                 };
-                let block = chunk.theta + s.offset;
                 if cfg.init_jitter > 0.0 {
+                    let block = chunk.theta + s.offset;
                     let st = stream(Purpose::Sampler, c as u64);
                     for j in 0..s.len {
                         let z = normal(seed, st, init_counter((s.offset + j) as u64));
                         state[block + j] += cfg.init_jitter * z;
                     }
                 }
+            }
+            for (slots, &m) in chunk.models.iter().zip(&plan.step_member) {
+                let s = &plan.members[m];
+                let Some(cfg) = s.sampled() else {
+                    continue;
+                };
                 state[slots.step_size] = cfg.step_size;
                 state[slots.inverse_mass..slots.inverse_mass + s.len]
                     .copy_from_slice(&cfg.inverse_mass);

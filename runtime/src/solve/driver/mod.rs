@@ -31,9 +31,9 @@ pub(crate) fn solve(problem: &Problem, epochs: usize, opts: &SolveOptions) -> Re
         }
     };
     let t_compile = Instant::now();
-    let plan = plan::plan(problem, epochs, &log)?;
+    let plan = plan::plan(problem, epochs, opts.substeps.as_deref(), &log)?;
     let seed = opts.seed.unwrap_or(problem.seed());
-    let chains: Vec<exe::Chain> = init::chains(&plan.chunk, &plan.members, plan.k, seed)
+    let chains: Vec<exe::Chain> = init::chains(&plan, seed)
         .into_iter()
         .map(Mutex::new)
         .collect();
@@ -98,14 +98,19 @@ pub(crate) fn solve(problem: &Problem, epochs: usize, opts: &SolveOptions) -> Re
 pub(crate) fn chunk_function(
     problem: &Problem,
     epochs: usize,
+    opts: &SolveOptions,
 ) -> Result<crux_ir::kernel::Function> {
-    Ok(plan::plan(problem, epochs, &|_| {})?.chunk.function)
+    Ok(
+        plan::plan(problem, epochs, opts.substeps.as_deref(), &|_| {})?
+            .chunk
+            .function,
+    )
 }
 
 /// The PTX of the chunk function a CUDA solve of `epochs` sweeps would
 /// launch.
-pub(crate) fn chunk_ptx(problem: &Problem, epochs: usize) -> Result<String> {
-    let p = plan::plan(problem, epochs, &|_| {})?;
+pub(crate) fn chunk_ptx(problem: &Problem, epochs: usize, opts: &SolveOptions) -> Result<String> {
+    let p = plan::plan(problem, epochs, opts.substeps.as_deref(), &|_| {})?;
     let opts = PtxOptions {
         bounds_checks: !p.builtin(),
         thread_param: Some(1),

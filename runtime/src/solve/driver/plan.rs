@@ -13,15 +13,34 @@ use crate::compile::problem::Problem;
 use crate::error::{Error, Result};
 use crux_ir::rng::MAX_SWEEPS;
 
+use crate::solve::options::Substep;
+
 use crate::model::{Bayesian, GroupRole, KernelChoice, ModelId, ModelSettings, Optimizer, Param};
 
 /// A validated solve: the models that move, the chunk function, the chains.
 pub(crate) struct Plan {
-    /// In sweep order (the chunk's models are in the same order).
+    /// In θ order.
     pub members: Vec<Member>,
     pub chunk: Chunk,
     /// Chains.
     pub k: usize,
+    /// For each of the chunk's models (a member's step, once per substep
+    /// it takes part in), the member it moves.
+    pub step_member: Vec<usize>,
+    /// For each member, the chunk model whose slots hold its draws (its
+    /// last step in the sweep).
+    pub recorder: Vec<usize>,
+}
+
+/// One step of a sweep: a member, on the constraints of a substep (or
+/// all), repeated.
+struct Step {
+    member: usize,
+    /// The substep's constraints (`None`: every constraint).
+    constraints: Option<Vec<usize>>,
+    repeats: usize,
+    /// Name in messages and slot names.
+    name: String,
 }
 
 /// How a member moves.
@@ -69,10 +88,17 @@ impl Member {
 impl Plan {
     /// The sampled members with their configurations and chunk slots.
     pub fn sampled(&self) -> impl Iterator<Item = (&Member, &Resolved, &ModelSlots)> {
+        self.members.iter().enumerate().filter_map(|(i, m)| {
+            m.sampled()
+                .map(|r| (m, r, &self.chunk.models[self.recorder[i]]))
+        })
+    }
+    /// Each member with the slots of its recording step.
+    pub fn recorded(&self) -> impl Iterator<Item = (&Member, &ModelSlots)> {
         self.members
             .iter()
-            .zip(&self.chunk.models)
-            .filter_map(|(m, s)| m.sampled().map(|r| (m, r, s)))
+            .zip(&self.recorder)
+            .map(|(m, &r)| (m, &self.chunk.models[r]))
     }
     /// Whether some member is optimised.
     pub fn optimises(&self) -> bool {
@@ -105,7 +131,12 @@ impl Plan {
 /// Validates every `.bayesian(..)` and `.optimizer(..)` model of
 /// `problem` and builds the chunk function of a solve of `epochs` sweeps
 /// (logging configuration lines through `log`).
-pub(crate) fn plan(problem: &Problem, epochs: usize, log: &dyn Fn(String)) -> Result<Plan> {
+pub(crate) fn plan(
+    problem: &Problem,
+    epochs: usize,
+    substeps: Option<&[Substep]>,
+    log: &dyn Fn(String),
+) -> Result<Plan> {
     let members = members(problem, epochs)?;
     let chains: Vec<(String, usize)> = members
         .iter()
@@ -116,8 +147,81 @@ pub(crate) fn plan(problem: &Problem, epochs: usize, log: &dyn Fn(String)) -> Re
         return Err(Error::MismatchedChains { chains });
     }
     log_configuration(&members, k, log);
-    let chunk = chunk_function(problem, &members, epochs)?;
-    Ok(Plan { members, chunk, k })
+    let steps = steps(problem, &members, substeps)?;
+    let mut recorder = vec![0; members.len()];
+    for (j, st) in steps.iter().enumerate() {
+        recorder[st.member] = j;
+    }
+    let chunk = chunk_function(problem, &members, &steps, &recorder, epochs)?;
+    Ok(Plan {
+        step_member: steps.iter().map(|s| s.member).collect(),
+        members,
+        chunk,
+        k,
+        recorder,
+    })
+}
+
+/// The steps of a sweep: each member once on every constraint, or, with
+/// substeps, each member in every substep whose constraints use its leaves.
+fn steps(problem: &Problem, members: &[Member], substeps: Option<&[Substep]>) -> Result<Vec<Step>> {
+    let Some(substeps) = substeps else {
+        return Ok(members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| Step {
+                member: i,
+                constraints: None,
+                repeats: 1,
+                name: m.name.clone(),
+            })
+            .collect());
+    };
+    let bad = |reason: String| Error::InvalidArgument {
+        what: "substeps".into(),
+        reason,
+    };
+    if substeps.is_empty() {
+        return Err(bad("no substep: give at least one, or none at all".into()));
+    }
+    for m in members {
+        if m.sampled().is_some_and(|r| r.adapt) {
+            return Err(Error::Bayesian {
+                model: m.name.clone(),
+                reason: "combining substeps with window adaptation is not supported (it would tune against one substep's log-density): set .adapt(false) and pick the step size, or use warmup 0".into(),
+            });
+        }
+    }
+    let mut steps = Vec::new();
+    for (si, sub) in substeps.iter().enumerate() {
+        problem.check_constraints(&sub.constraints)?;
+        if sub.steps == 0 {
+            return Err(bad(format!("substep {si} has 0 steps: give at least 1")));
+        }
+        let used = problem.leaves_of(&sub.constraints);
+        for (i, m) in members.iter().enumerate() {
+            let chosen = sub.models.is_empty() || sub.models.contains(&m.id);
+            if chosen && m.leaves.iter().any(|p| used.contains(&p.leaf_id())) {
+                steps.push(Step {
+                    member: i,
+                    constraints: Some(sub.constraints.clone()),
+                    repeats: sub.steps,
+                    name: format!("{}@substep{si}", m.name),
+                });
+            }
+        }
+    }
+    if let Some(m) = members
+        .iter()
+        .enumerate()
+        .find(|(i, _)| !steps.iter().any(|s| s.member == *i))
+    {
+        return Err(Error::Bayesian {
+            model: m.1.name.clone(),
+            reason: "appears in no substep's constraints, so it would never move: add a substep over a constraint that uses it, or remove its configuration".into(),
+        });
+    }
+    Ok(steps)
 }
 
 /// The models that move (whole, or by masked groups), optimised ones
@@ -367,15 +471,22 @@ fn log_configuration(members: &[Member], k: usize, log: &dyn Fn(String)) {
     }
 }
 
-/// One conditional log-density per member over the whole θ (a sampled
+/// One conditional log-density per step over the whole θ (a sampled
 /// member's prior, likelihood scale and minibatch weights; `−loss` for an
-/// optimised one; the others' blocks as inputs), lowered and fused into the
-/// chunk function.
-/// An optimised member steps in all `epochs` sweeps.
-fn chunk_function(problem: &Problem, members: &[Member], epochs: usize) -> Result<Chunk> {
+/// optimised one; on the step's constraints; the others' blocks as
+/// inputs), lowered and fused into the chunk function. An optimised member
+/// steps in all `epochs` sweeps; a member's draws are kept by its last step.
+fn chunk_function(
+    problem: &Problem,
+    members: &[Member],
+    steps: &[Step],
+    recorder: &[usize],
+    epochs: usize,
+) -> Result<Chunk> {
     let dim = members.iter().map(|s| s.len).sum();
     let mut plans = Vec::new();
-    for (i, s) in members.iter().enumerate() {
+    for (j, st) in steps.iter().enumerate() {
+        let (i, s) = (st.member, &members[st.member]);
         let (scale, prior, batch) = match &s.role {
             Role::Sampled(r) => (r.likelihood_scale, Some(r.prior.clone()), r.batch_size),
             Role::Optimised(_) => (1.0, None, None),
@@ -384,41 +495,47 @@ fn chunk_function(problem: &Problem, members: &[Member], epochs: usize) -> Resul
         if let Some(n) = batch {
             b = b.batch_size(n);
         }
-        for (j, o) in members.iter().enumerate() {
-            let prior = if i == j { prior.clone() } else { None };
+        if let Some(c) = &st.constraints {
+            b = b.constraints(c.iter().copied());
+        }
+        for (o_i, o) in members.iter().enumerate() {
+            let prior = if i == o_i { prior.clone() } else { None };
             b = b.slot(&o.name, o.id, &o.leaves, prior);
         }
         let ld = b.build()?;
-        let lowered = lower_log_density(ld.graph(), &format!("logp_{i}"))
+        let lowered = lower_log_density(ld.graph(), &format!("logp_{j}"))
             .map_err(|e| Error::Compile(CompileError::Lower(e)))?;
+        let records = recorder[i] == j;
         let plan = match &s.role {
             Role::Sampled(r) => ModelPlan {
-                name: s.name.clone(),
+                name: st.name.clone(),
                 kernel: r.kernel.clone(),
                 target: lowered,
                 offset: s.offset,
                 len: s.len,
                 warmup: r.warmup,
-                keep: r.keep,
+                keep: if records { r.keep } else { 0 },
                 thin: r.thin,
                 adapt: r.adapt.then_some(Adaptation {
                     target_acceptance: r.target_acceptance,
                 }),
                 minibatch: ld.minibatch().filter(|mb| !mb.is_empty()).cloned(),
+                repeats: st.repeats,
             },
             Role::Optimised(opt) => {
                 let (warmup, keep, thin) = s.record.unwrap_or((epochs, 0, 1));
                 ModelPlan {
-                    name: s.name.clone(),
+                    name: st.name.clone(),
                     kernel: Arc::new(opt.clone()),
                     target: lowered,
                     offset: s.offset,
                     len: s.len,
                     warmup,
-                    keep,
+                    keep: if records { keep } else { 0 },
                     thin,
                     adapt: None,
                     minibatch: None,
+                    repeats: st.repeats,
                 }
             }
         };
