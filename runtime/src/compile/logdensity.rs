@@ -52,6 +52,8 @@ struct Sampled {
     prior: Option<Prior>,
     /// Every leaf of the model (`sample`), not a masked group (`slot`).
     whole: bool,
+    /// Per leaf, the entries that reach the model (`None`: all).
+    masks: Vec<Option<Vec<bool>>>,
 }
 
 /// Configures a [`LogDensity`]; see [`crate::Crux::log_density`].
@@ -85,6 +87,7 @@ impl<'a> LogDensityBuilder<'a> {
             leaves: model.leaves(),
             prior: Some(prior),
             whole: true,
+            masks: Vec::new(),
         });
         self
     }
@@ -96,6 +99,7 @@ impl<'a> LogDensityBuilder<'a> {
         name: &str,
         id: crate::model::ids::ModelId,
         leaves: &[Param],
+        masks: &[Option<Vec<bool>>],
         prior: Option<Prior>,
     ) -> Self {
         self.sampled.push(Sampled {
@@ -104,6 +108,7 @@ impl<'a> LogDensityBuilder<'a> {
             leaves: leaves.to_vec(),
             prior,
             whole: false,
+            masks: masks.to_vec(),
         });
         self
     }
@@ -182,9 +187,18 @@ impl<'a> LogDensityBuilder<'a> {
         let mut tracer = Tracer::new(self.crux.seed(), self.crux.noise().clone());
         let mut layout = Vec::new();
         let mut offset = 0;
+        // Entry-masked leaves: `select(mask, θ, value)`; their unmasked θ
+        // entries get a standard normal term of their own (they never reach
+        // the model; it keeps them bounded).
+        let mut anchors = Vec::new();
         for m in &self.sampled {
-            for p in &m.leaves {
-                tracer.add_slot(p);
+            for (li, p) in m.leaves.iter().enumerate() {
+                match m.masks.get(li).and_then(Option::as_ref) {
+                    Some(mask) => anchors.push(tracer.add_masked_slot(p, mask)?),
+                    None => {
+                        tracer.add_slot(p);
+                    }
+                }
                 layout.push(Slot {
                     name: p.name().to_string(),
                     shape: p.shape().to_vec(),
@@ -215,6 +229,18 @@ impl<'a> LogDensityBuilder<'a> {
                 (out, Some(mb))
             }
         };
+        let mut out = out;
+        for (raw, mask) in anchors {
+            let g = &mut tracer.graph;
+            let sq = g.binary_bcast(BinaryOp::Mul, raw, raw)?;
+            let shape = g.ty(raw).1.clone();
+            let zero = g.constant(0.0, DType::F64, shape)?;
+            let unmasked = g.select(mask, zero, sq)?;
+            let s = g.sum_all(unmasked)?;
+            let half = g.constant(-0.5, DType::F64, Shape::scalar())?;
+            let a = g.binary_bcast(BinaryOp::Mul, s, half)?;
+            out = g.binary_bcast(BinaryOp::Add, out, a)?;
+        }
         tracer.graph.set_output(LOGP_OUTPUT, out);
         let compiled = compile_log_density(&tracer.graph, &self.limits)?;
         let initial = self

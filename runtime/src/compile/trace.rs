@@ -67,6 +67,32 @@ impl Tracer {
         id
     }
 
+    /// A slot of which only the entries where `mask` is true reach the
+    /// model: the leaf's value is `select(mask, θ, value)` (its other
+    /// entries stay at their current value). Returns the raw parameter node
+    /// and the mask (a bool node).
+    pub fn add_masked_slot(&mut self, p: &crate::Param, mask: &[bool]) -> Result<(NodeId, NodeId)> {
+        let id = self.add_slot(p);
+        let g = &mut self.graph;
+        let raw = g.param(id)?;
+        let m = Tensor::new(
+            DType::F64,
+            p.shape().to_vec(),
+            mask.iter().map(|&b| b as u8 as f64).collect(),
+        )?;
+        let md = g.add_data(format!("{}.mask", p.name()), m);
+        let mf = g.data_node(md)?;
+        let half = g.constant(0.5, DType::F64, crux_ir::graph::Shape(p.shape().to_vec()))?;
+        let mn = g.compare(crux_ir::graph::CmpOp::Gt, mf, half)?;
+        let v = Tensor::new(DType::F64, p.shape().to_vec(), p.values())?;
+        let vd = g.add_data(format!("{}.frozen", p.name()), v);
+        let vn = g.data_node(vd)?;
+        let leaf = g.select(mn, raw, vn)?;
+        self.fixed.insert(p.leaf_id(), leaf);
+        self.slots.remove(&p.leaf_id());
+        Ok((raw, mn))
+    }
+
     /// A runtime input of default value `t` (minibatch weights): never a
     /// constant, whatever its values (see `DataInfo::runtime`).
     pub fn runtime_data(&mut self, name: String, t: Tensor) -> Result<NodeId> {
@@ -120,6 +146,7 @@ impl Tracer {
                 let name = format!("const.{}", g.data().len());
                 self.data(name, (**t).clone())?
             }
+            // A masked slot's leaf node is its select (in `fixed`).
             Kind::Leaf(p) => match self.slots.get(&p.leaf_id()) {
                 Some(slot) => g.param(*slot)?,
                 None => match self.fixed.get(&p.leaf_id()) {

@@ -20,6 +20,15 @@ pub enum Mask {
     /// Every leaf of these layers of a network (`layers.{l}.weight` and
     /// `.bias`; layer 0 is the first hidden layer, the last is the output).
     Layers(Vec<usize>),
+    /// The entries of one leaf where `mask` is true (row-major, one flag
+    /// per entry). The other entries of the leaf stay at their value; a
+    /// leaf takes part in at most one entry-masked group.
+    Entries {
+        /// The leaf's name.
+        leaf: String,
+        /// One flag per entry.
+        mask: Vec<bool>,
+    },
 }
 
 impl Mask {
@@ -31,15 +40,48 @@ impl Mask {
     pub fn layers(indices: impl IntoIterator<Item = usize>) -> Mask {
         Mask::Layers(indices.into_iter().collect())
     }
+    /// Entries of one leaf (a boolean array flattened row-major, e.g.
+    /// `array.iter().copied()`).
+    pub fn entries(leaf: impl Into<String>, mask: impl IntoIterator<Item = bool>) -> Mask {
+        Mask::Entries {
+            leaf: leaf.into(),
+            mask: mask.into_iter().collect(),
+        }
+    }
 
     /// The names of the leaves of `leaves` this mask selects, in leaf
     /// order; an error names the model and what it has.
-    fn select(&self, model: &str, leaves: &[Param]) -> Result<Vec<String>> {
+    fn select(&self, model: &str, leaves: &[Param]) -> Result<Selection> {
         let bad = |reason: String| Error::Mask {
             model: model.to_string(),
             reason,
         };
         let names: Vec<&str> = leaves.iter().map(Param::name).collect();
+        if let Mask::Entries { leaf, mask } = self {
+            let Some(p) = leaves.iter().find(|p| p.name() == leaf) else {
+                return Err(bad(format!(
+                    "has no leaf `{leaf}`; its leaves are {}",
+                    names.join(", ")
+                )));
+            };
+            if mask.len() != p.len() {
+                return Err(bad(format!(
+                    "the entry mask of `{leaf}` has {} flags, the leaf has {} entries (shape {:?}): give one flag per entry, row-major",
+                    mask.len(),
+                    p.len(),
+                    p.shape()
+                )));
+            }
+            if !mask.iter().any(|&b| b) {
+                return Err(bad(
+                    "the mask selects no entry: set at least one flag".into()
+                ));
+            }
+            return Ok(Selection {
+                leaves: vec![leaf.clone()],
+                entries: vec![Some(mask.clone())],
+            });
+        }
         let picked: Vec<String> = match self {
             Mask::Leaves(wanted) => {
                 if let Some(w) = wanted.iter().find(|w| !names.contains(&w.as_str())) {
@@ -75,14 +117,24 @@ impl Mask {
                     .map(|n| n.to_string())
                     .collect()
             }
+            Mask::Entries { .. } => unreachable!("entry masks returned above"),
         };
         if picked.is_empty() {
             return Err(bad(
                 "the mask selects no leaf: give at least one leaf or layer".into(),
             ));
         }
-        Ok(picked)
+        Ok(Selection {
+            entries: vec![None; picked.len()],
+            leaves: picked,
+        })
     }
+}
+
+/// What a mask selects: leaves, and per leaf the entries (`None`: all).
+struct Selection {
+    leaves: Vec<String>,
+    entries: Vec<Option<Vec<bool>>>,
 }
 
 /// A model seen through a mask: configure the selected leaves.
@@ -90,7 +142,7 @@ impl Mask {
 pub struct Masked<'a> {
     cell: &'a ModelCell,
     model: String,
-    leaves: Result<Vec<String>>,
+    leaves: Result<Selection>,
 }
 
 impl Masked<'_> {
@@ -113,7 +165,7 @@ impl Masked<'_> {
     }
 
     fn attach(self, role: GroupRole) -> Result<()> {
-        let leaves = self.leaves?;
+        let Selection { leaves, entries } = self.leaves?;
         let settings = self.cell.settings();
         if settings.bayesian.is_some() {
             return Err(Error::Mask {
@@ -129,13 +181,18 @@ impl Masked<'_> {
             return Err(Error::Mask {
                 model: self.model,
                 reason: format!(
-                    "the mask {leaves:?} overlaps the group {:?}: masked groups must be disjoint",
+                    "the mask {leaves:?} overlaps the group {:?}: masked groups must be disjoint (and a leaf takes part in one group, also with entry masks)",
                     g.leaves
                 ),
             });
         }
-        self.cell
-            .update_settings(|s| s.groups.push(MaskGroup { leaves, role }));
+        self.cell.update_settings(|s| {
+            s.groups.push(MaskGroup {
+                leaves,
+                entries,
+                role,
+            })
+        });
         Ok(())
     }
 }
@@ -146,6 +203,20 @@ fn masked<'a>(cell: &'a ModelCell, model: String, leaves: &[Param], mask: &Mask)
         cell,
         model,
         leaves,
+    }
+}
+
+impl Param {
+    /// The entries `mask` selects (a [`Mask::Entries`] of this parameter,
+    /// or [`Mask::leaves`] with its name), to sample or optimise apart from
+    /// the others, which stay at their value.
+    pub fn mask(&self, mask: Mask) -> Masked<'_> {
+        masked(
+            self.cell(),
+            self.owner_name().to_string(),
+            std::slice::from_ref(self),
+            &mask,
+        )
     }
 }
 

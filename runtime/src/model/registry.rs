@@ -32,6 +32,8 @@ pub struct ModelSettings {
 pub struct MaskGroup {
     /// The leaves, by name, in the model's leaf order.
     pub leaves: Vec<String>,
+    /// Per leaf, the entries in the group (`None`: every entry).
+    pub entries: Vec<Option<Vec<bool>>>,
     /// How they move.
     pub role: GroupRole,
 }

@@ -9,7 +9,7 @@ use crux_compiler::sampler::{DiagKind, DiagName, ModelSlots};
 use ndarray::{Array2, ArrayD, IxDyn};
 
 use super::super::resolve::Resolved;
-use super::init::ThetaLayout;
+use super::init::{merge, ThetaLayout};
 use super::plan::{Member, Plan};
 use crate::error::Result;
 use crate::model::{Diagnostics, LeafSamples, ModelId, ModelResults, Param, Posterior};
@@ -96,15 +96,22 @@ fn leaf_samples(
         let recorded = o.sampled().is_some() || o.record.is_some();
         recorded.then(|| {
             let within: usize = o.leaves[..at].iter().map(Param::len).sum();
-            (o.len, slots.draws + within)
+            let mask = o.masks.get(at).and_then(|m| m.as_deref());
+            (o.len, slots.draws + within, mask)
         })
     });
     match owner {
-        Some((row_len, base)) => {
+        Some((row_len, base, mask)) => {
+            // An entry-masked leaf's other entries: its (fixed) value.
+            let value = p.values();
             for b in bufs {
                 for d in 0..n {
                     let row = base + d * row_len;
-                    data.extend_from_slice(&b.draws()[row..row + p.len()]);
+                    let theta = &b.draws()[row..row + p.len()];
+                    match mask {
+                        None => data.extend_from_slice(theta),
+                        Some(m) => data.extend(merge(theta, &value, m)),
+                    }
                 }
             }
         }

@@ -11,38 +11,48 @@ use super::plan::{Member, Plan};
 use crate::error::Result;
 use crate::model::Param;
 
-/// Where each leaf of the sampled models lies in a chain's state buffer.
+/// Where each leaf of the moving models lies in a chain's state buffer,
+/// and which of its entries the model sees from there (an entry-masked
+/// leaf's other entries keep their value).
 pub(crate) struct ThetaLayout<'a> {
-    /// `(leaf, offset in the state buffer)`, models in solve order, leaves
-    /// in leaf order.
-    leaves: Vec<(&'a Param, usize)>,
+    /// `(leaf, offset in the state buffer, entry mask)`, members in θ
+    /// order, leaves in leaf order.
+    leaves: Vec<(&'a Param, usize, Option<&'a [bool]>)>,
 }
 
 impl<'a> ThetaLayout<'a> {
-    /// The layout of `sampled` in `chunk`'s state buffer.
+    /// The layout of `members` in `chunk`'s state buffer.
     pub fn new(chunk: &Chunk, members: &'a [Member]) -> ThetaLayout<'a> {
         let mut leaves = Vec::new();
         for s in members {
             let mut at = chunk.theta + s.offset;
-            for p in &s.leaves {
-                leaves.push((p, at));
+            for (i, p) in s.leaves.iter().enumerate() {
+                let mask = s.masks.get(i).and_then(|m| m.as_deref());
+                leaves.push((p, at, mask));
                 at += p.len();
             }
         }
         ThetaLayout { leaves }
     }
 
-    /// Each leaf's entries in `state`, in layout order.
-    pub fn unpack<'s>(&self, state: &'s [f64]) -> Vec<&'s [f64]> {
+    /// Each leaf's value as the model sees it at `state`, in layout order
+    /// (borrowed from `state` unless the leaf is entry-masked).
+    pub fn unpack<'s>(&self, state: &'s [f64]) -> Vec<std::borrow::Cow<'s, [f64]>> {
         self.leaves
             .iter()
-            .map(|(p, at)| &state[*at..*at + p.len()])
+            .map(|(p, at, mask)| {
+                let theta = &state[*at..*at + p.len()];
+                match mask {
+                    None => std::borrow::Cow::Borrowed(theta),
+                    Some(m) => std::borrow::Cow::Owned(merge(theta, &p.values(), m)),
+                }
+            })
             .collect()
     }
 
     /// Writes each leaf's current value into `state`.
     pub fn pack(&self, state: &mut [f64]) {
-        for (p, at) in &self.leaves {
+        for (p, at, _) in &self.leaves {
             for (j, v) in p.values().into_iter().enumerate() {
                 state[at + j] = v;
             }
@@ -51,11 +61,21 @@ impl<'a> ThetaLayout<'a> {
 
     /// Sets each leaf's value from `state`.
     pub fn write_back(&self, state: &[f64]) -> Result<()> {
-        for ((p, _), v) in self.leaves.iter().zip(self.unpack(state)) {
-            p.set_values(v)?;
+        for ((p, _, _), v) in self.leaves.iter().zip(self.unpack(state)) {
+            p.set_values(&v)?;
         }
         Ok(())
     }
+}
+
+/// `θ` where `mask` is true, `value` elsewhere.
+pub(crate) fn merge(theta: &[f64], value: &[f64], mask: &[bool]) -> Vec<f64> {
+    theta
+        .iter()
+        .zip(value)
+        .zip(mask)
+        .map(|((t, v), &m)| if m { *t } else { *v })
+        .collect()
 }
 
 /// The buffers of the plan's chains: the start (the models' values, a

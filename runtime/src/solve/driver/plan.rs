@@ -15,7 +15,9 @@ use crux_ir::rng::MAX_SWEEPS;
 
 use crate::solve::options::Substep;
 
-use crate::model::{Bayesian, GroupRole, KernelChoice, ModelId, ModelSettings, Optimizer, Param};
+use crate::model::{
+    Bayesian, GroupRole, KernelChoice, MaskGroup, ModelId, ModelSettings, Optimizer, Param,
+};
 
 /// A validated solve: the models that move, the chunk function, the chains.
 pub(crate) struct Plan {
@@ -63,6 +65,9 @@ pub(crate) struct Member {
     pub builtin: bool,
     /// The member's leaves, in leaf order.
     pub leaves: Vec<Param>,
+    /// Per leaf, the entries the member moves (`None`: all); the others
+    /// keep their value.
+    pub masks: Vec<Option<Vec<bool>>>,
     /// Every leaf of the model, in leaf order.
     pub model_leaves: Vec<Param>,
     pub role: Role,
@@ -237,7 +242,7 @@ fn members(problem: &Problem, epochs: usize) -> Result<Vec<Member>> {
         let masked = !settings.groups.is_empty();
         let mut model_sampled = Vec::new();
         let mut model_optimised = Vec::new();
-        for (group, role) in groups {
+        for (group, masks, role) in groups {
             let len: usize = group.iter().map(Param::len).sum();
             let name = if masked {
                 group_label(&m.name, &group)
@@ -250,6 +255,7 @@ fn members(problem: &Problem, epochs: usize) -> Result<Vec<Member>> {
                 id: m.id,
                 builtin,
                 leaves: group.clone(),
+                masks: masks.clone(),
                 model_leaves: leaves.clone(),
                 role,
                 record: None,
@@ -301,19 +307,19 @@ fn members(problem: &Problem, epochs: usize) -> Result<Vec<Member>> {
     Ok(members)
 }
 
+/// Leaves that move together, their entry masks, and how they move.
+type Group = (Vec<Param>, Vec<Option<Vec<bool>>>, GroupRole);
+
 /// A model's groups of leaves that move, with their roles: the whole model
 /// (global `.bayesian` or `.optimizer`), or its masked groups plus, with a
 /// global `.optimizer`, the leaves no group holds (pattern B). Leaves in no
 /// group stay at their values (pattern A).
-fn model_groups(
-    model: &str,
-    leaves: &[Param],
-    settings: &ModelSettings,
-) -> Result<Vec<(Vec<Param>, GroupRole)>> {
+fn model_groups(model: &str, leaves: &[Param], settings: &ModelSettings) -> Result<Vec<Group>> {
+    let whole = vec![None; leaves.len()];
     if settings.groups.is_empty() {
         return Ok(match (&settings.bayesian, &settings.optimizer) {
-            (Some(b), _) => vec![(leaves.to_vec(), GroupRole::Bayesian(b.clone()))],
-            (None, Some(o)) => vec![(leaves.to_vec(), GroupRole::Optimizer(o.clone()))],
+            (Some(b), _) => vec![(leaves.to_vec(), whole, GroupRole::Bayesian(b.clone()))],
+            (None, Some(o)) => vec![(leaves.to_vec(), whole, GroupRole::Optimizer(o.clone()))],
             (None, None) => Vec::new(),
         });
     }
@@ -325,17 +331,23 @@ fn model_groups(
                     .into(),
         });
     }
-    let pick = |names: &[String]| -> Vec<Param> {
+    // A group's leaves in the model's leaf order, with their entry masks.
+    let pick = |g: &MaskGroup| -> (Vec<Param>, Vec<Option<Vec<bool>>>) {
         leaves
             .iter()
-            .filter(|p| names.iter().any(|n| n == p.name()))
-            .cloned()
-            .collect()
+            .filter_map(|p| {
+                let at = g.leaves.iter().position(|n| n == p.name())?;
+                Some((p.clone(), g.entries.get(at).cloned().flatten()))
+            })
+            .unzip()
     };
-    let mut out: Vec<(Vec<Param>, GroupRole)> = settings
+    let mut out: Vec<Group> = settings
         .groups
         .iter()
-        .map(|g| (pick(&g.leaves), g.role.clone()))
+        .map(|g| {
+            let (ls, ms) = pick(g);
+            (ls, ms, g.role.clone())
+        })
         .collect();
     if let Some(opt) = &settings.optimizer {
         let rest: Vec<Param> = leaves
@@ -349,7 +361,8 @@ fn model_groups(
             .cloned()
             .collect();
         if !rest.is_empty() {
-            out.insert(0, (rest, GroupRole::Optimizer(opt.clone())));
+            let n = rest.len();
+            out.insert(0, (rest, vec![None; n], GroupRole::Optimizer(opt.clone())));
         }
     }
     Ok(out)
@@ -500,7 +513,7 @@ fn chunk_function(
         }
         for (o_i, o) in members.iter().enumerate() {
             let prior = if i == o_i { prior.clone() } else { None };
-            b = b.slot(&o.name, o.id, &o.leaves, prior);
+            b = b.slot(&o.name, o.id, &o.leaves, &o.masks, prior);
         }
         let ld = b.build()?;
         let lowered = lower_log_density(ld.graph(), &format!("logp_{j}"))

@@ -234,7 +234,8 @@ impl Progress {
         let (mut values, divergent) = model_metrics(run.plan, run.chains, hi);
         {
             let c0 = run.chains[0].lock().unwrap_or_else(|e| e.into_inner());
-            let at = ThetaLayout::new(&run.plan.chunk, &run.plan.members).unpack(c0.state());
+            let leaves = ThetaLayout::new(&run.plan.chunk, &run.plan.members).unpack(c0.state());
+            let at: Vec<&[f64]> = leaves.iter().map(|v| &**v).collect();
             for (name, pf) in &mut self.losses {
                 values.push((name.clone(), pf.eval(&at)?[0]));
             }
