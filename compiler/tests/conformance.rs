@@ -321,6 +321,9 @@ mod cases {
                 }
                 let t = b.bool(true);
                 outs.push(b.select(t, cx, cy));
+                if ty.is_float() {
+                    outs.push(b.fma(cx, cy, cx));
+                }
             }
         }
         let f = b.finish(&outs).unwrap();
@@ -407,6 +410,167 @@ mod cases {
         for (x, y) in [(f64::NAN, 1.0), (1.0, f64::NAN), (f64::NAN, f64::INFINITY)] {
             let r = run(x, y);
             assert!(r.iter().all(|s| matches!(s, Scalar::F64(v) if v.is_nan())));
+        }
+    }
+
+    /// `fma(x, y, z)` on every triple of edge values of `ty`.
+    fn fma_ops(make: Make, ty: Ty) {
+        let mut b = Builder::new(format!("fma_{ty}"));
+        let x = b.param("x", ty);
+        let y = b.param("y", ty);
+        let z = b.param("z", ty);
+        let r = b.fma(x, y, z);
+        let f = b.finish(&[r]).unwrap();
+        let exe = build(make, &f);
+        let vals = scalars(ty);
+        for a in &vals {
+            for c in &vals {
+                for d in &vals {
+                    check_with(&*exe, &f, &[*a, *c, *d], &[]).0.unwrap();
+                }
+            }
+        }
+    }
+
+    pub fn fma_f64(make: Make) {
+        fma_ops(make, Ty::F64);
+    }
+    pub fn fma_f32(make: Make) {
+        fma_ops(make, Ty::F32);
+    }
+
+    /// `fma` spelled out: one rounding where a multiply then an add gives
+    /// something else, IEEE's special cases, the sign of zero. Each case is
+    /// checked against its known value (not only against the interpreter),
+    /// with the operands as parameters and as constants (which a backend
+    /// may fold at compile time).
+    pub fn fma_exact_cases(make: Make) {
+        let p = |e: i32| (e as f64).exp2();
+        let (inf, nan, max) = (f64::INFINITY, f64::NAN, f64::MAX);
+        let sub = f64::from_bits(1);
+        // (a, b, c, fma(a, b, c), a·b + c rounded twice)
+        let f64_cases: Vec<[f64; 5]> = vec![
+            // 1 − 2⁻⁵⁴ is a tie, so the rounded product is 1.
+            [1.0 + p(-27), 1.0 - p(-27), -1.0, -p(-54), 0.0],
+            [1.0 - p(-27), 1.0 + p(-27), -1.0, -p(-54), 0.0],
+            [1.0 + p(-30), 1.0 + p(-30), -1.0, p(-29) + p(-60), p(-29)],
+            [0.1, 10.0, -1.0, 5.551115123125783e-17, 0.0],
+            // No intermediate overflow: 2·MAX − MAX.
+            [max, 2.0, -max, max, inf],
+            [max, max, -inf, -inf, nan],
+            // No intermediate underflow: the exact tiny product counts.
+            [p(-600), p(-600), sub, sub, sub],
+            // 1.5 and 0.5 ulps of the smallest subnormal: ties to even.
+            [p(-538), p(-537), sub, 2.0 * sub, sub],
+            [-p(-538), p(-537), sub, 0.0, sub],
+            [-p(-538), p(-537), -0.0, -0.0, -0.0],
+            // IEEE special cases.
+            [0.0, inf, 1.0, nan, nan],
+            [inf, -0.0, nan, nan, nan],
+            [inf, 1.0, -inf, nan, nan],
+            [inf, -1.0, -inf, -inf, -inf],
+            [nan, 1.0, 1.0, nan, nan],
+            [1.0, nan, 1.0, nan, nan],
+            [1.0, 1.0, nan, nan, nan],
+            [2.0, 3.0, inf, inf, inf],
+            // Signs of an exact zero.
+            [-0.0, 0.0, -0.0, -0.0, -0.0],
+            [-0.0, 0.0, 0.0, 0.0, 0.0],
+            [0.0, 0.0, -0.0, 0.0, 0.0],
+            [-0.0, -0.0, -0.0, 0.0, 0.0],
+            [1.0, -1.0, 1.0, 0.0, 0.0],
+            [-1.0, 1.0, 1.0, 0.0, 0.0],
+            [1.5, 2.0, -3.0, 0.0, 0.0],
+        ];
+        let q = |e: i32| (e as f64).exp2() as f32;
+        let (inf32, nan32, max32) = (f32::INFINITY, f32::NAN, f32::MAX);
+        let f32_cases: Vec<[f32; 5]> = vec![
+            [1.0 + q(-13), 1.0 - q(-13), -1.0, -q(-26), 0.0],
+            // Correctly rounded in f32, not computed in f64 and rounded
+            // again: the exact 1 + 2⁻²⁴ + 2⁻⁷⁰ rounds up to 1 + 2⁻²³, while
+            // its f64 rounding 1 + 2⁻²⁴ is a tie that rounds to 1.
+            [
+                q(-24) + q(-47),
+                -(1.0 - q(-23)),
+                1.0 + q(-23),
+                1.0 + q(-23),
+                1.0,
+            ],
+            [max32, 2.0, -max32, max32, inf32],
+            [
+                q(-75),
+                q(-75),
+                f32::from_bits(1),
+                f32::from_bits(2),
+                f32::from_bits(1),
+            ],
+            [0.0, inf32, 1.0, nan32, nan32],
+            [inf32, 1.0, -inf32, nan32, nan32],
+            [nan32, 0.0, 0.0, nan32, nan32],
+            [-0.0, 0.0, -0.0, -0.0, -0.0],
+            [-0.0, 0.0, 0.0, 0.0, 0.0],
+            [1.0, -1.0, 1.0, 0.0, 0.0],
+        ];
+        // The table is right: f64 / f32 `mul_add` and the separate ops.
+        let same64 = |x: f64, y: f64| (x.is_nan() && y.is_nan()) || x.to_bits() == y.to_bits();
+        let same32 = |x: f32, y: f32| (x.is_nan() && y.is_nan()) || x.to_bits() == y.to_bits();
+        for [a, b, c, fused, twice] in &f64_cases {
+            assert!(same64(a.mul_add(*b, *c), *fused), "{a:e} {b:e} {c:e}");
+            assert!(same64(a * b + c, *twice), "{a:e} {b:e} {c:e}");
+        }
+        for [a, b, c, fused, twice] in &f32_cases {
+            assert!(same32(a.mul_add(*b, *c), *fused), "{a:e} {b:e} {c:e}");
+            assert!(same32(a * b + c, *twice), "{a:e} {b:e} {c:e}");
+        }
+        let [a, b, c, _, _] = f32_cases[1];
+        assert_eq!((f64::from(a) * f64::from(b) + f64::from(c)) as f32, 1.0);
+        let cases: Vec<(Ty, [Scalar; 5])> = f64_cases
+            .iter()
+            .map(|v| (Ty::F64, v.map(Scalar::F64)))
+            .chain(f32_cases.iter().map(|v| (Ty::F32, v.map(Scalar::F32))))
+            .collect();
+        for ty in [Ty::F64, Ty::F32] {
+            // On parameters: fma and the separate multiply-add.
+            let mut bd = Builder::new(format!("fma_cases_{ty}"));
+            let x = bd.param("x", ty);
+            let y = bd.param("y", ty);
+            let z = bd.param("z", ty);
+            let fused = bd.fma(x, y, z);
+            let m = bd.mul(x, y);
+            let twice = bd.add(m, z);
+            let f = bd.finish(&[fused, twice]).unwrap();
+            let exe = build(make, &f);
+            // On constants: every case in one kernel.
+            let mut bc = Builder::new(format!("fma_folded_{ty}"));
+            let mut outs = Vec::new();
+            let mut want = Vec::new();
+            for (t, [a, b, c, r, r2]) in &cases {
+                if *t != ty {
+                    continue;
+                }
+                let r_got = check_with(&*exe, &f, &[*a, *b, *c], &[]).0.unwrap();
+                assert!(
+                    r_got[0].same(*r) && r_got[1].same(*r2),
+                    "fma({a:?}, {b:?}, {c:?}) = {:?}, mul-add {:?}; want {r:?}, {r2:?}",
+                    r_got[0],
+                    r_got[1]
+                );
+                let (ca, cb, cc) = (
+                    bc.constant(ty, a.to_bits()),
+                    bc.constant(ty, b.to_bits()),
+                    bc.constant(ty, c.to_bits()),
+                );
+                outs.push(bc.fma(ca, cb, cc));
+                let m = bc.mul(ca, cb);
+                outs.push(bc.add(m, cc));
+                want.extend([*r, *r2]);
+            }
+            let f = bc.finish(&outs).unwrap();
+            let got = check(make, &f, &[], &[]).unwrap();
+            assert!(
+                got.iter().zip(&want).all(|(g, w)| g.same(*w)),
+                "folded {ty}: {got:?}, want {want:?}"
+            );
         }
     }
 
@@ -1051,6 +1215,7 @@ macro_rules! conformance_suite {
                 unary_f64, unary_f32, unary_i64, unary_i32, unary_bool,
                 binary_f64, binary_f32, binary_i64, binary_i32, binary_bool,
                 folded_f64, folded_f32, folded_i64, folded_i32, folded_bool,
+                fma_f64, fma_f32, fma_exact_cases,
                 min_max_signed_zero_and_nan, no_fma_contraction, conversions, constants,
                 select_every_type, loads_and_stores_every_type, locals,
                 nested_control_flow, memory_in_conditions, zero_trip_loops, philox, out_of_bounds,
@@ -1087,6 +1252,18 @@ conformance_suite!(clif_fast, |f| Ok(Box::new(clif_compile(
     f,
     &ClifOptions::default().fast_compile()
 )?)));
+// Cranelift's `fma` without FMA instructions (a call to a correctly rounded
+// `fma` / `fmaf`, what x86-64 hosts without FMA get): the fma cases only.
+mod clif_fma_call {
+    use super::*;
+
+    fn make(f: &Function) -> Result<Box<dyn Executable>, BackendError> {
+        let opts = ClifOptions::default().without_fma_instructions();
+        Ok(Box::new(clif_compile(f, &opts)?))
+    }
+
+    conformance_suite!(@tests make; fma_f64, fma_f32, fma_exact_cases, no_fma_contraction);
+}
 // PTX: every conformance kernel is emitted and assembled by ptxas for sm_90
 // (skipped without ptxas unless CRUX_REQUIRE_PTXAS=1); no GPU here, so the
 // calls run on the interpreter. GPU execution is the CUDA executor's suite.

@@ -264,6 +264,30 @@ fn every_binary_op_and_constant() {
     assert!(ptx.contains("mul.lo.s64 ") && ptx.contains("mul.lo.s32 "));
 }
 
+/// The IR's `fma` is `fma.rn` (one rounding, no `.ftz`); a separate
+/// multiply and add stay `mul.rn` + `add.rn`, which ptxas never fuses.
+#[test]
+fn fma_is_fma_rn_and_only_where_written() {
+    let mut b = Builder::new("fused");
+    let mut rets = Vec::new();
+    for t in [Ty::F64, Ty::F32] {
+        let x = b.param(format!("x_{t}"), t);
+        let y = b.param(format!("y_{t}"), t);
+        let c = some_constant(&mut b, t);
+        rets.push(b.fma(x, y, c));
+        rets.push(b.fma(c, x, y));
+        let p = b.mul(x, y);
+        rets.push(b.add(p, c));
+    }
+    let ptx = emit_and_assemble(&b.finish(&rets).unwrap());
+    for t in ["f64", "f32"] {
+        assert_eq!(ptx.matches(&format!("fma.rn.{t} ")).count(), 2, "{ptx}");
+        assert!(ptx.contains(&format!("mul.rn.{t} ")) && ptx.contains(&format!("add.rn.{t} ")));
+    }
+    assert_eq!(ptx.matches("fma").count(), 4, "{ptx}");
+    assert!(!ptx.contains(".ftz"), "{ptx}");
+}
+
 #[test]
 fn every_comparison_and_select() {
     let mut b = Builder::new("every_cmp");

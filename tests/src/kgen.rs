@@ -13,11 +13,14 @@
 //! * scalar parameters of every type, buffers of f64/f32/i64/i32 (lengths
 //!   1 to 8, read/write/readwrite) with contents, and local arrays;
 //! * every unary, binary and comparison operation on every type it applies
-//!   to, `select`, every conversion, and constants drawn mostly from edge
-//!   values (±0, ±inf, NaN, subnormals, the largest and smallest finite
-//!   values, halfway cases for rounding, `i64::MIN`/`i32::MIN`, `-1`,
-//!   shift amounts at and beyond the bit width, 2⁶³ for saturating
-//!   conversions) and otherwise random bits;
+//!   to, `select`, fused multiply-add on f64 and f32 (half of them
+//!   `fma(x, y, -(x·y))`: the rounding error of the product, nonzero
+//!   whenever it is inexact and does not underflow, and always zero were
+//!   the multiply-add not fused), every conversion, and constants drawn
+//!   mostly from edge values (±0, ±inf, NaN, subnormals, the largest and
+//!   smallest finite values, halfway cases for rounding,
+//!   `i64::MIN`/`i32::MIN`, `-1`, shift amounts at and beyond the bit
+//!   width, 2⁶³ for saturating conversions) and otherwise random bits;
 //! * nested `for` loops with carried values and small trip counts (0 to 4,
 //!   empty and "negative" ranges included; some bounds are runtime values
 //!   clamped into range), `while` loops whose condition is a carried counter
@@ -138,6 +141,12 @@ enum Step {
         c: u16,
         a: u16,
         b: u16,
+    },
+    Fma {
+        ty: u8,
+        a: u16,
+        b: u16,
+        c: u16,
     },
     Conv {
         c: u8,
@@ -364,6 +373,7 @@ fn arb_leaf_step() -> impl Strategy<Value = Step> {
         6 => (any::<u8>(), any::<u8>(), u(), u()).prop_map(|(op, ty, a, b)| Step::Binary { op, ty, a, b }),
         2 => (any::<u8>(), any::<u8>(), u(), u()).prop_map(|(op, ty, a, b)| Step::Cmp { op, ty, a, b }),
         1 => (any::<u8>(), u(), u(), u()).prop_map(|(ty, c, a, b)| Step::Select { ty, c, a, b }),
+        2 => (any::<u8>(), u(), u(), u()).prop_map(|(ty, a, b, c)| Step::Fma { ty, a, b, c }),
         3 => (any::<u8>(), u()).prop_map(|(c, a)| Step::Conv { c, a }),
         2 => (any::<u8>(), u(), any::<u8>()).prop_map(|(mem, idx, mode)| Step::Load { mem, idx, mode }),
         2 => (any::<u8>(), u(), u(), any::<u8>()).prop_map(|(mem, idx, val, mode)| Step::Store { mem, idx, val, mode }),
@@ -637,6 +647,24 @@ impl Ctx {
                 let x = self.pick(b, t, *a);
                 let y = self.pick(b, t, *bb);
                 let r = b.select(c, x, y);
+                self.push(r);
+            }
+            Step::Fma { ty, a, b: bb, c } => {
+                let t = pick_ty(&FLOAT, *ty);
+                let x = self.pick(b, t, *a);
+                let y = self.pick(b, t, *bb);
+                let z = if *ty % 4 < 2 {
+                    // The rounding error of x·y (exactly representable
+                    // unless it underflows): nonzero for most finite x, y.
+                    let p = b.mul(x, y);
+                    self.push(p);
+                    let n = b.neg(p);
+                    self.push(n);
+                    n
+                } else {
+                    self.pick(b, t, *c)
+                };
+                let r = b.fma(x, y, z);
                 self.push(r);
             }
             Step::Conv { c, a } => {

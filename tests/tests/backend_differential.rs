@@ -265,6 +265,7 @@ fn generator_statistics() {
     let (mut rets, mut nan_rets) = (0, 0);
     let (mut lines, mut ok, mut oob, mut loops, mut whiles, mut ifs, mut philox) =
         (0, 0, 0, 0, 0, 0, 0);
+    let (mut fmas, mut with_fma) = (0, 0);
     for _ in 0..n {
         let case = strat.new_tree(&mut runner).unwrap().current();
         let text = print(&case.function);
@@ -273,6 +274,8 @@ fn generator_statistics() {
         whiles += text.matches(" while ").count();
         ifs += text.matches(" if ").count();
         philox += usize::from(text.contains("0x00000000d2511f53"));
+        fmas += text.matches(" = fma ").count();
+        with_fma += usize::from(text.contains(" = fma "));
         match interpret(&case).unwrap().0 {
             Ok(r) => {
                 ok += 1;
@@ -291,6 +294,7 @@ fn generator_statistics() {
     }
     println!(
         "{n} kernels: {lines} lines; {loops} for, {whiles} while, {ifs} if; {philox} with philox; \
-         {ok} ran ({rets} return values, {nan_rets} NaN), {oob} out of bounds"
+         {fmas} fma in {with_fma} kernels; {ok} ran ({rets} return values, {nan_rets} NaN), \
+         {oob} out of bounds"
     );
 }

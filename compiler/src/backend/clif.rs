@@ -40,8 +40,22 @@
 //! semantics are the IR's (see [`crux_ir::kernel::interp`]): `fmin`/`fmax`
 //! (NaN-propagating, −0 < +0, the WebAssembly rules), shifts masked to the
 //! width, `fcvt_to_sint_sat` (NaN → 0), ordered `fcmp` conditions and
-//! `FloatCC::NotEqual` (unordered or not equal) for `Ne`. No `fma` is ever
-//! emitted and Cranelift does not contract or reassociate float arithmetic.
+//! `FloatCC::NotEqual` (unordered or not equal) for `Ne`. Cranelift does
+//! not contract or reassociate float arithmetic: a `Mul` and an `Add` are
+//! `fmul` and `fadd`, rounded separately.
+//!
+//! The IR's explicit fused multiply-add ([`InstKind::Fma`]) is Cranelift's
+//! `fma`, the only one emitted. On x86-64 Cranelift lowers it to
+//! `vfmadd213sd`/`ss` (or `vfmadd132*` with a memory operand, `vfnmadd*`
+//! when a factor is negated) when the ISA has the `has_avx` and `has_fma`
+//! flags, which `cranelift-native` sets from the host CPU; otherwise to a
+//! call of the C library's `fma` / `fmaf`, which are correctly rounded.
+//! Either way the result is IEEE `fusedMultiplyAdd`, bit-identical to the
+//! interpreter's `mul_add`. The JIT resolves those two symbols to this
+//! crate's own `mul_add` wrappers (so nothing depends on the process's
+//! dynamic symbols); an object file from [`compile_object`] on a host
+//! without FMA leaves them undefined, to be linked from libm (`-lm`).
+//! [`ClifOptions::without_fma_instructions`] forces the call, to test it.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Mutex;
@@ -95,6 +109,7 @@ pub const MAX_LOCAL_BYTES: u64 = 1 << 20;
 pub struct ClifOptions {
     bounds_checks: bool,
     fast_compile: bool,
+    fma_instructions: bool,
 }
 
 impl Default for ClifOptions {
@@ -102,6 +117,7 @@ impl Default for ClifOptions {
         ClifOptions {
             bounds_checks: true,
             fast_compile: false,
+            fma_instructions: true,
         }
     }
 }
@@ -142,6 +158,24 @@ impl ClifOptions {
     pub fn is_fast_compile(&self) -> bool {
         self.fast_compile
     }
+
+    /// Options that compile the IR's `fma` as a call to a correctly
+    /// rounded `fma` / `fmaf` routine even where the host CPU has FMA
+    /// instructions (what an x86-64 host without them always gets; no
+    /// effect on other targets). The result is bit-identical, only slower:
+    /// this exists to test that path.
+    pub fn without_fma_instructions(self) -> Self {
+        ClifOptions {
+            fma_instructions: false,
+            ..self
+        }
+    }
+
+    /// Whether the host's FMA instructions may be used (the default; see
+    /// [`ClifOptions::without_fma_instructions`]).
+    pub fn fma_instructions(&self) -> bool {
+        self.fma_instructions
+    }
 }
 
 fn codegen(msg: impl Into<String>) -> BackendError {
@@ -175,8 +209,8 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, BackendError>) -> Result<T, BackendE
 
 /// The host ISA with crux's settings (`opt_level=speed`, verifier on in
 /// debug builds, inline stack probes; single-pass register allocation when
-/// `fast`).
-fn host_isa(pic: bool, fast: bool) -> Result<OwnedTargetIsa, BackendError> {
+/// `fast`; the host's FMA instructions unless `fma` is false).
+fn host_isa(pic: bool, fast: bool, fma: bool) -> Result<OwnedTargetIsa, BackendError> {
     let mut fb = settings::builder();
     let verifier = if cfg!(debug_assertions) {
         "true"
@@ -197,7 +231,12 @@ fn host_isa(pic: bool, fast: bool) -> Result<OwnedTargetIsa, BackendError> {
         fb.set(k, v)
             .map_err(|e| codegen(format!("setting {k}={v}: {e}")))?;
     }
-    let ib = cranelift_native::builder().map_err(|m| codegen(format!("host ISA: {m}")))?;
+    let mut ib = cranelift_native::builder().map_err(|m| codegen(format!("host ISA: {m}")))?;
+    // x86-64 is the target where FMA is optional (aarch64 always has it).
+    if !fma && cfg!(target_arch = "x86_64") {
+        ib.set("has_fma", "false")
+            .map_err(|e| codegen(format!("setting has_fma=false: {e}")))?;
+    }
     ib.finish(settings::Flags::new(fb))
         .map_err(|e| codegen(format!("host ISA: {e}")))
 }
@@ -470,6 +509,10 @@ impl Translator<'_, '_> {
                 let (c, a, e) = (self.val(*c), self.val(*a), self.val(*e));
                 Some(self.b.ins().select(c, a, e))
             }
+            InstKind::Fma(a, b, c) => {
+                let (a, b, c) = (self.val(*a), self.val(*b), self.val(*c));
+                Some(self.b.ins().fma(a, b, c))
+            }
             InstKind::Conv(c, a) => Some(self.conv(*c, self.val(*a))),
             InstKind::Load { buf, index } => {
                 let addr = self.buffer_addr(buf.index(), self.val(*index));
@@ -733,7 +776,7 @@ fn verified_clif(
 
 /// The CLIF of `f` (before Cranelift's optimisations), for dumps.
 pub fn clif_text(f: &Function) -> Result<String, BackendError> {
-    let isa = host_isa(false, false)?;
+    let isa = host_isa(false, false, true)?;
     let func = verified_clif(f, &*isa, true)?;
     Ok(func.display().to_string())
 }
@@ -759,7 +802,11 @@ fn define(
 /// exports one function named `f.name` with the calling convention of
 /// [`EntryFn`] (bounds checks on).
 pub fn compile_object(f: &Function) -> Result<Vec<u8>, BackendError> {
-    let isa = host_isa(true, false)?;
+    object_for(f, host_isa(true, false, true)?)
+}
+
+/// [`compile_object`] for a given (position-independent) ISA.
+fn object_for(f: &Function, isa: OwnedTargetIsa) -> Result<Vec<u8>, BackendError> {
     let func = verified_clif(f, &*isa, true)?;
     guarded(|| {
         let builder = ObjectBuilder::new(isa, f.name.as_str(), default_libcall_names())
@@ -771,6 +818,17 @@ pub fn compile_object(f: &Function) -> Result<Vec<u8>, BackendError> {
             .emit()
             .map_err(|e| codegen(format!("writing the object file: {e}")))
     })
+}
+
+/// `a·b + c` rounded once: Cranelift's libcall for an f64 `fma` on a host
+/// without FMA instructions (Rust's `mul_add` is IEEE `fusedMultiplyAdd`).
+extern "C" fn fma_f64(a: f64, b: f64, c: f64) -> f64 {
+    a.mul_add(b, c)
+}
+
+/// The f32 counterpart of [`fma_f64`] (`fmaf`).
+extern "C" fn fma_f32(a: f32, b: f32, c: f32) -> f32 {
+    a.mul_add(b, c)
 }
 
 /// Owns a JIT module and frees its code on drop.
@@ -811,7 +869,7 @@ impl std::fmt::Debug for ClifKernel {
 /// Compiles `f` with Cranelift (`opt_level=speed`) into machine code in
 /// this process.
 pub fn compile(f: &Function, opts: &ClifOptions) -> Result<ClifKernel, BackendError> {
-    let isa = host_isa(false, opts.fast_compile)?;
+    let isa = host_isa(false, opts.fast_compile, opts.fma_instructions)?;
     let func = verified_clif(f, &*isa, opts.bounds_checks)?;
     jit(f, isa, func)
 }
@@ -825,10 +883,12 @@ fn jit(f: &Function, isa: OwnedTargetIsa, func: ir::Function) -> Result<ClifKern
         ));
     }
     guarded(|| {
-        let mut owned = OwnedModule(Some(JITModule::new(JITBuilder::with_isa(
-            isa,
-            default_libcall_names(),
-        ))));
+        let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
+        // Cranelift's `fma` without FMA instructions calls these (the names
+        // of `default_libcall_names`); resolve them here, not by `dlsym`.
+        jb.symbol("fma", fma_f64 as *const u8);
+        jb.symbol("fmaf", fma_f32 as *const u8);
+        let mut owned = OwnedModule(Some(JITModule::new(jb)));
         let module = owned.0.as_mut().expect("the module was put in just above");
         let id = define(module, f, func)?;
         module
@@ -1026,6 +1086,112 @@ mod tests {
         assert!(!text.contains("fma"), "{text}");
     }
 
+    /// `fma(x, y, z)` for f64 and f32 parameters, and `x·y + z` unfused.
+    fn fused_and_separate() -> Function {
+        let mut b = Builder::new("fused");
+        let mut outs = Vec::new();
+        for ty in [Ty::F64, Ty::F32] {
+            let x = b.param("x", ty);
+            let y = b.param("y", ty);
+            let z = b.param("z", ty);
+            outs.push(b.fma(x, y, z));
+            let p = b.mul(x, y);
+            outs.push(b.add(p, z));
+        }
+        b.finish(&outs).unwrap()
+    }
+
+    /// The machine code of `f` for `isa`, as Cranelift's disassembly.
+    fn vcode(f: &Function, isa: &dyn TargetIsa) -> String {
+        let func = verified_clif(f, isa, true).unwrap();
+        let mut ctx = Context::for_function(func);
+        ctx.set_disasm(true);
+        let code = ctx
+            .compile(
+                isa,
+                &mut cranelift_codegen::control::ControlPlane::default(),
+            )
+            .unwrap();
+        code.vcode.clone().unwrap()
+    }
+
+    fn host_has_fma() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::is_x86_feature_detected!("fma") && std::is_x86_feature_detected!("avx")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn fma_is_one_instruction_or_a_call() {
+        let f = fused_and_separate();
+        let native = vcode(&f, &*host_isa(false, false, true).unwrap());
+        let call = vcode(&f, &*host_isa(false, false, false).unwrap());
+        // Never fused implicitly: the separate multiply-add stays `mul` + `add`.
+        for code in [&native, &call] {
+            assert!(code.contains("mulsd") && code.contains("addsd"), "{code}");
+            assert!(code.contains("mulss") && code.contains("addss"), "{code}");
+        }
+        if host_has_fma() {
+            assert_eq!(native.matches("vfmadd").count(), 2, "{native}");
+        }
+        assert!(!call.contains("vfmadd"), "{call}");
+        assert!(call.contains("call"), "{call}");
+    }
+
+    #[test]
+    fn fma_rounds_once_with_and_without_fma_instructions() {
+        let f = fused_and_separate();
+        let (e, e32) = ((-27f64).exp2(), (-13f32).exp2());
+        let args = [
+            Scalar::F64(1.0 + e),
+            Scalar::F64(1.0 - e),
+            Scalar::F64(-1.0),
+            Scalar::F32(1.0 + e32),
+            Scalar::F32(1.0 - e32),
+            Scalar::F32(-1.0),
+        ];
+        let want = vec![
+            Scalar::F64(-(-54f64).exp2()),
+            Scalar::F64(0.0),
+            Scalar::F32(-(-26f32).exp2()),
+            Scalar::F32(0.0),
+        ];
+        for opts in [
+            ClifOptions::default(),
+            ClifOptions::default().without_fma_instructions(),
+            ClifOptions::default()
+                .fast_compile()
+                .without_fma_instructions(),
+        ] {
+            let k = compile(&f, &opts).unwrap();
+            assert_eq!(k.call(&args, &mut []).unwrap(), want, "{opts:?}");
+        }
+        assert!(!ClifOptions::default()
+            .without_fma_instructions()
+            .fma_instructions());
+    }
+
+    /// Without FMA instructions an object file calls the C library's
+    /// `fma` / `fmaf` (undefined symbols, resolved from libm at link time).
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn object_without_fma_instructions_calls_libm() {
+        let f = fused_and_separate();
+        let obj = object_for(&f, host_isa(true, false, false).unwrap()).unwrap();
+        assert!(obj.windows(4).any(|w| w == b"fma\0"));
+        assert!(obj.windows(5).any(|w| w == b"fmaf\0"));
+        let native = compile_object(&f).unwrap();
+        if host_has_fma() {
+            assert!(!native.windows(4).any(|w| w == b"fma\0"));
+        }
+    }
+
     #[test]
     fn object_file_is_elf_on_linux() {
         let obj = compile_object(&sumsq()).unwrap();
@@ -1053,7 +1219,7 @@ mod tests {
     #[test]
     #[cfg(debug_assertions)]
     fn cranelift_errors_are_codegen_errors() {
-        let isa = host_isa(false, false).unwrap();
+        let isa = host_isa(false, false, true).unwrap();
         let mut func = ir::Function::with_name_signature(
             UserFuncName::testcase("bad"),
             entry_signature(&*isa),

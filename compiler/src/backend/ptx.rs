@@ -66,6 +66,9 @@
 //!   `mul.rn`, `div.rn`, `sqrt.rn`) so `ptxas` never contracts into FMA,
 //!   and never `.ftz` (subnormals are kept); rounding by `cvt.rmi`, `rpi`,
 //!   `rzi`, `rni`;
+//! * the IR's explicit fused multiply-add as `fma.rn.f64` / `fma.rn.f32`
+//!   (one rounding, IEEE 754 `fusedMultiplyAdd`; no `.ftz`, no `.sat`):
+//!   the only `fma` in the output;
 //! * Min/Max by compares and `selp` (PTX `min`/`max` return the non-NaN
 //!   operand): NaN if either is NaN, and equal operands (only ±0 have
 //!   different bits) combined bitwise (`or` of the bits for min, `and` for
@@ -432,6 +435,11 @@ impl Emitter<'_> {
                 } else {
                     self.ins(format!("selp.{} {d}, {x}, {y}, {c}", mov_ty(t)));
                 }
+            }
+            InstKind::Fma(a, b, c) => {
+                let n = self.f.ty(*a).name();
+                let (d, x, y, z) = (self.reg(res(0)), self.reg(*a), self.reg(*b), self.reg(*c));
+                self.ins(format!("fma.rn.{n} {d}, {x}, {y}, {z}"));
             }
             InstKind::Conv(c, a) => {
                 let (d, x) = (self.reg(res(0)), self.reg(*a));

@@ -137,6 +137,7 @@ impl Inliner<'_> {
             InstKind::Binary(op, x, y) => vec![b.binary(*op, self.get(*x), self.get(*y))],
             InstKind::Cmp(op, x, y) => vec![b.cmp(*op, self.get(*x), self.get(*y))],
             InstKind::Select(c, x, y) => vec![b.select(self.get(*c), self.get(*x), self.get(*y))],
+            InstKind::Fma(x, y, z) => vec![b.fma(self.get(*x), self.get(*y), self.get(*z))],
             InstKind::Conv(c, a) => vec![b.conv(*c, self.get(*a))],
             InstKind::Load { buf, index } => {
                 let (buf, i) = self.index(b, *buf, *index);

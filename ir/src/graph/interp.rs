@@ -357,11 +357,16 @@ fn matmul(a: &Tensor, b: &Tensor, dt: DType) -> Vec<f64> {
     let mut out = vec![0.0; m * n];
     for i in 0..m {
         for j in 0..n {
-            // Accumulate in ascending k with a rounding after each step, the
-            // order every backend reproduces.
+            // Accumulate in ascending k from 0, one fused multiply-add
+            // (one rounding) per step: the order and rounding every backend
+            // reproduces (the kernel IR's `fma`).
             let mut acc = 0.0;
             for l in 0..k {
-                acc = dt.round(acc + dt.round(a.data[i * k + l] * b.data[l * n + j]));
+                let (x, y) = (a.data[i * k + l], b.data[l * n + j]);
+                acc = match dt {
+                    DType::F32 => (x as f32).mul_add(y as f32, acc as f32) as f64,
+                    _ => x.mul_add(y, acc),
+                };
             }
             out[i * n + j] = acc;
         }

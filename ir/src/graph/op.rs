@@ -342,7 +342,9 @@ pub enum Op {
         /// Joined axis.
         axis: u8,
     },
-    /// Matrix product `(m, k) x (k, n) -> (m, n)`.
+    /// Matrix product `(m, k) x (k, n) -> (m, n)`: each entry accumulated
+    /// over `k` in ascending order from 0 by fused multiply-adds (one
+    /// rounding per step), on every backend.
     MatMul,
 }
 

@@ -226,6 +226,13 @@ impl Builder {
         let t = self.ty(a);
         self.one(InstKind::Select(cond, a, b), t)
     }
+    /// Fused multiply-add `a·b + c`, rounded once (floats; `a`, `b`, `c` of
+    /// one type). Never produced from a separate [`Builder::mul`] and
+    /// [`Builder::add`]: this is the only way to get one.
+    pub fn fma(&mut self, a: Value, b: Value, c: Value) -> Value {
+        let t = self.ty(a);
+        self.one(InstKind::Fma(a, b, c), t)
+    }
     /// Conversion.
     pub fn conv(&mut self, c: Conv, a: Value) -> Value {
         self.one(InstKind::Conv(c, a), c.types().1)

@@ -333,6 +333,13 @@ impl Machine<'_> {
                 };
                 vec![if c { self.get(*a) } else { self.get(*b) }]
             }
+            // One rounding: `mul_add` is IEEE fusedMultiplyAdd (the
+            // correctly rounded libm `fma` where the CPU has no FMA unit).
+            InstKind::Fma(a, b, c) => vec![match (self.get(*a), self.get(*b), self.get(*c)) {
+                (F64(x), F64(y), F64(z)) => F64(x.mul_add(y, z)),
+                (F32(x), F32(y), F32(z)) => F32(x.mul_add(y, z)),
+                _ => unreachable!("verified"),
+            }],
             InstKind::Conv(c, a) => vec![match (c, self.get(*a)) {
                 (Conv::F64ToF32, F64(x)) => F32(x as f32),
                 (Conv::F32ToF64, F32(x)) => F64(x as f64),

@@ -9,10 +9,37 @@
 //! * Memory: global buffers (function arguments: data, parameters, state,
 //!   outputs) and small fixed-size local arrays (the NUTS tree needs a few).
 //! * Only operations every backend computes bit-identically: IEEE add, sub,
-//!   mul, div, sqrt, min/max, rounding, integer arithmetic, conversions.
-//!   Transcendentals are expanded into these by `crux-compiler`'s math
-//!   module, the same sequence for every backend; random numbers are
-//!   Philox-4x32-10 written in integer operations ([`Builder::philox`]).
+//!   mul, div, sqrt, min/max, rounding, fused multiply-add, integer
+//!   arithmetic, conversions. Transcendentals are expanded into these by
+//!   `crux-compiler`'s math module, the same sequence for every backend;
+//!   random numbers are Philox-4x32-10 written in integer operations
+//!   ([`Builder::philox`]).
+//!
+//! # Fused multiply-add
+//!
+//! [`InstKind::Fma`]`(a, b, c)` (text `fma a, b, c`, builder
+//! [`Builder::fma`]) is IEEE 754 `fusedMultiplyAdd`: `a·b + c` computed
+//! exactly and rounded *once* to the operands' type (f64 or f32; all three
+//! operands and the result have that type), round to nearest, ties to even,
+//! subnormals kept. Being exactly specified it is bit-identical everywhere:
+//! the interpreter computes it with `f64::mul_add` / `f32::mul_add`,
+//! Cranelift with its `fma` instruction (`vfmadd*` on x86-64 with FMA, the
+//! correctly rounded libm `fma` / `fmaf` otherwise), PTX with `fma.rn.f64` /
+//! `fma.rn.f32`. Its special cases are IEEE's: NaN if any operand is NaN,
+//! if `a·b` is `0·∞`, or if `a·b` and `c` are infinities of opposite signs
+//! (NaN payloads are left to the backend, as everywhere); an exact zero
+//! result is `+0`, except `−0` when `a·b` is a zero of negative sign (`a`
+//! or `b` zero, their signs differing) and `c` is `−0` (a nonzero exact
+//! result too small to represent rounds to a zero of its own sign).
+//! Overflow gives ±∞, and there is no intermediate overflow or underflow:
+//! only the final result is rounded.
+//!
+//! A fused multiply-add is only ever *explicit*: no builder helper, pass or
+//! backend turns a [`BinOp::Mul`] followed by a [`BinOp::Add`] into one
+//! (that rounds once instead of twice, so it changes results), and the
+//! backends emit separate, individually rounded instructions for them
+//! (Cranelift never contracts; PTX uses `mul.rn` / `add.rn`, which `ptxas`
+//! does not fuse). Code that wants the single rounding writes `fma`.
 //!
 //! [`builder`] is how kernels are written, [`verify()`] checks them,
 //! [`interp`] is their reference semantics (with fuel, so a runaway loop is
@@ -338,6 +365,10 @@ pub enum InstKind {
     Cmp(CmpOp, Value, Value),
     /// `cond ? a : b`.
     Select(Value, Value, Value),
+    /// Fused multiply-add `a·b + c` with one rounding (floats; the three
+    /// operands and the result of one type). See [the module
+    /// documentation](crate::kernel#fused-multiply-add).
+    Fma(Value, Value, Value),
     /// Type conversion.
     Conv(Conv, Value),
     /// Element `index` (i64) of a buffer.

@@ -33,7 +33,7 @@
 //!          | "unused" VAL ":" TY             (a value with a type but no definition)
 //! inst    := ((VAL ":" TY),+ "=")? op
 //! op      := "const" TY HEX | UNOP VAL | BINOP VAL "," VAL | CMPOP VAL "," VAL
-//!          | "select" VAL "," VAL "," VAL | CONV VAL
+//!          | "select" VAL "," VAL "," VAL | "fma" VAL "," VAL "," VAL | CONV VAL
 //!          | "load" (buf<N> | loc<N>) "[" VAL "]"
 //!          | "store" (buf<N> | loc<N>) "[" VAL "]" "," VAL
 //!          | "for" VAL "to" VAL "carry" "(" VAL,* ")" region
@@ -334,6 +334,9 @@ impl Printer<'_> {
             }
             InstKind::Select(c, a, b) => {
                 let _ = write!(self.out, "select {c}, {a}, {b}");
+            }
+            InstKind::Fma(a, b, c) => {
+                let _ = write!(self.out, "fma {a}, {b}, {c}");
             }
             InstKind::Conv(c, a) => {
                 let _ = write!(self.out, "{} {a}", conv_name(*c));
@@ -1009,6 +1012,14 @@ impl Parser {
                 let b = self.use_value()?;
                 InstKind::Select(c, a, b)
             }
+            "fma" => {
+                let a = self.use_value()?;
+                self.punct(',')?;
+                let b = self.use_value()?;
+                self.punct(',')?;
+                let c = self.use_value()?;
+                InstKind::Fma(a, b, c)
+            }
             "load" => {
                 let m = self.mem()?;
                 self.punct('[')?;
@@ -1118,10 +1129,10 @@ impl Parser {
                     read(*a);
                     read(*b);
                 }
-                InstKind::Select(c, a, b) => {
-                    read(*c);
+                InstKind::Select(a, b, c) | InstKind::Fma(a, b, c) => {
                     read(*a);
                     read(*b);
+                    read(*c);
                 }
                 InstKind::Load { index, .. } | InstKind::LocalLoad { index, .. } => read(*index),
                 InstKind::Store { index, value, .. }

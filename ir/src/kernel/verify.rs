@@ -158,6 +158,15 @@ impl Checker<'_> {
                 self.expect(*b, t, "select")?;
                 vec![t]
             }
+            InstKind::Fma(a, b, c) => {
+                let t = self.use_(*a)?;
+                if !t.is_float() {
+                    return Err(self.err(format!("fma does not apply to {t}")));
+                }
+                self.expect(*b, t, "fma")?;
+                self.expect(*c, t, "fma")?;
+                vec![t]
+            }
             InstKind::Conv(c, a) => {
                 let (from, to) = c.types();
                 self.expect(*a, from, &format!("{c:?}"))?;
@@ -266,6 +275,7 @@ fn kind_name(k: &InstKind) -> &'static str {
         InstKind::Binary(..) => "binary",
         InstKind::Cmp(..) => "cmp",
         InstKind::Select(..) => "select",
+        InstKind::Fma(..) => "fma",
         InstKind::Conv(..) => "conv",
         InstKind::Load { .. } => "load",
         InstKind::Store { .. } => "store",

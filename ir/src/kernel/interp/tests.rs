@@ -141,3 +141,47 @@ fn float_semantics() {
     assert_eq!(r(1e300, 1.0)[2], Scalar::I64(i64::MAX));
     assert_eq!(r(2.5, 0.0)[3], Scalar::F64(2.0));
 }
+
+/// `fma` rounds once: `(1 + 2⁻²⁷)(1 − 2⁻²⁷) − 1` is `−2⁻⁵⁴` fused and `0`
+/// as a multiply then an add (`1 − 2⁻⁵⁴` is a tie, rounded to 1); f32
+/// likewise with 2⁻¹³ (`−2⁻²⁶`).
+#[test]
+fn fma_rounds_once() {
+    for ty in [Ty::F64, Ty::F32] {
+        let mut b = Builder::new("fma");
+        let x = b.param("x", ty);
+        let y = b.param("y", ty);
+        let z = b.param("z", ty);
+        let fused = b.fma(x, y, z);
+        let p = b.mul(x, y);
+        let separate = b.add(p, z);
+        let f = b.finish(&[fused, separate]).unwrap();
+        let (args, want) = if ty == Ty::F64 {
+            let e = (-27f64).exp2();
+            (
+                [1.0 + e, 1.0 - e, -1.0].map(Scalar::F64),
+                [Scalar::F64(-(-54f64).exp2()), Scalar::F64(0.0)],
+            )
+        } else {
+            let e = (-13f32).exp2();
+            (
+                [1.0 + e, 1.0 - e, -1.0].map(Scalar::F32),
+                [Scalar::F32(-(-26f32).exp2()), Scalar::F32(0.0)],
+            )
+        };
+        assert_eq!(run(&f, &args, &mut [], 100).unwrap(), want);
+    }
+}
+
+#[test]
+fn fma_is_floats_of_one_type() {
+    let mut b = Builder::new("bad");
+    let x = b.param("x", Ty::I64);
+    let r = b.fma(x, x, x);
+    assert!(matches!(b.finish(&[r]), Err(KernelError::Invalid { msg, .. }) if msg.contains("fma")));
+    let mut b = Builder::new("mixed");
+    let x = b.param("x", Ty::F64);
+    let y = b.param("y", Ty::F32);
+    let r = b.fma(x, x, y);
+    assert!(matches!(b.finish(&[r]), Err(KernelError::Invalid { msg, .. }) if msg.contains("fma")));
+}

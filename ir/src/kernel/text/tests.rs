@@ -46,6 +46,8 @@ fn every_construct() -> Function {
     }
     let c = b.cmp(CmpOp::Lt, k, i32c);
     let s = b.select(c, mz, sub);
+    vals.push(b.fma(x, s, nan));
+    vals.push(b.fma(y, f32c, y));
     for conv in Conv::ALL {
         let a = match conv.types().0 {
             Ty::F64 => s,
@@ -178,6 +180,9 @@ fn text_errors_carry_lines() {
     assert_err(&g("mul v5, v5", "mul v5, v0"), 8, "expected f64");
     assert_err(&g("v6: f64", "v5: f64"), 8, "defined twice");
     assert_err(&g("mul v5", "mull v5"), 8, "unknown instruction `mull`");
+    assert_err(&g("mul v5, v5", "fma v5, v5"), 9, "expected `,`");
+    assert_err(&g("mul v5, v5", "fma v5, v5, v0"), 8, "expected f64");
+    assert_err(&g("mul v5, v5", "fma v5, v5, v9"), 8, "not defined");
     assert_err(&g("buf0[v3]", "buf1[v3]"), 7, "buf1 is not declared");
     assert_err(&g("yield v7", "yield v8"), 10, "not defined");
     assert_err(&g("yield v7\n", ""), 10, "expected an instruction");
@@ -232,7 +237,7 @@ proptest! {
 
     #[test]
     fn text_parse_tokenish_strings_never_panics(
-        s in "(kernel|k|v[0-9]{1,2}|buf0|loc0|buffer|local|unused|for|to|carry|while|do|if|else|yield|return|const|add|load|store|f64|i64|bool|read|0x[0-9a-f]{1,17}|[0-9]{1,20}|\"[a-z\\\\\"]{0,3}\"|[ =:,\\[\\](){}|#\n])*"
+        s in "(kernel|k|v[0-9]{1,2}|buf0|loc0|buffer|local|unused|for|to|carry|while|do|if|else|yield|return|const|add|fma|load|store|f64|i64|bool|read|0x[0-9a-f]{1,17}|[0-9]{1,20}|\"[a-z\\\\\"]{0,3}\"|[ =:,\\[\\](){}|#\n])*"
     ) {
         check_parse(&s);
     }
@@ -271,4 +276,32 @@ proptest! {
         prop_assert_eq!(&f, &g);
         prop_assert_eq!(s, print(&g));
     }
+}
+
+const FMA_GOLDEN: &str = "kernel fused(v0 \"a\": f64, v1 \"b\": f32) {
+  v2: f64 = fma v0, v0, v0
+  v3: f32 = fma v1, v1, v1
+  return v2, v3
+}
+";
+
+#[test]
+fn text_fma_golden_and_type_errors() {
+    let mut b = Builder::new("fused");
+    let a = b.param("a", Ty::F64);
+    let c = b.param("b", Ty::F32);
+    let r = b.fma(a, a, a);
+    let s = b.fma(c, c, c);
+    let f = b.finish(&[r, s]).unwrap();
+    assert_eq!(print(&f), FMA_GOLDEN);
+    assert_eq!(parse(FMA_GOLDEN).unwrap(), f);
+    let g = |from: &str, to: &str| FMA_GOLDEN.replacen(from, to, 1);
+    assert_err(&g("fma v0, v0, v0", "fma v0, v1, v0"), 2, "expected f64");
+    assert_err(&g("fma v1, v1, v1", "fma v1, v1, v0"), 3, "expected f32");
+    assert_err(&g("v2: f64 = fma", "v2: f32 = fma"), 2, "v2 should be f64");
+    assert_err(
+        &g("f64, v1", "i64, v1").replace("v2: f64", "v2: i64"),
+        2,
+        "fma does not apply to i64",
+    );
 }
