@@ -165,7 +165,6 @@ mod tests {
     use crux_ir::kernel::Buffer;
 
     use super::*;
-    use crate::backend::{clif, Executable, Interpreter};
     use crate::lower::{lower_log_density, Lowered};
     use crate::pipeline::{compile_log_density, LOGP_OUTPUT};
     use crate::sampler::kernels::Sgld;
@@ -219,15 +218,7 @@ mod tests {
         state[chunk.theta] = theta0;
         state[chunk.models[0].step_size] = 0.01;
         let mut bufs = chunk.chain_buffers(state);
-        let exe: Box<dyn Executable> = match exec {
-            Exec::Interp => Box::new(Interpreter {
-                function: chunk.function.clone(),
-                fuel: u64::MAX,
-            }),
-            Exec::Clif => {
-                Box::new(clif::compile(&chunk.function, &clif::ClifOptions::default()).unwrap())
-            }
-        };
+        let exe = exec.executable(&chunk.function);
         exe.call(&chunk_args(11, 3, (0, sweeps)), bufs.as_mut_slice())
             .unwrap();
         bufs.into_buffers()

@@ -40,6 +40,19 @@ pub(crate) enum Exec {
     Clif,
 }
 
+impl Exec {
+    /// `function` on this executor (Cranelift with bounds checks).
+    pub(crate) fn executable(self, function: &crux_ir::kernel::Function) -> Box<dyn Executable> {
+        match self {
+            Exec::Interp => Box::new(Interpreter {
+                function: function.clone(),
+                fuel: u64::MAX,
+            }),
+            Exec::Clif => Box::new(clif::compile(function, &clif::ClifOptions::default()).unwrap()),
+        }
+    }
+}
+
 /// Runs one chain of `chunk` from `init` in chunks of `chunk_len` sweeps;
 /// returns (draws, diagnostics, final state).
 pub(crate) fn run_chain(
@@ -60,15 +73,7 @@ pub(crate) fn run_chain(
         state[off..off + len].iter_mut().for_each(|x| *x = 1.0);
     }
     let mut bufs = chunk.chain_buffers(state);
-    let exe: Box<dyn Executable> = match exec {
-        Exec::Interp => Box::new(Interpreter {
-            function: chunk.function.clone(),
-            fuel: u64::MAX,
-        }),
-        Exec::Clif => {
-            Box::new(clif::compile(&chunk.function, &clif::ClifOptions::default()).unwrap())
-        }
-    };
+    let exe = exec.executable(&chunk.function);
     let mut lo = 0;
     while lo < chunk.sweeps {
         let hi = (lo + chunk_len).min(chunk.sweeps);
