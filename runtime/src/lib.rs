@@ -27,6 +27,16 @@
 //!
 //! Errors ([`Error`]) sit beside the rooms; every room may use them.
 //!
+//! # Semantics worth knowing
+//!
+//! The log-density of a sampled model is `−likelihood_scale · mean_c L_c +
+//! log prior`, `L_c = mean(r²)` for `.mse()`. With `N` residual entries,
+//! `likelihood_scale = N/(2σ²)` makes that the Gaussian log-likelihood of
+//! noise σ. The spec's text says `N/σ²`, which doubles the likelihood's
+//! weight and halves the posterior variance; crux documents and tests the
+//! `N/(2σ²)` form (`samples/src/problems.rs`, gauss100's scale 50 for N =
+//! 100). An optimised model steps on `mean_c L_c` (scale 1, no prior).
+//!
 //! ```
 //! use crux::{noise, Crux, Domain, Param, Prior, PI};
 //!
