@@ -389,10 +389,7 @@ fn define_cranelift_kernel(
         Layout::ColMajor => (rows * 8, n * 8, lanes as i64 * 8),
     };
 
-    let mut sig = module.make_signature();
-    for _ in 0..3 {
-        sig.params.push(AbiParam::new(types::I64));
-    }
+    let sig = kernel_signature(module);
     let id = module
         .declare_function(name, Linkage::Local, &sig)
         .map_err(|e| format!("{name}: {e}"))?;
@@ -502,6 +499,15 @@ fn define_cranelift_kernel(
     Ok((id, listing))
 }
 
+/// The signature `(a, x, out)` of every probe kernel: three pointers.
+fn kernel_signature(module: &JITModule) -> ir::Signature {
+    let mut sig = module.make_signature();
+    for _ in 0..3 {
+        sig.params.push(AbiParam::new(types::I64));
+    }
+    sig
+}
+
 /// Declares and defines `name(a, x, out)`, a Cranelift function whose body
 /// is one call of the imported `extern "C"` symbol `callee(a, x, out)`.
 fn define_call_kernel(
@@ -509,10 +515,7 @@ fn define_call_kernel(
     name: &str,
     callee: &str,
 ) -> Result<cranelift_module::FuncId, String> {
-    let mut sig = module.make_signature();
-    for _ in 0..3 {
-        sig.params.push(AbiParam::new(types::I64));
-    }
+    let sig = kernel_signature(module);
     let callee_id = module
         .declare_function(callee, Linkage::Import, &sig)
         .map_err(|e| format!("{callee}: {e}"))?;

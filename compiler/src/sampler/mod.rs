@@ -215,10 +215,11 @@ pub struct Chunk {
 }
 
 impl Chunk {
-    /// The buffers of one chain for a call of [`Chunk::function`]: the
-    /// given state (`state.len` entries), zeroed work, draws and
-    /// diagnostics, and the data.
-    pub fn buffers(&self, state: Vec<f64>) -> Vec<crux_ir::kernel::Buffer> {
+    /// The buffers of one chain for a call of [`Chunk::function`], in
+    /// [`ChunkBuffer`] order: the given state (`state.len` entries), zeroed
+    /// work, draws and diagnostics, and the data. Callers use the typed
+    /// [`Chunk::chain_buffers`].
+    pub(crate) fn buffers(&self, state: Vec<f64>) -> Vec<crux_ir::kernel::Buffer> {
         use crux_ir::kernel::Buffer;
         debug_assert_eq!(state.len(), self.state.len);
         let mut bufs = vec![
@@ -231,8 +232,9 @@ impl Chunk {
         bufs
     }
 
-    /// [`Chunk::buffers`], typed: the buffers of one chain with accessors
-    /// for the state, draws and diagnostics.
+    /// The buffers of one chain for a call of [`Chunk::function`] (the
+    /// given state, zeroed work, draws and diagnostics, the data), with
+    /// typed accessors for the state, draws and diagnostics.
     pub fn chain_buffers(&self, state: Vec<f64>) -> ChainBuffers {
         ChainBuffers::new(self.buffers(state))
     }

@@ -7,7 +7,7 @@
 //! layer; the prior of a group sees only its leaves.
 
 use super::net::Net;
-use super::param::{Model, Param};
+use super::param::{check_bayesian, check_optimizer, Model, Param};
 use super::registry::{GroupRole, MaskGroup, ModelCell};
 use super::sampling::{Bayesian, Optimizer};
 use crate::error::{Error, Result};
@@ -149,18 +149,12 @@ impl Masked<'_> {
     /// Samples the masked leaves with `config` (checked here, as
     /// [`Param::bayesian`] does). The group must not overlap another.
     pub fn bayesian(self, config: Bayesian) -> Result<()> {
-        config.check().map_err(|reason| Error::Bayesian {
-            model: self.model.clone(),
-            reason,
-        })?;
+        check_bayesian(&self.model, &config)?;
         self.attach(GroupRole::Bayesian(config))
     }
     /// Trains the masked leaves with `opt` (a point estimate).
     pub fn optimizer(self, opt: Optimizer) -> Result<()> {
-        opt.check().map_err(|reason| Error::Optimizer {
-            model: self.model.clone(),
-            reason,
-        })?;
+        check_optimizer(&self.model, &opt)?;
         self.attach(GroupRole::Optimizer(opt))
     }
 

@@ -320,12 +320,27 @@ impl Param {
     }
 }
 
-/// Checks `opt` and stores it as the model's optimiser.
-pub(crate) fn attach_optimizer(cell: &ModelCell, model: &str, opt: Optimizer) -> Result<()> {
+/// The model-independent checks of a `.bayesian(..)` configuration, as an
+/// error naming `model` (whole models and masked groups alike).
+pub(crate) fn check_bayesian(model: &str, config: &Bayesian) -> Result<()> {
+    config.check().map_err(|reason| Error::Bayesian {
+        model: model.to_string(),
+        reason,
+    })
+}
+
+/// The checks of an optimiser's hyper-parameters, as an error naming
+/// `model`.
+pub(crate) fn check_optimizer(model: &str, opt: &Optimizer) -> Result<()> {
     opt.check().map_err(|reason| Error::Optimizer {
         model: model.to_string(),
         reason,
-    })?;
+    })
+}
+
+/// Checks `opt` and stores it as the model's optimiser.
+pub(crate) fn attach_optimizer(cell: &ModelCell, model: &str, opt: Optimizer) -> Result<()> {
+    check_optimizer(model, &opt)?;
     cell.update_settings(|s| {
         s.optimizer = Some(opt);
         s.bayesian = None;
@@ -335,10 +350,7 @@ pub(crate) fn attach_optimizer(cell: &ModelCell, model: &str, opt: Optimizer) ->
 
 /// Checks `config` and stores it as the model's sampling configuration.
 pub(crate) fn attach(cell: &ModelCell, model: &str, config: Bayesian) -> Result<()> {
-    config.check().map_err(|reason| Error::Bayesian {
-        model: model.to_string(),
-        reason,
-    })?;
+    check_bayesian(model, &config)?;
     if !cell.settings().groups.is_empty() {
         return Err(Error::Mask {
             model: model.to_string(),

@@ -45,15 +45,16 @@ pub(crate) fn collect(
                 .set_results(ModelResults { posterior: None });
             continue;
         };
-        for &(g, r, slots) in &sampled {
-            let diagnostics = diagnostics(r, slots, bufs);
-            reports.push(report(
-                &g.name,
-                r,
-                diagnostics.as_ref(),
-                step_sizes(slots, bufs),
-            ));
+        // Each group's diagnostics and step sizes, read once: its report,
+        // and (the first group's) the model's posterior.
+        let mut per_group: Vec<(Option<Diagnostics>, Vec<f64>)> = sampled
+            .iter()
+            .map(|&(_, r, slots)| (diagnostics(r, slots, bufs), step_sizes(slots, bufs)))
+            .collect();
+        for (&(g, r, _), (d, steps)) in sampled.iter().zip(&per_group) {
+            reports.push(report(&g.name, r, d.as_ref(), steps.clone()));
         }
+        let (first_diagnostics, first_steps) = per_group.swap_remove(0);
         let kernels: Vec<&str> = sampled.iter().map(|(_, r, _)| r.kernel.name()).collect();
         let post = Arc::new(Posterior {
             model: first.model.clone(),
@@ -64,8 +65,8 @@ pub(crate) fn collect(
                 .iter()
                 .map(|p| leaf_samples(p, &of_model, r0.keep, bufs))
                 .collect(),
-            diagnostics: diagnostics(r0, s0, bufs),
-            step_size: step_sizes(s0, bufs),
+            diagnostics: first_diagnostics,
+            step_size: first_steps,
             inverse_mass: bufs
                 .iter()
                 .map(|b| b.state()[s0.inverse_mass..s0.inverse_mass + first.len].to_vec())

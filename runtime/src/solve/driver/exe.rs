@@ -123,51 +123,34 @@ impl Executor {
     }
 
     /// Runs sweeps `lo..hi` of every chain (on `threads` threads on the
-    /// CPU). A failure names the models `suspects`.
+    /// CPU).
     pub fn run(
         &self,
         chains: &[Chain],
         seed: u64,
         range: (usize, usize),
         threads: usize,
-        suspects: &[String],
-    ) -> Result<()> {
+    ) -> Result<(), RunFailure> {
         #[cfg(feature = "cuda")]
         if let Executor::Cuda(c) = self {
-            return c
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .run(seed, range)
-                .map_err(|cause| run_error(suspects, cause));
+            return c.lock().unwrap_or_else(|e| e.into_inner()).run(seed, range);
         }
         let code = self
             .cpu_code()
             .expect("Executor::new compiles at least one Cranelift tier, and CUDA returned above");
-        run_range(code, chains, seed, range, threads).map_err(|cause| run_error(suspects, cause))
+        run_range(code, chains, seed, range, threads)
     }
 
     /// Makes the host copies of the chains current (a copy back from the
     /// GPU; nothing on the CPU).
-    pub fn sync(&self, chains: &[Chain]) -> Result<()> {
+    pub fn sync(&self, chains: &[Chain]) -> Result<(), RunFailure> {
         match self {
             #[cfg(feature = "cuda")]
-            Executor::Cuda(c) => c
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .download(chains)
-                .map_err(|cause| run_error(&[], cause)),
+            Executor::Cuda(c) => c.lock().unwrap_or_else(|e| e.into_inner()).download(chains),
             _ => {
                 let _ = chains;
                 Ok(())
             }
         }
-    }
-}
-
-fn run_error(models: &[String], cause: RunFailure) -> Error {
-    Error::Run {
-        program: "chunk function",
-        models: models.to_vec(),
-        cause,
     }
 }

@@ -10,7 +10,7 @@ use crux_compiler::sampler::{build_chunk, Adaptation, Chunk, Family, ModelPlan, 
 
 use super::super::resolve::{resolve, Resolved};
 use crate::compile::problem::Problem;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, RunFailure};
 use crux_ir::rng::MAX_SWEEPS;
 
 use crate::solve::options::Substep;
@@ -116,9 +116,18 @@ impl Plan {
     pub fn builtin(&self) -> bool {
         self.members.iter().all(|s| s.builtin)
     }
-    /// The names of the models sampled by user kernels (the only code that
-    /// can index out of bounds), or of every model when there are none.
-    pub fn suspects(&self) -> Vec<String> {
+    /// The error of a failure while the chunk function ran, naming the
+    /// models sampled by user kernels (the only code that can index out of
+    /// bounds), or every model when there are none.
+    pub fn run_error(&self, cause: RunFailure) -> Error {
+        Error::Run {
+            program: "chunk function",
+            models: self.suspects(),
+            cause,
+        }
+    }
+
+    fn suspects(&self) -> Vec<String> {
         let user: Vec<String> = self
             .members
             .iter()

@@ -89,9 +89,9 @@ impl Run<'_> {
                     hi = warmup;
                 }
                 let start = Instant::now();
-                let suspects = self.plan.suspects();
                 self.exe
-                    .run(self.chains, self.seed, (lo, hi), self.threads, &suspects)?;
+                    .run(self.chains, self.seed, (lo, hi), self.threads)
+                    .map_err(|cause| self.plan.run_error(cause))?;
                 let dt = start.elapsed().as_secs_f64();
                 if hi <= warmup {
                     t.warmup_seconds += dt;
@@ -99,7 +99,9 @@ impl Run<'_> {
                     t.sampling_seconds += dt;
                 }
                 if hi == warmup || progress.wanted() {
-                    self.exe.sync(self.chains)?;
+                    self.exe
+                        .sync(self.chains)
+                        .map_err(|cause| self.plan.run_error(cause))?;
                 }
                 if hi == warmup {
                     t.grad_evals_warmup = grad_evals(&self.plan.chunk, self.chains);
@@ -113,7 +115,9 @@ impl Run<'_> {
             Ok(())
         })?;
         progress.finish();
-        self.exe.sync(self.chains)?;
+        self.exe
+            .sync(self.chains)
+            .map_err(|cause| self.plan.run_error(cause))?;
         if warmup == 0 {
             t.grad_evals_warmup = 0;
         }
