@@ -9,7 +9,7 @@
 use crux_compiler::backend::clif::{compile as clif_compile, ClifKernel, ClifOptions};
 use crux_compiler::backend::{BackendError, Executable, Interpreter};
 use crux_ir::kernel::{
-    Access, BinOp, Buffer, Builder, CmpOp, Conv, Function, KernelError, Scalar, Ty, UnOp,
+    Access, BinOp, Buffer, Builder, CmpOp, Conv, Function, KernelError, MatRef, Scalar, Ty, UnOp,
 };
 
 /// Compiles a kernel for one backend.
@@ -1172,6 +1172,155 @@ mod cases {
         ));
     }
 
+    /// Awkward f64 contents for matrices: mixed magnitudes and signs,
+    /// with signed zeros, infinities, NaN and subnormals sprinkled in when
+    /// `specials`.
+    fn matrix_values(n: usize, seed: u64, specials: bool) -> Vec<f64> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let u = (x >> 11) as f64 / (1u64 << 53) as f64;
+                let v = (2.0 * u - 1.0) * 10f64.powi((x % 7) as i32 - 3);
+                match (specials, i % 37) {
+                    (true, 5) => -0.0,
+                    (true, 11) => f64::INFINITY,
+                    (true, 17) => 5e-324,
+                    (true, 23) => f64::NAN,
+                    (true, 29) => 0.0,
+                    _ => v,
+                }
+            })
+            .collect()
+    }
+
+    /// A strided view: (offset, row stride, column stride).
+    type View = (u64, u64, u64);
+
+    /// One product `out = a · b` in a kernel of its own: `a` and `b` in
+    /// read-only buffers, `out` in a read-write buffer whose other
+    /// elements must stay as they were.
+    fn gemm_kernel((m, n, k): (u64, u64, u64), a: View, b_: View, o: View) -> Function {
+        let mut b = Builder::new("gemm");
+        let ba = b.buffer("a", Ty::F64, Access::Read);
+        let bb = b.buffer("b", Ty::F64, Access::Read);
+        let bo = b.buffer("out", Ty::F64, Access::ReadWrite);
+        let view = |buf, (off, rs, cs): View| MatRef { buf, off, rs, cs };
+        b.gemm((m, n, k), view(ba, a), view(bb, b_), view(bo, o));
+        b.finish(&[]).unwrap()
+    }
+
+    /// Matrix products of many shapes and layouts (row-major, transposed,
+    /// broadcast rows or columns, padded and column-major outputs), with
+    /// and without special values: every entry's chain of fused
+    /// multiply-adds, bit for bit, and nothing else written.
+    pub fn gemm_products(make: Make) {
+        let shapes = [
+            (1, 1, 1),
+            (101, 32, 32),
+            (32, 32, 101),
+            (1, 100, 100),
+            (100, 1, 100),
+            (7, 9, 5),
+            (13, 17, 3),
+            (2, 70, 4),
+        ];
+        let mut seed = 1;
+        for &(m, n, k) in &shapes {
+            for layout in 0..12u64 {
+                let a = match layout % 3 {
+                    0 => (2, k + 1, 1),
+                    1 => (0, 1, m),
+                    _ => (1, 0, 1),
+                };
+                let bv = match layout / 3 % 2 {
+                    0 => (0, n, 1),
+                    _ => (3, 1, k),
+                };
+                let o = match layout / 6 {
+                    0 => (1, n + 2, 1),
+                    _ => (0, 1, m),
+                };
+                let len = |(off, rs, cs): View, r: u64, c: u64| {
+                    (off + (r - 1) * rs + (c - 1) * cs + 1) as usize
+                };
+                let f = gemm_kernel((m, n, k), a, bv, o);
+                let exe = build(make, &f);
+                for specials in [false, true] {
+                    let bufs = [
+                        Buffer::F64(matrix_values(len(a, m, k), seed, specials)),
+                        Buffer::F64(matrix_values(len(bv, k, n), seed + 1, specials)),
+                        Buffer::F64(vec![-7.25; len(o, m, n) + 2]),
+                    ];
+                    seed += 2;
+                    check_with(&*exe, &f, &[], &bufs).0.unwrap();
+                }
+            }
+        }
+    }
+
+    /// A product whose operand and output share one read-write buffer
+    /// (disjoint ranges), computed in a loop from values stored by the
+    /// previous iteration: the product sees every store before it.
+    pub fn gemm_in_a_loop(make: Make) {
+        let (m, n, k) = (5u64, 6u64, 4u64);
+        let mut b = Builder::new("gemm_loop");
+        let w = b.buffer("w", Ty::F64, Access::Read);
+        let s = b.buffer("s", Ty::F64, Access::ReadWrite);
+        let (lo, hi) = (b.i64(0), b.i64(3));
+        b.for_(lo, hi, &[], |b, i, _| {
+            // s[0] += i; s[40..70] = s[0..20] · w (5×4 · 4×6); s[7] = s[45].
+            let at = b.i64(0);
+            let x = b.load(s, at);
+            let fi = b.conv(Conv::I64ToF64, i);
+            let y = b.add(x, fi);
+            b.store(s, at, y);
+            b.gemm(
+                (m, n, k),
+                MatRef::row_major(s, 0, k),
+                MatRef::row_major(w, 0, n),
+                MatRef::row_major(s, 40, n),
+            );
+            let r = b.i64(45);
+            let v = b.load(s, r);
+            let t = b.i64(7);
+            b.store(s, t, v);
+            vec![]
+        });
+        let f = b.finish(&[]).unwrap();
+        let exe = build(make, &f);
+        let bufs = [
+            Buffer::F64(matrix_values(24, 3, false)),
+            Buffer::F64(matrix_values(70, 4, false)),
+        ];
+        check_with(&*exe, &f, &[], &bufs).0.unwrap();
+    }
+
+    /// A view past its buffer's end: the error names the first of `a`,
+    /// `b`, `out` out of range, with its last index, and nothing is stored.
+    pub fn gemm_out_of_bounds(make: Make) {
+        let f = gemm_kernel((3, 4, 5), (0, 5, 1), (0, 4, 1), (0, 4, 1));
+        let exe = build(make, &f);
+        let (la, lb, lo) = (15, 20, 12);
+        for (da, db, d_o, name, index, len) in [
+            (1, 0, 0, "a", 14, 14),
+            (1, 1, 1, "a", 14, 14),
+            (0, 1, 1, "b", 19, 19),
+            (0, 0, 1, "out", 11, 11),
+        ] {
+            let bufs = [
+                Buffer::F64(matrix_values(la - da, 1, false)),
+                Buffer::F64(matrix_values(lb - db, 2, false)),
+                Buffer::F64(vec![1.5; lo - d_o]),
+            ];
+            let (r, after) = check_with(&*exe, &f, &[], &bufs);
+            expect_oob(r, name, index, len);
+            assert_eq!(after[2], bufs[2], "nothing stored");
+        }
+    }
+
     /// A dot product and axpy through the builder's vector helpers.
     pub fn vector_helpers(make: Make) {
         let mut b = Builder::new("vec");
@@ -1219,7 +1368,8 @@ macro_rules! conformance_suite {
                 min_max_signed_zero_and_nan, no_fma_contraction, conversions, constants,
                 select_every_type, loads_and_stores_every_type, locals,
                 nested_control_flow, memory_in_conditions, zero_trip_loops, philox, out_of_bounds,
-                argument_mismatch, trivial_functions, many_arguments, vector_helpers);
+                argument_mismatch, trivial_functions, many_arguments, vector_helpers,
+                gemm_products, gemm_in_a_loop, gemm_out_of_bounds);
         }
     };
     (@tests $make:ident; $($test:ident),* $(,)?) => {
@@ -1264,6 +1414,32 @@ mod clif_fma_call {
 
     conformance_suite!(@tests make; fma_f64, fma_f32, fma_exact_cases, no_fma_contraction);
 }
+// Every matrix-product routine the CPU has, through compiled code (the
+// default is the best one): the gemm cases only.
+macro_rules! gemm_isa_suite {
+    ($name:ident, $isa:expr) => {
+        mod $name {
+            use super::*;
+            use crux_compiler::backend::gemm::Isa;
+
+            fn make(f: &Function) -> Result<Box<dyn Executable>, BackendError> {
+                if !$isa.available() {
+                    // This CPU lacks it: the interpreter stands in, so the
+                    // case still runs (and the skip is visible here).
+                    eprintln!("{:?} is not available on this CPU; not tested", $isa);
+                    return Ok(Box::new(interpreter(f)));
+                }
+                let opts = ClifOptions::default().gemm_isa($isa);
+                Ok(Box::new(clif_compile(f, &opts)?))
+            }
+
+            conformance_suite!(@tests make; gemm_products, gemm_in_a_loop, gemm_out_of_bounds);
+        }
+    };
+}
+gemm_isa_suite!(clif_gemm_avx512, Isa::Avx512);
+gemm_isa_suite!(clif_gemm_avx2, Isa::Avx2);
+gemm_isa_suite!(clif_gemm_portable, Isa::Portable);
 // PTX: every conformance kernel is emitted and assembled by ptxas for sm_90
 // (skipped without ptxas unless CRUX_REQUIRE_PTXAS=1); no GPU here, so the
 // calls run on the interpreter. GPU execution is the CUDA executor's suite.

@@ -29,6 +29,9 @@
 //! * loads and stores on buffers and locals whose index is masked with
 //!   `len - 1` (lengths are powers of two) or clamped into range, and
 //!   occasionally used raw, so out-of-bounds errors occur too;
+//! * matrix products (`gemm`, dimensions 1 to 3) over f64 buffers with
+//!   strides 0 to 3 (broadcasts included), row- or column-major outputs,
+//!   some views out of range;
 //! * Philox-4x32-10 words and uniform draws.
 //!
 //! Every value is observable: each region folds the bits of all the values
@@ -49,8 +52,8 @@ use std::fmt;
 
 use crux_ir::kernel::text::print;
 use crux_ir::kernel::{
-    Access, BinOp, Buffer, BufferId, Builder, CmpOp, Conv, Function, LocalId, Scalar, Ty, UnOp,
-    Value,
+    Access, BinOp, Buffer, BufferId, Builder, CmpOp, Conv, Function, LocalId, MatRef, Scalar, Ty,
+    UnOp, Value,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -162,6 +165,9 @@ enum Step {
         idx: u16,
         val: u16,
         mode: u8,
+    },
+    Gemm {
+        raw: u64,
     },
     Philox {
         seed: u16,
@@ -378,6 +384,7 @@ fn arb_leaf_step() -> impl Strategy<Value = Step> {
         2 => (any::<u8>(), u(), any::<u8>()).prop_map(|(mem, idx, mode)| Step::Load { mem, idx, mode }),
         2 => (any::<u8>(), u(), u(), any::<u8>()).prop_map(|(mem, idx, val, mode)| Step::Store { mem, idx, val, mode }),
         1 => (u(), u(), u(), any::<bool>()).prop_map(|(seed, stream, counter, uniform)| Step::Philox { seed, stream, counter, uniform }),
+        1 => any::<u64>().prop_map(|raw| Step::Gemm { raw }),
     ]
 }
 
@@ -592,6 +599,50 @@ impl Ctx {
         }
     }
 
+    /// A matrix product decoded from `raw`: dimensions 1 to 3, operands in
+    /// readable f64 buffers with strides 0 to 3 and offsets 0 to 3, the
+    /// output row- or column-major in another, writable f64 buffer. Small
+    /// buffers make some views out of range (the error path). Nothing when
+    /// the program has no such buffers.
+    fn gemm(&mut self, b: &mut Builder, raw: u64) {
+        let f64_bufs = |pred: fn(Access) -> bool| -> Vec<BufferId> {
+            self.mems
+                .iter()
+                .filter_map(|m| match m {
+                    (Mem::Buf(id, acc), Ty::F64, _) if pred(*acc) => Some(*id),
+                    _ => None,
+                })
+                .collect()
+        };
+        let readable = f64_bufs(|a| a != Access::Write);
+        let writable = f64_bufs(|a| a != Access::Read);
+        let bits = |at: u32, n: u32| (raw >> at) & ((1 << n) - 1);
+        let Some(&out) = writable.get(bits(0, 4) as usize % writable.len().max(1)) else {
+            return;
+        };
+        let operands: Vec<BufferId> = readable.into_iter().filter(|&id| id != out).collect();
+        if operands.is_empty() {
+            return;
+        }
+        let pick = |at: u32| operands[bits(at, 4) as usize % operands.len()];
+        let (m, n, k) = (1 + bits(8, 2) % 3, 1 + bits(10, 2) % 3, 1 + bits(12, 2) % 3);
+        let view = |buf, at: u32| MatRef {
+            buf,
+            off: bits(at, 2),
+            rs: bits(at + 2, 2),
+            cs: bits(at + 4, 2),
+        };
+        let a = view(pick(4), 14);
+        let c = view(pick(20), 24);
+        let off = bits(30, 2);
+        let o = if bits(32, 1) == 0 {
+            MatRef::row_major(out, off, n)
+        } else {
+            MatRef::row_major(out, off, m).transposed()
+        };
+        b.gemm((m, n, k), a, c, o);
+    }
+
     fn steps(&mut self, b: &mut Builder, steps: &[Step]) {
         for s in steps {
             self.step(b, s);
@@ -717,6 +768,7 @@ impl Ctx {
                     Mem::Loc(id) => b.local_store(id, i, v),
                 }
             }
+            Step::Gemm { raw } => self.gemm(b, *raw),
             Step::Philox {
                 seed,
                 stream,

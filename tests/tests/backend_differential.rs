@@ -265,7 +265,7 @@ fn generator_statistics() {
     let (mut rets, mut nan_rets) = (0, 0);
     let (mut lines, mut ok, mut oob, mut loops, mut whiles, mut ifs, mut philox) =
         (0, 0, 0, 0, 0, 0, 0);
-    let (mut fmas, mut with_fma) = (0, 0);
+    let (mut fmas, mut with_fma, mut gemms, mut with_gemm) = (0, 0, 0, 0);
     for _ in 0..n {
         let case = strat.new_tree(&mut runner).unwrap().current();
         let text = print(&case.function);
@@ -276,6 +276,8 @@ fn generator_statistics() {
         philox += usize::from(text.contains("0x00000000d2511f53"));
         fmas += text.matches(" = fma ").count();
         with_fma += usize::from(text.contains(" = fma "));
+        gemms += text.matches(" gemm ").count();
+        with_gemm += usize::from(text.contains(" gemm "));
         match interpret(&case).unwrap().0 {
             Ok(r) => {
                 ok += 1;
@@ -294,7 +296,7 @@ fn generator_statistics() {
     }
     println!(
         "{n} kernels: {lines} lines; {loops} for, {whiles} while, {ifs} if; {philox} with philox; \
-         {fmas} fma in {with_fma} kernels; {ok} ran ({rets} return values, {nan_rets} NaN), \
+         {fmas} fma in {with_fma} kernels; {gemms} gemm in {with_gemm} kernels; {ok} ran ({rets} return values, {nan_rets} NaN), \
          {oob} out of bounds"
     );
 }

@@ -56,6 +56,14 @@
 //! dynamic symbols); an object file from [`compile_object`] on a host
 //! without FMA leaves them undefined, to be linked from libm (`-lm`).
 //! [`ClifOptions::without_fma_instructions`] forces the call, to test it.
+//!
+//! A matrix product ([`InstKind::Gemm`]) checks its three extents (a
+//! nonzero status as for a load) and calls the [`gemm`] routine: rustc's
+//! AVX-512 / AVX2 / portable code, bit-identical to the interpreter by
+//! keeping each entry's chain of fused multiply-adds (see that module).
+//! The JIT binds the call to the best routine for the CPU
+//! ([`ClifOptions::gemm_isa`] picks another); an object file imports it as
+//! [`gemm::SYMBOL`], which this crate exports.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Mutex;
@@ -76,11 +84,11 @@ use cranelift_module::{default_libcall_names, Linkage, Module, ModuleError};
 use cranelift_object::{ObjectBuilder, ObjectModule};
 
 use crux_ir::kernel::{
-    verify, BinOp, Buffer, CmpOp, Conv, Function, Inst, InstKind, KernelError, Region, Scalar, Ty,
-    UnOp, Value,
+    verify, BinOp, Buffer, CmpOp, Conv, Function, Inst, InstKind, KernelError, MatRef, Region,
+    Scalar, Ty, UnOp, Value,
 };
 
-use super::{BackendError, Executable};
+use super::{gemm, BackendError, Executable};
 
 const BACKEND: &str = "cranelift";
 
@@ -100,6 +108,10 @@ pub const STATUS_BUFFER_OOB: i32 = 1;
 /// Status: a local-array access was out of range (`err = [local id, index]`).
 pub const STATUS_LOCAL_OOB: i32 = 2;
 
+/// The module's function index of the imported [`gemm::SYMBOL`] (declared
+/// first, before the kernel).
+const GEMM_FUNC_INDEX: u32 = 0;
+
 /// Largest total size of a function's local arrays, in bytes (they live on
 /// the stack of the calling thread).
 pub const MAX_LOCAL_BYTES: u64 = 1 << 20;
@@ -110,6 +122,7 @@ pub struct ClifOptions {
     bounds_checks: bool,
     fast_compile: bool,
     fma_instructions: bool,
+    gemm: Option<gemm::Isa>,
 }
 
 impl Default for ClifOptions {
@@ -118,6 +131,7 @@ impl Default for ClifOptions {
             bounds_checks: true,
             fast_compile: false,
             fma_instructions: true,
+            gemm: None,
         }
     }
 }
@@ -176,6 +190,37 @@ impl ClifOptions {
     pub fn fma_instructions(&self) -> bool {
         self.fma_instructions
     }
+
+    /// Options whose matrix products call `isa`'s routine instead of the
+    /// best one for this CPU ([`gemm::Isa::best`]); compiling fails if the
+    /// CPU lacks it. The result is bit-identical: this exists to test each
+    /// routine through compiled code.
+    pub fn gemm_isa(self, isa: gemm::Isa) -> Self {
+        ClifOptions {
+            gemm: Some(isa),
+            ..self
+        }
+    }
+}
+
+/// Whether `r` (or a region inside it) has a matrix product, so the
+/// module must import the [`gemm::SYMBOL`] routine.
+fn has_gemm(r: &Region) -> bool {
+    r.insts.iter().any(|i| match &i.kind {
+        InstKind::Gemm { .. } => true,
+        InstKind::For { body, .. } => has_gemm(body),
+        InstKind::While { cond, body, .. } => has_gemm(cond) || has_gemm(body),
+        InstKind::If { then, else_, .. } => has_gemm(then) || has_gemm(else_),
+        _ => false,
+    })
+}
+
+/// The signature of [`gemm::GemmFn`]: twelve 64-bit arguments, no result.
+fn gemm_signature(call_conv: cranelift_codegen::isa::CallConv) -> ir::Signature {
+    let mut sig = ir::Signature::new(call_conv);
+    sig.params
+        .extend(std::iter::repeat_n(AbiParam::new(types::I64), 12));
+    sig
 }
 
 fn codegen(msg: impl Into<String>) -> BackendError {
@@ -283,6 +328,9 @@ struct Translator<'a, 'b> {
     oob_buf: Option<ir::Block>,
     oob_loc: Option<ir::Block>,
     checks: bool,
+    /// The imported matrix-product routine, once a `gemm` needs it.
+    gemm: Option<ir::FuncRef>,
+    call_conv: cranelift_codegen::isa::CallConv,
 }
 
 fn args(vs: &[ir::Value]) -> Vec<BlockArg> {
@@ -360,6 +408,54 @@ impl Translator<'_, '_> {
         let shift = elem_shift(self.f.buffers[buf].ty);
         let off = self.b.ins().ishl_imm_u(index, shift);
         self.b.ins().iadd(self.buf_base[buf], off)
+    }
+
+    /// A matrix product: the three extents checked (`a`, `b`, `out`, as the
+    /// interpreter), then one call of the [`gemm`] routine, which the
+    /// module imports as function 0 (see [`define`]).
+    fn gemm(&mut self, (m, n, k): (u64, u64, u64), a: &MatRef, b: &MatRef, out: &MatRef) {
+        let mut call_args = vec![];
+        for d in [m, n, k] {
+            call_args.push(self.b.ins().iconst(types::I64, d as i64));
+        }
+        let mut ptrs = vec![];
+        for (v, rows, cols) in [(a, m, k), (b, k, n), (out, m, n)] {
+            let j = v.buf.index();
+            let last = v
+                .last(rows, cols)
+                .expect("verified: the extent fits an i64");
+            let lastv = self.b.ins().iconst(types::I64, last as i64);
+            self.check(lastv, self.buf_len[j], j as u32, false);
+            let base = self.buf_base[j];
+            ptrs.push(self.b.ins().iadd_imm_s(base, (v.off as i64) << 3));
+        }
+        for (v, p) in [a, b, out].into_iter().zip(ptrs) {
+            call_args.push(p);
+            call_args.push(self.b.ins().iconst(types::I64, v.rs as i64));
+            call_args.push(self.b.ins().iconst(types::I64, v.cs as i64));
+        }
+        let callee = match self.gemm {
+            Some(c) => c,
+            None => {
+                let sig = self.b.import_signature(gemm_signature(self.call_conv));
+                let name = self
+                    .b
+                    .func
+                    .declare_imported_user_function(ir::UserExternalName {
+                        namespace: 0,
+                        index: GEMM_FUNC_INDEX,
+                    });
+                let c = self.b.import_function(ir::ExtFuncData {
+                    name: ir::ExternalName::user(name),
+                    signature: sig,
+                    colocated: false,
+                    patchable: false,
+                });
+                self.gemm = Some(c);
+                c
+            }
+        };
+        self.b.ins().call(callee, &call_args);
     }
 
     fn local_addr(&mut self, local: usize, index: ir::Value) -> ir::Value {
@@ -514,6 +610,10 @@ impl Translator<'_, '_> {
                 Some(self.b.ins().fma(a, b, c))
             }
             InstKind::Conv(c, a) => Some(self.conv(*c, self.val(*a))),
+            InstKind::Gemm { m, n, k, a, b, out } => {
+                self.gemm((*m, *n, *k), a, b, out);
+                None
+            }
             InstKind::Load { buf, index } => {
                 let addr = self.buffer_addr(buf.index(), self.val(*index));
                 let t = cl_ty(f.buffers[buf.index()].ty);
@@ -738,6 +838,8 @@ fn translate(
         oob_buf: None,
         oob_loc: None,
         checks,
+        gemm: None,
+        call_conv: isa.default_call_conv(),
     };
     for (slot, size) in t.locals.clone().into_iter().zip(sizes) {
         t.zero_slot(slot, size as u32);
@@ -788,6 +890,15 @@ fn define(
     f: &Function,
     func: ir::Function,
 ) -> Result<cranelift_module::FuncId, BackendError> {
+    if has_gemm(&f.body) {
+        let sig = gemm_signature(module.isa().default_call_conv());
+        let gemm = module
+            .declare_function(gemm::SYMBOL, Linkage::Import, &sig)
+            .map_err(|e| codegen(e.to_string()))?;
+        if gemm.as_u32() != GEMM_FUNC_INDEX {
+            return Err(codegen("the matrix-product routine is not function 0"));
+        }
+    }
     let id = module
         .declare_function(&f.name, Linkage::Export, &func.signature)
         .map_err(|e| codegen(e.to_string()))?;
@@ -871,12 +982,28 @@ impl std::fmt::Debug for ClifKernel {
 pub fn compile(f: &Function, opts: &ClifOptions) -> Result<ClifKernel, BackendError> {
     let isa = host_isa(false, opts.fast_compile, opts.fma_instructions)?;
     let func = verified_clif(f, &*isa, opts.bounds_checks)?;
-    jit(f, isa, func)
+    let gemm_isa = match (opts.gemm, opts.fma_instructions) {
+        (Some(i), _) => i,
+        (None, true) => gemm::Isa::best(),
+        (None, false) => gemm::Isa::Portable,
+    };
+    jit(f, isa, func, gemm_isa)
 }
 
 /// JIT-compiles `func`, the translation of `f` (so its signature is
 /// [`entry_signature`]), into a kernel.
-fn jit(f: &Function, isa: OwnedTargetIsa, func: ir::Function) -> Result<ClifKernel, BackendError> {
+fn jit(
+    f: &Function,
+    isa: OwnedTargetIsa,
+    func: ir::Function,
+    gemm_isa: gemm::Isa,
+) -> Result<ClifKernel, BackendError> {
+    let gemm_routine = gemm_isa
+        .routine()
+        .ok_or_else(|| BackendError::Unsupported {
+            backend: BACKEND,
+            what: format!("the {gemm_isa:?} matrix-product routine on this CPU"),
+        })?;
     if func.signature != entry_signature(&*isa) {
         return Err(codegen(
             "the CLIF function does not have the entry signature",
@@ -888,6 +1015,7 @@ fn jit(f: &Function, isa: OwnedTargetIsa, func: ir::Function) -> Result<ClifKern
         // of `default_libcall_names`); resolve them here, not by `dlsym`.
         jb.symbol("fma", fma_f64 as *const u8);
         jb.symbol("fmaf", fma_f32 as *const u8);
+        jb.symbol(gemm::SYMBOL, gemm_routine as *const u8);
         let mut owned = OwnedModule(Some(JITModule::new(jb)));
         let module = owned.0.as_mut().expect("the module was put in just above");
         let id = define(module, f, func)?;
@@ -1233,7 +1361,7 @@ mod tests {
         b.ins().return_(&[wrong]);
         b.seal_all_blocks();
         b.finalize(isa.frontend_config());
-        match jit(&sumsq(), isa, func) {
+        match jit(&sumsq(), isa, func, gemm::Isa::Portable) {
             Err(BackendError::Codegen { msg, .. }) => {
                 assert!(msg.contains("verifier error"), "{msg}")
             }

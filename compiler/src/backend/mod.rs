@@ -5,6 +5,7 @@
 //! suite runs unchanged on every backend (see the `conformance` tests).
 
 pub mod clif;
+pub mod gemm;
 pub mod ptx;
 pub mod ptxas;
 

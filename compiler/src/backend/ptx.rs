@@ -94,7 +94,7 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use crux_ir::kernel::{
-    verify, BinOp, CmpOp, Conv, Function, Inst, InstKind, Region, Ty, UnOp, Value,
+    verify, BinOp, CmpOp, Conv, Function, Inst, InstKind, MatRef, Region, Ty, UnOp, Value,
 };
 
 use super::BackendError;
@@ -392,6 +392,74 @@ impl Emitter<'_> {
         a
     }
 
+    /// A matrix product as three nested loops, one `fma.rn.f64` chain per
+    /// output entry (ascending in `l` from `+0.0`, the interpreter's
+    /// order), after checking the three extents (`a`, `b`, `out`).
+    fn gemm(&mut self, (m, n, k): (u64, u64, u64), a: &MatRef, b: &MatRef, out: &MatRef) {
+        self.comment(format!("gemm {m} x {n} x {k}"));
+        let mut base = Vec::with_capacity(3);
+        for (v, rows, cols) in [(a, m, k), (b, k, n), (out, m, n)] {
+            let j = v.buf.index();
+            let last = v
+                .last(rows, cols)
+                .expect("verified: the extent fits an i64");
+            let t = self.tmp(Class::B64);
+            self.ins(format!("mov.u64 {t}, {last}"));
+            let len = self.buf_len[j].clone();
+            self.bounds_check(&t, &len);
+            let p = self.tmp(Class::B64);
+            let b0 = self.buf_base[j].clone();
+            self.ins(format!("add.s64 {p}, {b0}, {}", v.off * 8));
+            base.push(p);
+        }
+        let [pa, pb, po] = [base[0].clone(), base[1].clone(), base[2].clone()];
+        let (i, j, l) = (
+            self.tmp(Class::B64),
+            self.tmp(Class::B64),
+            self.tmp(Class::B64),
+        );
+        let (ai, bj, oi, oij) = (
+            self.tmp(Class::B64),
+            self.tmp(Class::B64),
+            self.tmp(Class::B64),
+            self.tmp(Class::B64),
+        );
+        let (acc, x, y) = (
+            self.tmp(Class::F64),
+            self.tmp(Class::F64),
+            self.tmp(Class::F64),
+        );
+        let p = self.tmp(Class::Pred);
+        let (li, lj, ll) = (self.label(), self.label(), self.label());
+        self.ins(format!("mov.u64 {i}, 0"));
+        self.place(&li);
+        self.ins(format!("mad.lo.s64 {oi}, {i}, {}, {po}", out.rs * 8));
+        self.ins(format!("mov.u64 {j}, 0"));
+        self.place(&lj);
+        self.ins(format!("mad.lo.s64 {ai}, {i}, {}, {pa}", a.rs * 8));
+        self.ins(format!("mad.lo.s64 {bj}, {j}, {}, {pb}", b.cs * 8));
+        self.ins(format!("mov.f64 {acc}, {}", literal(Ty::F64, 0)));
+        self.ins(format!("mov.u64 {l}, 0"));
+        self.place(&ll);
+        self.ins(".pragma \"nounroll\"");
+        self.ins(format!("ld.global.f64 {x}, [{ai}]"));
+        self.ins(format!("ld.global.f64 {y}, [{bj}]"));
+        self.ins(format!("fma.rn.f64 {acc}, {x}, {y}, {acc}"));
+        self.ins(format!("add.s64 {ai}, {ai}, {}", a.cs * 8));
+        self.ins(format!("add.s64 {bj}, {bj}, {}", b.rs * 8));
+        self.ins(format!("add.s64 {l}, {l}, 1"));
+        self.ins(format!("setp.lt.u64 {p}, {l}, {k}"));
+        self.ins(format!("@{p} bra {ll}"));
+        self.ins(format!("mad.lo.s64 {oij}, {j}, {}, {oi}", out.cs * 8));
+        self.ins(format!("st.global.f64 [{oij}], {acc}"));
+        self.ins(format!("add.s64 {j}, {j}, 1"));
+        self.ins(format!("setp.lt.u64 {p}, {j}, {n}"));
+        self.ins(format!("@{p} bra {lj}"));
+        self.ins(format!("add.s64 {i}, {i}, 1"));
+        self.ins(format!("setp.lt.u64 {p}, {i}, {m}"));
+        self.ins(format!("@{p} bra {li}"));
+    }
+
     fn inst(&mut self, inst: &Inst) -> Result<(), BackendError> {
         let res = |k: usize| inst.results[k];
         match &inst.kind {
@@ -441,6 +509,7 @@ impl Emitter<'_> {
                 let (d, x, y, z) = (self.reg(res(0)), self.reg(*a), self.reg(*b), self.reg(*c));
                 self.ins(format!("fma.rn.{n} {d}, {x}, {y}, {z}"));
             }
+            InstKind::Gemm { m, n, k, a, b, out } => self.gemm((*m, *n, *k), a, b, out),
             InstKind::Conv(c, a) => {
                 let (d, x) = (self.reg(res(0)), self.reg(*a));
                 let s = match c {

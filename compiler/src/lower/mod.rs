@@ -25,7 +25,9 @@ mod plan;
 use std::collections::HashMap;
 
 use crux_ir::graph::{BinaryOp, CmpOp as GCmp, DType, Graph, NodeId, Op, Shape, UnaryOp};
-use crux_ir::kernel::{Access, BinOp, BufferId, Builder, CmpOp, Function, KernelError, Ty, Value};
+use crux_ir::kernel::{
+    Access, BinOp, BufferId, Builder, CmpOp, Function, KernelError, MatRef, Ty, Value,
+};
 
 use crate::math;
 use crate::pipeline::{grad_output_name, LOGP_OUTPUT};
@@ -70,7 +72,9 @@ pub struct Layout {
     pub dim: usize,
     /// Length of the scratch buffer.
     pub scratch: usize,
-    /// The data tensors, in buffer order (buffer `3 + k` is data tensor `k`).
+    /// The data tensors, in buffer order (buffer `3 + k` is data tensor
+    /// `k`), then the column-major copies lowering adds of constant data
+    /// matrices that multiply a vector.
     pub data: Vec<Vec<f64>>,
     /// The data buffers that are runtime inputs (the graph's runtime data,
     /// see `crux_ir::graph::DataInfo::runtime`), in buffer order: the
@@ -96,6 +100,9 @@ pub struct LowerStats {
     pub loops: usize,
     /// Tensors materialised in scratch.
     pub materialised: usize,
+    /// Matrix products emitted as one `gemm` instruction (the others are
+    /// loops: an operand that is not a strided view of a buffer).
+    pub gemms: usize,
     /// Buffers of the function (theta, grad, scratch, data).
     pub buffers: usize,
 }
@@ -128,6 +135,10 @@ struct Lowerer<'g> {
     scratch_at: HashMap<NodeId, usize>,
     /// Inlined values per region scope: (node, index values) → value.
     cache: Vec<HashMap<(NodeId, Vec<Value>), Value>>,
+    /// Column-major copies of constant data matrices that are the left
+    /// operand of a matrix–vector product (data index → its buffer): the
+    /// vectorised routine then reads them with unit stride.
+    data_t: HashMap<usize, BufferId>,
     stats: LowerStats,
 }
 
@@ -263,6 +274,7 @@ impl<'g> Lowerer<'g> {
             layout,
             scratch_at,
             cache: vec![HashMap::new()],
+            data_t: HashMap::new(),
             stats: LowerStats::default(),
         };
         let mut b = Builder::new(name);
@@ -272,7 +284,8 @@ impl<'g> Lowerer<'g> {
         for d in g.data() {
             b.buffer(sanitize(&d.name), Ty::F64, Access::Read);
         }
-        lw.stats.buffers = 3 + g.data().len();
+        lw.transposed_data(&mut b);
+        lw.stats.buffers = 3 + lw.layout.data.len();
         for group in lw.plan.groups(g) {
             if group.len() == 1 {
                 lw.materialise(&mut b, group[0])?;
@@ -411,6 +424,16 @@ impl<'g> Lowerer<'g> {
                 let k = self.g.node(a).shape.0[1];
                 let (m, ncols) = (node.shape.0[0], node.shape.0[1]);
                 let out_shape = node.shape.clone();
+                // Both operands strided views of buffers: one instruction
+                // (the backends' vectorised routine), the same chains.
+                if let (Some(ra), Some(rc), true) =
+                    (self.left_ref(a), self.mat_ref(c), m * ncols * k > 0)
+                {
+                    let out = MatRef::row_major(SCRATCH, off as u64, ncols as u64);
+                    b.gemm((m as u64, ncols as u64, k as u64), ra, rc, out);
+                    self.stats.gemms += 1;
+                    return Ok(());
+                }
                 // Blocks of ROWS × COLS outputs: each left-operand load feeds
                 // COLS accumulators and each right-operand load ROWS, with
                 // ROWS·COLS independent chains (instruction-level
@@ -473,6 +496,117 @@ impl<'g> Lowerer<'g> {
                 err.map_or(Ok(()), Err)
             }
             _ => self.write_tensor_inline(b, n, off),
+        }
+    }
+
+    /// Adds a column-major copy (a data buffer after the graph's) of every
+    /// constant data matrix that is the left operand of a matrix–vector
+    /// product (`m > 1`, `n = 1`): the routine computes those transposed,
+    /// vectorised along `m`, and would otherwise repack the matrix at
+    /// every call.
+    fn transposed_data(&mut self, b: &mut Builder) {
+        let g = self.g;
+        for &n in &self.plan.materialise_order {
+            let node = g.node(n);
+            if node.op != Op::MatMul || node.shape.0[1] != 1 || node.shape.0[0] < 2 {
+                continue;
+            }
+            let Op::Data(d) = g.node(node.args[0]).op else {
+                continue;
+            };
+            let k = d.0 as usize;
+            if self.data_t.contains_key(&k) || g.data()[k].runtime {
+                continue;
+            }
+            let (rows, cols) = (node.shape.0[0], g.node(node.args[0]).shape.0[1]);
+            let src = &self.layout.data[k];
+            let t: Vec<f64> = (0..rows * cols)
+                .map(|q| src[(q % rows) * cols + q / rows])
+                .collect();
+            let name = format!("{}_t", sanitize(&g.data()[k].name));
+            let id = b.buffer(name, Ty::F64, Access::Read);
+            self.layout.data.push(t);
+            self.data_t.insert(k, id);
+        }
+    }
+
+    /// The left operand of a matrix product: its column-major copy if it
+    /// has one (see [`Self::transposed_data`]), else [`Self::mat_ref`].
+    fn left_ref(&self, n: NodeId) -> Option<MatRef> {
+        if let Op::Data(d) = self.g.node(n).op {
+            if let Some(&buf) = self.data_t.get(&(d.0 as usize)) {
+                let rows = self.g.node(n).shape.0[0] as u64;
+                return Some(MatRef {
+                    buf,
+                    off: 0,
+                    rs: 1,
+                    cs: rows,
+                });
+            }
+        }
+        self.mat_ref(n)
+    }
+
+    /// Node `n` (a matrix) as a strided view of a buffer, if it is one.
+    fn mat_ref(&self, n: NodeId) -> Option<MatRef> {
+        let (buf, off, strides) = self.strided(n)?;
+        match strides[..] {
+            [rs, cs] => Some(MatRef { buf, off, rs, cs }),
+            _ => None,
+        }
+    }
+
+    /// Node `n` as a strided view: its buffer, the index of its first
+    /// element and one stride per axis — for materialised nodes, leaves,
+    /// and transposes, broadcasts, slices, casts and contiguous reshapes of
+    /// views. `None` for anything computed inline.
+    fn strided(&self, n: NodeId) -> Option<(BufferId, u64, Vec<u64>)> {
+        let node = self.g.node(n);
+        let row_major =
+            |shape: &Shape| -> Vec<u64> { shape.strides().iter().map(|&s| s as u64).collect() };
+        if let Some(&off) = self.scratch_at.get(&n) {
+            return Some((SCRATCH, off as u64, row_major(&node.shape)));
+        }
+        let arg = || node.args[0];
+        match &node.op {
+            Op::Param(p) => Some((
+                THETA,
+                self.layout.param_offsets[p.index()] as u64,
+                row_major(&node.shape),
+            )),
+            Op::Data(d) => Some((BufferId(3 + d.0), 0, row_major(&node.shape))),
+            Op::Cast => self.strided(arg()),
+            Op::Transpose { perm } => {
+                let (buf, off, s) = self.strided(arg())?;
+                // Output axis o reads input axis perm[o].
+                let t = perm.iter().map(|&p| s[p as usize]).collect();
+                Some((buf, off, t))
+            }
+            Op::Broadcast => {
+                let (buf, off, s) = self.strided(arg())?;
+                let src = &self.g.node(arg()).shape.0;
+                let lead = node.shape.rank() - src.len();
+                let mut t = vec![0; lead];
+                t.extend(
+                    src.iter()
+                        .zip(&s)
+                        .map(|(&d, &st)| if d == 1 { 0 } else { st }),
+                );
+                Some((buf, off, t))
+            }
+            Op::Slice { axis, start, step } => {
+                let (buf, off, mut s) = self.strided(arg())?;
+                let ax = *axis as usize;
+                let off = off + *start as u64 * s[ax];
+                s[ax] *= *step as u64;
+                Some((buf, off, s))
+            }
+            Op::Reshape => {
+                let (buf, off, s) = self.strided(arg())?;
+                let contiguous = s == row_major(&self.g.node(arg()).shape);
+                contiguous.then(|| (buf, off, row_major(&node.shape)))
+            }
+            _ => None,
         }
     }
 

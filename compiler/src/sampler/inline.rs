@@ -5,7 +5,8 @@
 use std::cell::RefCell;
 
 use crux_ir::kernel::{
-    Access, BufferId, Builder, Function, Inst, InstKind, KernelError, LocalId, Region, Ty, Value,
+    Access, BufferId, Builder, Function, Inst, InstKind, KernelError, LocalId, MatRef, Region, Ty,
+    Value,
 };
 
 use crate::verify::{self, InvalidIr, VerifyError};
@@ -139,6 +140,25 @@ impl Inliner<'_> {
             InstKind::Select(c, x, y) => vec![b.select(self.get(*c), self.get(*x), self.get(*y))],
             InstKind::Fma(x, y, z) => vec![b.fma(self.get(*x), self.get(*y), self.get(*z))],
             InstKind::Conv(c, a) => vec![b.conv(*c, self.get(*a))],
+            InstKind::Gemm {
+                m,
+                n,
+                k,
+                a,
+                b: rhs,
+                out,
+            } => {
+                let view = |r: &MatRef| {
+                    let v = self.buffers[r.buf.index()];
+                    MatRef {
+                        buf: v.buf,
+                        off: r.off + v.off as u64,
+                        ..*r
+                    }
+                };
+                b.gemm((*m, *n, *k), view(a), view(rhs), view(out));
+                vec![]
+            }
             InstKind::Load { buf, index } => {
                 let (buf, i) = self.index(b, *buf, *index);
                 vec![b.load(buf, i)]

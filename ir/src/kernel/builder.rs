@@ -19,7 +19,7 @@
 
 use super::{
     verify, Access, BinOp, BufferDecl, BufferId, CmpOp, Conv, Function, Inst, InstKind,
-    KernelError, LocalDecl, LocalId, Region, Ty, UnOp, Value,
+    KernelError, LocalDecl, LocalId, MatRef, Region, Ty, UnOp, Value,
 };
 
 /// Alias kept for readability at call sites that build whole functions.
@@ -232,6 +232,12 @@ impl Builder {
     pub fn fma(&mut self, a: Value, b: Value, c: Value) -> Value {
         let t = self.ty(a);
         self.one(InstKind::Fma(a, b, c), t)
+    }
+    /// `out = a · b` for an `m × k` matrix `a` and a `k × n` matrix `b`,
+    /// each entry one ascending chain of fused multiply-adds (see [the
+    /// module documentation](crate::kernel#matrix-products)).
+    pub fn gemm(&mut self, (m, n, k): (u64, u64, u64), a: MatRef, b: MatRef, out: MatRef) {
+        self.push(InstKind::Gemm { m, n, k, a, b, out }, &[]);
     }
     /// Conversion.
     pub fn conv(&mut self, c: Conv, a: Value) -> Value {

@@ -1,7 +1,7 @@
 //! The reference interpreter of the kernel IR: the semantics every backend
 //! reproduces bit for bit (NaN payloads aside: any NaN equals any NaN).
 
-use super::{BinOp, CmpOp, Conv, Function, InstKind, KernelError, Region, Ty, UnOp, Value};
+use super::{BinOp, CmpOp, Conv, Function, InstKind, KernelError, MatRef, Region, Ty, UnOp, Value};
 
 /// A scalar value.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -248,6 +248,54 @@ impl Machine<'_> {
         Ok(i as usize)
     }
 
+    /// [`InstKind::Gemm`]: the extents checked first (`a`, `b`, `out`),
+    /// then each entry's ascending chain of fused multiply-adds. Costs one
+    /// unit of fuel per multiply-add.
+    fn gemm(
+        &mut self,
+        m: u64,
+        n: u64,
+        k: u64,
+        a: &MatRef,
+        b: &MatRef,
+        out: &MatRef,
+    ) -> Result<(), KernelError> {
+        for (v, rows, cols) in [(a, m, k), (b, k, n), (out, m, n)] {
+            let len = self.bufs[v.buf.index()].len();
+            let last = v
+                .last(rows, cols)
+                .expect("verified: the extent fits an i64");
+            if last >= len as u64 {
+                let name = &self.f.buffers[v.buf.index()].name;
+                return Err(self.oob(name, last as i64, len));
+            }
+        }
+        let work = m.saturating_mul(n).saturating_mul(k);
+        if self.fuel < work {
+            return Err(KernelError::OutOfFuel(self.f.name.clone()));
+        }
+        self.fuel -= work;
+        fn f64s(bufs: &[Buffer], id: super::BufferId) -> &[f64] {
+            bufs[id.index()]
+                .as_f64()
+                .expect("verified: gemm buffers are f64")
+        }
+        for i in 0..m {
+            for j in 0..n {
+                let acc = {
+                    let (av, bv) = (f64s(self.bufs, a.buf), f64s(self.bufs, b.buf));
+                    (0..k).fold(0.0f64, |acc, l| {
+                        av[a.at(i, l) as usize].mul_add(bv[b.at(l, j) as usize], acc)
+                    })
+                };
+                self.bufs[out.buf.index()]
+                    .as_f64_mut()
+                    .expect("verified: gemm buffers are f64")[out.at(i, j) as usize] = acc;
+            }
+        }
+        Ok(())
+    }
+
     fn region(&mut self, r: &Region, args: &[Scalar]) -> Result<Vec<Scalar>, KernelError> {
         // Entering a region costs fuel too, so a loop of empty regions ends.
         if self.fuel == 0 {
@@ -340,6 +388,10 @@ impl Machine<'_> {
                 (F32(x), F32(y), F32(z)) => F32(x.mul_add(y, z)),
                 _ => unreachable!("verified"),
             }],
+            InstKind::Gemm { m, n, k, a, b, out } => {
+                self.gemm(*m, *n, *k, a, b, out)?;
+                vec![]
+            }
             InstKind::Conv(c, a) => vec![match (c, self.get(*a)) {
                 (Conv::F64ToF32, F64(x)) => F32(x as f32),
                 (Conv::F32ToF64, F32(x)) => F64(x as f64),

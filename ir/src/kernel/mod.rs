@@ -41,6 +41,32 @@
 //! (Cranelift never contracts; PTX uses `mul.rn` / `add.rn`, which `ptxas`
 //! does not fuse). Code that wants the single rounding writes `fma`.
 //!
+//! # Matrix products
+//!
+//! [`InstKind::Gemm`] (text `gemm M x N x K buf<a>[off, rs, cs],
+//! buf<b>[off, rs, cs] to buf<o>[off, rs, cs]`, builder [`Builder::gemm`])
+//! writes the `M × N` product of an `M × K` and a `K × N` f64 matrix, each
+//! a strided view of a buffer ([`MatRef`]: element `(i, j)` at
+//! `off + i·rs + j·cs`; strides may be 0, so a broadcast is a view too).
+//! Every output entry is its own chain of `K` fused multiply-adds,
+//! ascending in `l` from `+0.0`:
+//!
+//! ```text
+//! out[i, j] = fma(a[i, K−1], b[K−1, j], … fma(a[i, 1], b[1, j], fma(a[i, 0], b[0, j], +0.0)) …)
+//! ```
+//!
+//! so a backend may compute the entries in any order, and several at once
+//! in vector lanes, and still match the interpreter bit for bit; what it
+//! may not do is split or reorder one entry's chain. Before anything is
+//! stored the three views' extents are checked, `a`, then `b`, then `out`
+//! (the largest index each touches): the first one out of range is the
+//! error (that buffer and that index) and nothing is written. The verifier
+//! requires f64 buffers, `M, N, K` in `1..=`[`MAX_GEMM_DIM`], an output
+//! buffer that is not read-only, operand buffers that are not write-only,
+//! distinct output entries (see [`MatRef::injective`]) and an output range
+//! (from its first to its last index) disjoint from the operands' ranges
+//! in the same buffer, so the order of the stores cannot matter.
+//!
 //! [`builder`] is how kernels are written, [`verify()`] checks them,
 //! [`interp`] is their reference semantics (with fuel, so a runaway loop is
 //! an error).
@@ -49,6 +75,9 @@ pub mod builder;
 pub mod interp;
 pub mod text;
 pub mod verify;
+
+#[cfg(test)]
+mod gemm_tests;
 
 pub use builder::{Builder, FunctionBuilder};
 pub use interp::{run, Buffer, Scalar};
@@ -325,6 +354,82 @@ pub struct LocalDecl {
     pub len: usize,
 }
 
+/// Largest `M`, `N` or `K` of a [`InstKind::Gemm`].
+pub const MAX_GEMM_DIM: u64 = 1 << 24;
+
+/// A strided view of an f64 matrix in a buffer: element `(i, j)` is
+/// `buf[off + i·rs + j·cs]` (see [the module
+/// documentation](crate::kernel#matrix-products)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MatRef {
+    /// The buffer.
+    pub buf: BufferId,
+    /// Index of element `(0, 0)`.
+    pub off: u64,
+    /// Elements between consecutive rows.
+    pub rs: u64,
+    /// Elements between consecutive columns.
+    pub cs: u64,
+}
+
+impl MatRef {
+    /// A row-major `_ × cols` matrix at `off` (`rs = cols`, `cs = 1`).
+    pub fn row_major(buf: BufferId, off: u64, cols: u64) -> MatRef {
+        MatRef {
+            buf,
+            off,
+            rs: cols,
+            cs: 1,
+        }
+    }
+
+    /// The same elements read as the transpose (strides swapped).
+    pub fn transposed(self) -> MatRef {
+        MatRef {
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
+    }
+
+    /// Index of element `(i, j)` (wrapping; in range once [`Self::last`]
+    /// is).
+    pub fn at(&self, i: u64, j: u64) -> u64 {
+        self.off
+            .wrapping_add(i.wrapping_mul(self.rs))
+            .wrapping_add(j.wrapping_mul(self.cs))
+    }
+
+    /// The largest index a `rows × cols` view touches (`rows, cols ≥ 1`),
+    /// or `None` when it does not fit in an i64.
+    pub fn last(&self, rows: u64, cols: u64) -> Option<u64> {
+        let r = rows.checked_sub(1)?.checked_mul(self.rs)?;
+        let c = cols.checked_sub(1)?.checked_mul(self.cs)?;
+        let l = self.off.checked_add(r)?.checked_add(c)?;
+        (l <= i64::MAX as u64).then_some(l)
+    }
+
+    /// Whether the `rows × cols` entries of the view are certainly
+    /// distinct elements: the strides of the dimensions longer than 1 are
+    /// nonzero, and the rows' index ranges follow one another without
+    /// meeting (`rs > (cols − 1)·cs`), or the columns' do
+    /// (`cs > (rows − 1)·rs`): row-major or column-major, gaps allowed.
+    pub fn injective(&self, rows: u64, cols: u64) -> bool {
+        let (r, c) = (rows > 1, cols > 1);
+        match (r, c) {
+            (false, false) => true,
+            (true, false) => self.rs > 0,
+            (false, true) => self.cs > 0,
+            (true, true) => {
+                self.rs > 0
+                    && self.cs > 0
+                    && ((cols - 1).checked_mul(self.cs).is_some_and(|w| self.rs > w)
+                        || (rows - 1).checked_mul(self.rs).is_some_and(|h| self.cs > h))
+            }
+        }
+    }
+}
+
 /// A block of instructions with parameters and yielded values.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Region {
@@ -371,6 +476,23 @@ pub enum InstKind {
     Fma(Value, Value, Value),
     /// Type conversion.
     Conv(Conv, Value),
+    /// `out = a · b` for an `m × k` matrix `a` and a `k × n` matrix `b`
+    /// (f64), each entry one ascending chain of fused multiply-adds. See
+    /// [the module documentation](crate::kernel#matrix-products).
+    Gemm {
+        /// Rows of `a` and `out`.
+        m: u64,
+        /// Columns of `b` and `out`.
+        n: u64,
+        /// Columns of `a`, rows of `b`.
+        k: u64,
+        /// The left operand.
+        a: MatRef,
+        /// The right operand.
+        b: MatRef,
+        /// The result.
+        out: MatRef,
+    },
     /// Element `index` (i64) of a buffer.
     Load {
         /// Buffer.

@@ -36,10 +36,12 @@
 //!          | "select" VAL "," VAL "," VAL | "fma" VAL "," VAL "," VAL | CONV VAL
 //!          | "load" (buf<N> | loc<N>) "[" VAL "]"
 //!          | "store" (buf<N> | loc<N>) "[" VAL "]" "," VAL
+//!          | "gemm" INT "x" INT "x" INT MAT "," MAT "to" MAT     (M x N x K: out = a · b)
 //!          | "for" VAL "to" VAL "carry" "(" VAL,* ")" region
 //!          | "while" "carry" "(" VAL,* ")" region "do" region
 //!          | "if" VAL region "else" region
 //! region  := ("|" (VAL ":" TY),* "|")? "{" inst* "yield" VAL,* "}"
+//! MAT     := buf<N> "[" INT "," INT "," INT "]"   (offset, row stride, column stride)
 //! VAL     := v<N>            TY := f64 | f32 | i64 | i32 | bool
 //! HEX     := 0x and 1 to 16 hex digits          STRING := "..." (escapes \" \\ \n \r \t \u{..})
 //! UNOP    := neg abs sqrt floor ceil trunc nearest not
@@ -60,7 +62,7 @@ use std::fmt::Write as _;
 
 use super::{
     verify, Access, BinOp, BufferDecl, BufferId, CmpOp, Conv, Function, Inst, InstKind,
-    KernelError, LocalDecl, LocalId, Region, Ty, UnOp, Value,
+    KernelError, LocalDecl, LocalId, MatRef, Region, Ty, UnOp, Value,
 };
 
 /// Deepest nesting of regions the parser accepts.
@@ -337,6 +339,16 @@ impl Printer<'_> {
             }
             InstKind::Fma(a, b, c) => {
                 let _ = write!(self.out, "fma {a}, {b}, {c}");
+            }
+            InstKind::Gemm { m, n, k, a, b, out } => {
+                let v = |r: &MatRef| format!("{}[{}, {}, {}]", r.buf, r.off, r.rs, r.cs);
+                let _ = write!(
+                    self.out,
+                    "gemm {m} x {n} x {k} {}, {} to {}",
+                    v(a),
+                    v(b),
+                    v(out)
+                );
             }
             InstKind::Conv(c, a) => {
                 let _ = write!(self.out, "{} {a}", conv_name(*c));
@@ -1020,6 +1032,19 @@ impl Parser {
                 let c = self.use_value()?;
                 InstKind::Fma(a, b, c)
             }
+            "gemm" => {
+                let m = self.count("M")?;
+                self.keyword("x")?;
+                let n = self.count("N")?;
+                self.keyword("x")?;
+                let k = self.count("K")?;
+                let a = self.mat_ref()?;
+                self.punct(',')?;
+                let b = self.mat_ref()?;
+                self.keyword("to")?;
+                let out = self.mat_ref()?;
+                InstKind::Gemm { m, n, k, a, b, out }
+            }
             "load" => {
                 let m = self.mem()?;
                 self.punct('[')?;
@@ -1100,6 +1125,34 @@ impl Parser {
         Ok(inst)
     }
 
+    /// A decimal number (a gemm dimension, offset or stride).
+    fn count(&mut self, what: &str) -> R<u64> {
+        let w = self.word(what)?;
+        match number::<u64>(&w) {
+            Some(x) => Ok(x),
+            None => {
+                self.pos -= 1;
+                self.unexpected(&format!("{what} (a decimal number)"))
+            }
+        }
+    }
+
+    /// `buf<N>[off, rs, cs]`: a matrix view.
+    fn mat_ref(&mut self) -> R<MatRef> {
+        let Mem::Buf(buf) = self.mem()? else {
+            self.pos -= 1;
+            return self.unexpected("a buffer (`buf<N>`): gemm operands are buffers");
+        };
+        self.punct('[')?;
+        let off = self.count("the offset")?;
+        self.punct(',')?;
+        let rs = self.count("the row stride")?;
+        self.punct(',')?;
+        let cs = self.count("the column stride")?;
+        self.punct(']')?;
+        Ok(MatRef { buf, off, rs, cs })
+    }
+
     /// `carry(v1, v2, ...)`
     fn carry(&mut self) -> R<Vec<Value>> {
         self.keyword("carry")?;
@@ -1123,7 +1176,7 @@ impl Parser {
                 }
             };
             match &mut shallow.kind {
-                InstKind::Const { .. } => {}
+                InstKind::Const { .. } | InstKind::Gemm { .. } => {}
                 InstKind::Unary(_, a) | InstKind::Conv(_, a) => read(*a),
                 InstKind::Binary(_, a, b) | InstKind::Cmp(_, a, b) => {
                     read(*a);

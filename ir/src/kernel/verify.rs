@@ -3,7 +3,10 @@
 
 use std::collections::HashSet;
 
-use super::{BinOp, Function, Inst, InstKind, KernelError, Region, Ty, UnOp, Value};
+use super::{
+    Access, BinOp, Function, Inst, InstKind, KernelError, MatRef, Region, Ty, UnOp, Value,
+    MAX_GEMM_DIM,
+};
 
 struct Checker<'a> {
     f: &'a Function,
@@ -81,6 +84,76 @@ impl Checker<'_> {
             .collect::<Result<Vec<_>, _>>();
         self.scopes.pop();
         ys
+    }
+
+    /// The rules of [`InstKind::Gemm`] (see the module documentation of
+    /// [`crate::kernel`]).
+    fn gemm(
+        &self,
+        m: u64,
+        n: u64,
+        k: u64,
+        a: &MatRef,
+        b: &MatRef,
+        out: &MatRef,
+    ) -> Result<(), KernelError> {
+        for (d, name) in [(m, "M"), (n, "N"), (k, "K")] {
+            if !(1..=MAX_GEMM_DIM).contains(&d) {
+                return Err(self.err(format!("gemm {name} = {d} is not in 1..={MAX_GEMM_DIM}")));
+            }
+        }
+        let views = [
+            (a, m, k, "left operand"),
+            (b, k, n, "right operand"),
+            (out, m, n, "output"),
+        ];
+        let mut hulls = Vec::with_capacity(3);
+        for (v, rows, cols, what) in views {
+            let d = self
+                .f
+                .buffers
+                .get(v.buf.index())
+                .ok_or_else(|| self.err(format!("gemm {what}: {} is not declared", v.buf)))?;
+            if d.ty != Ty::F64 {
+                return Err(self.err(format!(
+                    "gemm {what} `{}` is {}, expected f64",
+                    d.name, d.ty
+                )));
+            }
+            let is_out = std::ptr::eq(v, out);
+            let bad_access = if is_out {
+                d.access == Access::Read
+            } else {
+                d.access == Access::Write
+            };
+            if bad_access {
+                return Err(self.err(format!(
+                    "gemm {what} `{}` is declared {:?}",
+                    d.name, d.access
+                )));
+            }
+            let last = v.last(rows, cols).ok_or_else(|| {
+                self.err(format!(
+                    "gemm {what}: its last index does not fit in an i64"
+                ))
+            })?;
+            hulls.push((v.buf, v.off, last));
+        }
+        if !out.injective(m, n) {
+            return Err(self.err(format!(
+                "gemm output strides ({}, {}) map two entries of the {m}x{n} result to one element",
+                out.rs, out.cs
+            )));
+        }
+        let (ob, o0, o1) = hulls[2];
+        for &(buf, lo, hi) in &hulls[..2] {
+            if buf == ob && lo <= o1 && o0 <= hi {
+                return Err(self.err(format!(
+                    "gemm output {buf}[{o0}..={o1}] overlaps an operand at {buf}[{lo}..={hi}]"
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn results(&mut self, inst: &Inst, tys: &[Ty]) -> Result<(), KernelError> {
@@ -166,6 +239,10 @@ impl Checker<'_> {
                 self.expect(*b, t, "fma")?;
                 self.expect(*c, t, "fma")?;
                 vec![t]
+            }
+            InstKind::Gemm { m, n, k, a, b, out } => {
+                self.gemm(*m, *n, *k, a, b, out)?;
+                vec![]
             }
             InstKind::Conv(c, a) => {
                 let (from, to) = c.types();
@@ -276,6 +353,7 @@ fn kind_name(k: &InstKind) -> &'static str {
         InstKind::Cmp(..) => "cmp",
         InstKind::Select(..) => "select",
         InstKind::Fma(..) => "fma",
+        InstKind::Gemm { .. } => "gemm",
         InstKind::Conv(..) => "conv",
         InstKind::Load { .. } => "load",
         InstKind::Store { .. } => "store",
