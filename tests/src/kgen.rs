@@ -384,7 +384,7 @@ fn arb_leaf_step() -> impl Strategy<Value = Step> {
         2 => (any::<u8>(), u(), any::<u8>()).prop_map(|(mem, idx, mode)| Step::Load { mem, idx, mode }),
         2 => (any::<u8>(), u(), u(), any::<u8>()).prop_map(|(mem, idx, val, mode)| Step::Store { mem, idx, val, mode }),
         1 => (u(), u(), u(), any::<bool>()).prop_map(|(seed, stream, counter, uniform)| Step::Philox { seed, stream, counter, uniform }),
-        1 => any::<u64>().prop_map(|raw| Step::Gemm { raw }),
+        2 => any::<u64>().prop_map(|raw| Step::Gemm { raw }),
     ]
 }
 

@@ -198,12 +198,18 @@ trait Lanes {
     const VN: usize;
     /// A vector.
     type V: Copy;
+    /// Which lanes of a tail vector are in the matrix.
+    type M: Copy;
     /// All lanes `+0.0`.
     unsafe fn zero() -> Self::V;
     /// All lanes `x`.
     unsafe fn splat(x: f64) -> Self::V;
-    /// Lanes `0..cnt` from `p` (`cnt ≤ W`), the others `+0.0`.
-    unsafe fn load(p: *const f64, cnt: usize) -> Self::V;
+    /// The mask of lanes `0..cnt` (`1 ≤ cnt ≤ W`).
+    unsafe fn tail(cnt: usize) -> Self::M;
+    /// `W` lanes from `p`.
+    unsafe fn load(p: *const f64) -> Self::V;
+    /// The lanes of `m` from `p`, the others `+0.0` (and not read).
+    unsafe fn load_tail(p: *const f64, m: Self::M) -> Self::V;
     /// `a·b + c` per lane, rounded once.
     unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     /// Lanes `0..cnt` to `p`, `p + stride`, … (`cnt ≤ W`).
@@ -223,6 +229,9 @@ unsafe fn tile<L: Lanes, const R: usize, const V: usize>(
     // SAFETY (whole body): every pointer formed is an element of a view
     // the caller guarantees in bounds (rows < m, columns < n, l < k).
     unsafe {
+        // Only the last vector may be partial: its mask is set once, so
+        // the loop over `l` has no lane-count tests.
+        let last = L::tail(cnt(V - 1));
         let mut acc = [[L::zero(); V]; R];
         let mut arow = [p.a; R];
         for (r, a) in arow.iter_mut().enumerate() {
@@ -231,9 +240,10 @@ unsafe fn tile<L: Lanes, const R: usize, const V: usize>(
         for l in 0..p.k {
             let brow = p.b.add(l * p.b_rs + j0);
             let mut bv = [L::zero(); V];
-            for (v, x) in bv.iter_mut().enumerate() {
-                *x = L::load(brow.add(v * L::W), cnt(v));
+            for (v, x) in bv.iter_mut().enumerate().take(V - 1) {
+                *x = L::load(brow.add(v * L::W));
             }
+            bv[V - 1] = L::load_tail(brow.add((V - 1) * L::W), last);
             for r in 0..R {
                 let x = L::splat(*arow[r].add(l * p.a_cs));
                 for v in 0..V {
@@ -287,6 +297,14 @@ macro_rules! dispatch {
             (2, 6) => tile::<$L, 2, 6>($($arg),*),
             (2, 7) => tile::<$L, 2, 7>($($arg),*),
             (2, 8) => tile::<$L, 2, 8>($($arg),*),
+            (1, 9) => tile::<$L, 1, 9>($($arg),*),
+            (1, 10) => tile::<$L, 1, 10>($($arg),*),
+            (1, 11) => tile::<$L, 1, 11>($($arg),*),
+            (1, 12) => tile::<$L, 1, 12>($($arg),*),
+            (1, 13) => tile::<$L, 1, 13>($($arg),*),
+            (1, 14) => tile::<$L, 1, 14>($($arg),*),
+            (1, 15) => tile::<$L, 1, 15>($($arg),*),
+            (1, 16) => tile::<$L, 1, 16>($($arg),*),
             _ => unreachable!("tiles have 1 to 6 rows and 1 to 4 vectors, or 1 to 2 rows and 5 to 8"),
         }
     };
@@ -333,7 +351,11 @@ unsafe fn drive<L: Lanes>(p: Problem) {
 /// across the rows).
 #[inline(always)]
 unsafe fn blocks<L: Lanes>(p: &Problem) {
-    let width = if p.m <= 2 { L::VN } else { L::V } * L::W;
+    let width = match p.m {
+        1 => L::VN,
+        2 => L::VN.min(8),
+        _ => L::V,
+    } * L::W;
     let mut j0 = 0;
     while j0 < p.n {
         let cols = width.min(p.n - j0);
@@ -390,6 +412,7 @@ impl Lanes for Portable {
     const V: usize = 3;
     const VN: usize = 3;
     type V = f64;
+    type M = ();
     #[inline(always)]
     unsafe fn zero() -> f64 {
         0.0
@@ -399,8 +422,15 @@ impl Lanes for Portable {
         x
     }
     #[inline(always)]
-    unsafe fn load(p: *const f64, _cnt: usize) -> f64 {
-        // SAFETY: `cnt ≥ 1` lanes are in bounds.
+    unsafe fn tail(_cnt: usize) {}
+    #[inline(always)]
+    unsafe fn load(p: *const f64) -> f64 {
+        // SAFETY: the caller's lane is in bounds.
+        unsafe { *p }
+    }
+    #[inline(always)]
+    unsafe fn load_tail(p: *const f64, _m: ()) -> f64 {
+        // SAFETY: one lane, always in the matrix.
         unsafe { *p }
     }
     #[inline(always)]
@@ -458,8 +488,9 @@ mod x86 {
         const W: usize = 8;
         const R: usize = 6;
         const V: usize = 4;
-        const VN: usize = 8;
+        const VN: usize = 16;
         type V = __m512d;
+        type M = __mmask8;
         #[inline(always)]
         unsafe fn zero() -> __m512d {
             unsafe { _mm512_setzero_pd() }
@@ -469,16 +500,19 @@ mod x86 {
             unsafe { _mm512_set1_pd(x) }
         }
         #[inline(always)]
-        unsafe fn load(p: *const f64, cnt: usize) -> __m512d {
-            // SAFETY: lanes 0..cnt are in bounds; masked-off lanes are
-            // not read.
-            unsafe {
-                if cnt == 8 {
-                    _mm512_loadu_pd(p)
-                } else {
-                    _mm512_maskz_loadu_pd(mask8(cnt), p)
-                }
-            }
+        unsafe fn tail(cnt: usize) -> __mmask8 {
+            mask8(cnt)
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f64) -> __m512d {
+            // SAFETY: the caller's 8 lanes are in bounds.
+            unsafe { _mm512_loadu_pd(p) }
+        }
+        #[inline(always)]
+        unsafe fn load_tail(p: *const f64, m: __mmask8) -> __m512d {
+            // SAFETY: the lanes of `m` are in bounds; the others are not
+            // read.
+            unsafe { _mm512_maskz_loadu_pd(m, p) }
         }
         #[inline(always)]
         unsafe fn fma(a: __m512d, b: __m512d, c: __m512d) -> __m512d {
@@ -515,6 +549,7 @@ mod x86 {
         const V: usize = 2;
         const VN: usize = 4;
         type V = __m256d;
+        type M = __m256i;
         #[inline(always)]
         unsafe fn zero() -> __m256d {
             unsafe { _mm256_setzero_pd() }
@@ -524,19 +559,21 @@ mod x86 {
             unsafe { _mm256_set1_pd(x) }
         }
         #[inline(always)]
-        unsafe fn load(p: *const f64, cnt: usize) -> __m256d {
-            // SAFETY: lanes 0..cnt are in bounds; only those are read.
-            unsafe {
-                if cnt == 4 {
-                    _mm256_loadu_pd(p)
-                } else {
-                    let mut t = [0.0f64; 4];
-                    for (q, x) in t.iter_mut().take(cnt).enumerate() {
-                        *x = *p.add(q);
-                    }
-                    _mm256_loadu_pd(t.as_ptr())
-                }
-            }
+        unsafe fn tail(cnt: usize) -> __m256i {
+            // Lane q is loaded when its sign bit is set: q < cnt.
+            let on = |q: usize| if q < cnt { -1i64 } else { 0 };
+            unsafe { _mm256_setr_epi64x(on(0), on(1), on(2), on(3)) }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f64) -> __m256d {
+            // SAFETY: the caller's 4 lanes are in bounds.
+            unsafe { _mm256_loadu_pd(p) }
+        }
+        #[inline(always)]
+        unsafe fn load_tail(p: *const f64, m: __m256i) -> __m256d {
+            // SAFETY: the lanes of `m` are in bounds; the others are not
+            // read (and come back +0.0).
+            unsafe { _mm256_maskload_pd(p, m) }
         }
         #[inline(always)]
         unsafe fn fma(a: __m256d, b: __m256d, c: __m256d) -> __m256d {
