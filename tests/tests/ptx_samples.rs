@@ -1,6 +1,6 @@
 //! Every sample's chunk kernel, emitted as PTX, is accepted by `ptxas`
-//! (sm_90) without a GPU; the quick example's and gauss100's kernels spill
-//! nothing. Registers and spills are printed (`--nocapture`). Without
+//! (sm_90) without a GPU, and none spills (the BPINN's matrix products
+//! are `gemm` loops). Registers and spills are printed (`--nocapture`). Without
 //! ptxas the test says so and passes, unless `CRUX_REQUIRE_PTXAS=1` (as
 //! `.ci/run` sets).
 
@@ -71,7 +71,8 @@ fn sample_chunk_kernels_assemble() {
     b.net
         .bayesian(Bayesian::sgld().step_size(1e-5).warmup(2000).keep(1000))
         .unwrap();
-    assemble("bpinn", &b.problem.emit_ptx(3000).unwrap());
+    let spills = assemble("bpinn", &b.problem.emit_ptx(3000).unwrap());
+    assert_eq!(spills, 0, "the BPINN's chunk kernel spills");
 
     let c = Quickstart::new(42).unwrap();
     for p in [&c.a, &c.b] {
@@ -83,7 +84,8 @@ fn sample_chunk_kernels_assemble() {
         )
         .unwrap();
     }
-    assemble("custom_kernel", &c.problem.emit_ptx(usize::MAX).unwrap());
+    let spills = assemble("custom_kernel", &c.problem.emit_ptx(usize::MAX).unwrap());
+    assert_eq!(spills, 0, "the custom kernel's chunk kernel spills");
 
     // A mixed solve: Adam on a, NUTS on b, fused in one kernel.
     let m = Quickstart::new(42).unwrap();
