@@ -17,6 +17,8 @@
 
 use std::time::Instant;
 
+use crux_benches::report::{median, write_json};
+
 use crux_compiler::backend::gemm::{GemmFn, Isa};
 
 /// One product: dimensions and the (row, column) strides of `a` and `b`.
@@ -27,11 +29,6 @@ struct Shape {
     k: usize,
     a: (usize, usize),
     b: (usize, usize),
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 /// Multiply-adds per second of `f`, median of 5 timed runs.
@@ -85,11 +82,6 @@ fn baseline(s: &Shape, a: &[f64], b: &[f64], out: &mut [f64]) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let json_path = args
-        .iter()
-        .position(|a| a == "--json")
-        .and_then(|i| args.get(i + 1));
     let shapes = [
         Shape {
             name: "bpinn layer x·W (101x32x32)",
@@ -203,10 +195,5 @@ fn main() {
     }
     let out =
         serde_json::Value::Object(rows.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
-    if let Some(p) = json_path {
-        if let Err(e) = std::fs::write(p, format!("{out}\n")) {
-            eprintln!("error: cannot write {p}: {e}");
-            std::process::exit(1);
-        }
-    }
+    write_json(&out);
 }

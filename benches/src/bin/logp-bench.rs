@@ -13,14 +13,11 @@
 use std::f64::consts::PI;
 use std::time::Instant;
 
+use crux_benches::report::{median, write_json};
+
 use crux::{Backend, LogDensity};
 use crux_benches::handwritten;
 use crux_samples::problems::{Bpinn, Gauss100, Quickstart};
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
 
 /// Evaluations per second of `f`, median of 5 timed runs.
 fn rate(theta: &[f64], mut f: impl FnMut(&[f64], &mut [f64]) -> f64) -> f64 {
@@ -76,12 +73,6 @@ fn bench(
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let json_path = args
-        .iter()
-        .position(|a| a == "--json")
-        .and_then(|i| args.get(i + 1));
-
     let q = Quickstart::new(42).expect("quickstart");
     let xs: Vec<f64> = q.problem.eval(&q.x).expect("x").iter().copied().collect();
     let hq = handwritten::Quickstart {
@@ -135,10 +126,5 @@ fn main() {
 
     let out = serde_json::json!({ "problems": { "quickstart": quick, "gauss100": gauss, "bpinn": bpinn } });
     println!("{out}");
-    if let Some(p) = json_path {
-        if let Err(e) = std::fs::write(p, format!("{out}\n")) {
-            eprintln!("error: cannot write {p}: {e}");
-            std::process::exit(1);
-        }
-    }
+    write_json(&out);
 }

@@ -14,13 +14,10 @@
 
 use std::time::Instant;
 
+use crux_benches::report::{median, write_json};
+
 use crux::LogDensity;
 use crux_samples::problems::{Bpinn, Quickstart};
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
 
 fn evals_per_s(ld: &LogDensity, stage: &str, theta: &[f64], min_secs: f64) -> f64 {
     let mut n = 0u64;
@@ -64,19 +61,9 @@ fn bench(name: &str, build: &dyn Fn() -> crux::Result<LogDensity>) -> serde_json
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let json_path = args
-        .iter()
-        .position(|a| a == "--json")
-        .and_then(|i| args.get(i + 1));
     let quick = bench("quickstart", &|| Quickstart::new(42)?.log_density(1.0));
     let bpinn = bench("bpinn", &|| Bpinn::new(0)?.log_density());
     let out = serde_json::json!({ "problems": { "quickstart": quick, "bpinn": bpinn } });
     println!("{out}");
-    if let Some(p) = json_path {
-        if let Err(e) = std::fs::write(p, format!("{out}\n")) {
-            eprintln!("error: cannot write {p}: {e}");
-            std::process::exit(1);
-        }
-    }
+    write_json(&out);
 }

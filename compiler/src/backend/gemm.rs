@@ -444,30 +444,42 @@ impl Lanes for Portable {
     }
 }
 
-/// [`GemmFn`] in portable scalar code.
-///
-/// # Safety
-///
-/// As [`GemmFn`].
-#[allow(clippy::too_many_arguments)]
-unsafe extern "C" fn gemm_portable(
-    m: u64,
-    n: u64,
-    k: u64,
-    a: *const f64,
-    a_rs: u64,
-    a_cs: u64,
-    b: *const f64,
-    b_rs: u64,
-    b_cs: u64,
-    out: *mut f64,
-    o_rs: u64,
-    o_cs: u64,
-) {
-    let p = problem(m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, out, o_rs, o_cs);
-    // SAFETY: the caller's contract.
-    unsafe { drive::<Portable>(p) }
+/// Defines an `unsafe extern "C"` function of the [`GemmFn`] ABI that
+/// computes the product with `$lanes`'s tiles (attributes, such as the
+/// target features, go first).
+macro_rules! entry {
+    ($(#[$attr:meta])* $vis:vis fn $name:ident with $lanes:ty) => {
+        $(#[$attr])*
+        #[allow(clippy::too_many_arguments)]
+        $vis unsafe extern "C" fn $name(
+            m: u64,
+            n: u64,
+            k: u64,
+            a: *const f64,
+            a_rs: u64,
+            a_cs: u64,
+            b: *const f64,
+            b_rs: u64,
+            b_cs: u64,
+            out: *mut f64,
+            o_rs: u64,
+            o_cs: u64,
+        ) {
+            let p = problem(m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, out, o_rs, o_cs);
+            // SAFETY: the caller's contract.
+            unsafe { drive::<$lanes>(p) }
+        }
+    };
 }
+
+entry!(
+    /// [`GemmFn`] in portable scalar code.
+    ///
+    /// # Safety
+    ///
+    /// As [`GemmFn`].
+    fn gemm_portable with Portable
+);
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
@@ -596,57 +608,25 @@ mod x86 {
         }
     }
 
-    /// [`super::GemmFn`] with AVX-512F.
-    ///
-    /// # Safety
-    ///
-    /// As [`super::GemmFn`], on a CPU with AVX-512F.
-    #[target_feature(enable = "avx512f")]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe extern "C" fn gemm_avx512(
-        m: u64,
-        n: u64,
-        k: u64,
-        a: *const f64,
-        a_rs: u64,
-        a_cs: u64,
-        b: *const f64,
-        b_rs: u64,
-        b_cs: u64,
-        out: *mut f64,
-        o_rs: u64,
-        o_cs: u64,
-    ) {
-        let p = problem(m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, out, o_rs, o_cs);
-        // SAFETY: the caller's contract.
-        unsafe { drive::<Avx512>(p) }
-    }
+    entry!(
+        /// [`super::GemmFn`] with AVX-512F.
+        ///
+        /// # Safety
+        ///
+        /// As [`super::GemmFn`], on a CPU with AVX-512F.
+        #[target_feature(enable = "avx512f")]
+        pub(super) fn gemm_avx512 with Avx512
+    );
 
-    /// [`super::GemmFn`] with AVX2 and FMA.
-    ///
-    /// # Safety
-    ///
-    /// As [`super::GemmFn`], on a CPU with AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe extern "C" fn gemm_avx2(
-        m: u64,
-        n: u64,
-        k: u64,
-        a: *const f64,
-        a_rs: u64,
-        a_cs: u64,
-        b: *const f64,
-        b_rs: u64,
-        b_cs: u64,
-        out: *mut f64,
-        o_rs: u64,
-        o_cs: u64,
-    ) {
-        let p = problem(m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, out, o_rs, o_cs);
-        // SAFETY: the caller's contract.
-        unsafe { drive::<Avx2>(p) }
-    }
+    entry!(
+        /// [`super::GemmFn`] with AVX2 and FMA.
+        ///
+        /// # Safety
+        ///
+        /// As [`super::GemmFn`], on a CPU with AVX2 and FMA.
+        #[target_feature(enable = "avx2,fma")]
+        pub(super) fn gemm_avx2 with Avx2
+    );
 }
 
 #[cfg(test)]
