@@ -588,10 +588,11 @@ use crux_compiler::sampler::gaussian_target;
 #[test]
 fn sampler_chunk_kernels() {
     use crux_compiler::sampler::kernels::{Hmc, Mala, Nuts, Sgld};
-    use crux_compiler::sampler::{build_chunk, Kernel, ModelPlan};
+    use crux_compiler::sampler::{build_chunk, Kernel, Metric, ModelPlan};
     use std::sync::Arc;
     let kernels: Vec<(&str, Arc<dyn Kernel>)> = vec![
         ("nuts", Arc::new(Nuts::default())),
+        ("nuts_dense", Arc::new(Nuts::default())),
         (
             "hmc",
             Arc::new(Hmc {
@@ -615,6 +616,11 @@ fn sampler_chunk_kernels() {
             thin: 1,
             // SGLD reports no acceptance statistic to adapt on.
             adapt: (name != "sgld").then(Default::default),
+            metric: if name == "nuts_dense" {
+                Metric::Dense
+            } else {
+                Metric::Diagonal
+            },
             minibatch: None,
             repeats: 1,
         };

@@ -76,8 +76,9 @@ pub use error::{Error, Result, RunFailure};
 pub use model::{
     diff, noise, Activation, Bayesian, Constraint, CustomPrior, Diagnostics, Domain, DomainId,
     Expr, GroupRole, IntoExpr, InverseMass, KernelChoice, LeafSamples, Mask, MaskGroup, Masked,
-    Model, ModelId, ModelInfo, ModelResults, ModelSettings, Net, Optimizer, Param, Posterior,
-    Prior, Reduction, MAX_ELEMENTS, MAX_LAYERS, MAX_NET_PARAMS, MAX_PARAM_ENTRIES, MAX_RANK,
+    Metric, Model, ModelId, ModelInfo, ModelResults, ModelSettings, Net, Optimizer, Param,
+    Posterior, Prior, Reduction, MAX_ELEMENTS, MAX_LAYERS, MAX_NET_PARAMS, MAX_PARAM_ENTRIES,
+    MAX_RANK,
 };
 pub use solve::{
     Crux, JsonlTracker, Metrics, ModelReport, Samples, Solution, SolveOptions, Substep, Tiering,

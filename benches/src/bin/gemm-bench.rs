@@ -63,7 +63,7 @@ fn reference(s: &Shape, a: &[f64], b: &[f64], out: &mut [f64]) {
     }
 }
 
-/// [`reference`] compiled with the `fma` target feature (scalar
+/// [`reference()`] compiled with the `fma` target feature (scalar
 /// `vfmadd`), so the baseline is a fair scalar loop, not libm's `fma`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "fma")]

@@ -1,5 +1,5 @@
-//! Window adaptation of the step size and the diagonal inverse mass
-//! matrix (Stan's schedule, as blackjax's `window_adaptation`), written in
+//! Window adaptation of the step size and the inverse mass matrix
+//! (diagonal or dense) (Stan's schedule, as blackjax's `window_adaptation`), written in
 //! kernel IR so warmup runs inside the chunk function.
 //!
 //! * Schedule: for `warmup ≥ 20`, an initial fast window of 75 sweeps,
@@ -12,15 +12,17 @@
 //!   A non-finite acceptance statistic counts as 0. The running average
 //!   takes the new iterate, as Stan and the paper do (blackjax averages
 //!   the previous one, so its final step size differs slightly).
-//! * Slow windows accumulate a Welford variance of the position; at a
-//!   window's end the inverse mass matrix becomes
-//!   `n/(n+5) · var + 10⁻³ · 5/(n+5)` and dual averaging restarts from the
-//!   averaged step size. After the last warmup sweep the step size is the
+//! * Slow windows accumulate a Welford variance (dense metric: covariance)
+//!   of the position; at a window's end the inverse mass matrix becomes
+//!   `n/(n+5) · var + 10⁻³ · 5/(n+5)` (on the diagonal; see
+//!   [`super::metric`]) and dual averaging restarts from the averaged step
+//!   size. After the last warmup sweep the step size is the
 //!   averaged one.
 
 use crux_ir::kernel::{Builder, CmpOp, Value};
 
 use super::ctx::{StepCtx, Vector};
+use super::metric::{Metric, Moments};
 use crate::math;
 
 const T0: f64 = 10.0;
@@ -88,22 +90,30 @@ struct Slots {
     t: Vector,
     h: Vector,
     mu: Vector,
-    n: Vector,
-    mean: Vector,
-    m2: Vector,
+    moments: Moments,
+    /// Dense metric: the step's deviation from the mean (`d`) and the
+    /// window's covariance while it is factorised (`d²`); empty otherwise.
+    delta: Vector,
+    sigma: Vector,
 }
 
 fn slots(ctx: &mut StepCtx<'_>) -> Slots {
     let d = ctx.dim();
+    let kind = ctx.env.metric.kind;
+    let dense = kind == Metric::Dense;
     Slots {
         log_step: ctx.state("adapt.log_step", 1),
         log_avg: ctx.state("adapt.log_step_avg", 1),
         t: ctx.state("adapt.t", 1),
         h: ctx.state("adapt.h", 1),
         mu: ctx.state("adapt.mu", 1),
-        n: ctx.state("adapt.n", 1),
-        mean: ctx.state("adapt.mean", d),
-        m2: ctx.state("adapt.m2", d),
+        moments: Moments {
+            n: ctx.state("adapt.n", 1),
+            mean: ctx.state("adapt.mean", d),
+            m2: ctx.state("adapt.m2", kind.moments_len(d)),
+        },
+        delta: ctx.work("adapt.delta", if dense { d } else { 0 }),
+        sigma: ctx.work("adapt.sigma", if dense { d * d } else { 0 }),
     }
 }
 
@@ -122,20 +132,13 @@ fn restart(b: &mut Builder, s: &Slots, eps: Value) {
     s.t.set(b, one);
 }
 
-fn reset_welford(b: &mut Builder, s: &Slots) {
-    let zero = b.f64(0.0);
-    s.n.set(b, zero);
-    s.mean.fill(b, |b, _| b.f64(0.0));
-    s.m2.fill(b, |b, _| b.f64(0.0));
-}
-
 /// Emits the adaptation's initial state (at the chain's first chunk).
 pub fn init(ctx: &mut StepCtx<'_>) {
     let s = slots(ctx);
     let b = &mut *ctx.b;
     let eps = ctx.env.step_size.get(b);
     restart(b, &s, eps);
-    reset_welford(b, &s);
+    s.moments.reset(b);
 }
 
 /// Emits one adaptation update after the step of sweep `env.sweep`, if it
@@ -200,13 +203,13 @@ pub fn update(ctx: &mut StepCtx<'_>, warmup: usize, adaptation: &Adaptation, acc
                 b.if_(
                     inside,
                     |b| {
-                        welford(b, &s, env.position);
+                        s.moments.update(b, env.metric.kind, env.position, s.delta);
                         let last = b.i64(end as i64 - 1);
                         let at_end = b.cmp(CmpOp::Eq, sweep, last);
                         b.if_(
                             at_end,
                             |b| {
-                                window_end(b, &s, env.inverse_mass);
+                                s.moments.window_end(b, &env.metric, s.sigma);
                                 let avg = s.log_avg.get(b);
                                 let eps = math::exp(b, avg);
                                 restart(b, &s, eps);
@@ -239,49 +242,6 @@ pub fn update(ctx: &mut StepCtx<'_>, warmup: usize, adaptation: &Adaptation, acc
         },
         |_| vec![],
     );
-}
-
-fn welford(b: &mut Builder, s: &Slots, pos: Vector) {
-    let n = s.n.get(b);
-    let one = b.f64(1.0);
-    let n = b.add(n, one);
-    s.n.set(b, n);
-    let (mean, m2) = (s.mean, s.m2);
-    let (lo, hi) = (b.i64(0), b.i64(pos.len as i64));
-    b.for_(lo, hi, &[], |b, i, _| {
-        let x = pos.load(b, i);
-        let m = mean.load(b, i);
-        let d = b.sub(x, m);
-        let q = b.div(d, n);
-        let m = b.add(m, q);
-        mean.store(b, i, m);
-        let d2 = b.sub(x, m);
-        let t = b.mul(d, d2);
-        let v = m2.load(b, i);
-        let v = b.add(v, t);
-        m2.store(b, i, v);
-        vec![]
-    });
-}
-
-fn window_end(b: &mut Builder, s: &Slots, imm: Vector) {
-    let n = s.n.get(b);
-    let one = b.f64(1.0);
-    let five = b.f64(5.0);
-    let nm1 = b.sub(n, one);
-    let n5 = b.add(n, five);
-    let scale = b.div(n, n5);
-    let reg = b.f64(1e-3);
-    let shrink = b.div(five, n5);
-    let shrink = b.mul(reg, shrink);
-    let m2 = s.m2;
-    imm.fill(b, |b, i| {
-        let v = m2.load(b, i);
-        let var = b.div(v, nm1);
-        let sv = b.mul(scale, var);
-        b.add(sv, shrink)
-    });
-    reset_welford(b, s);
 }
 
 #[cfg(test)]

@@ -316,8 +316,8 @@ pub struct StepEnv<'a> {
     pub grad: Vector,
     /// The step size (fixed, or adapted during warmup).
     pub step_size: Vector,
-    /// The diagonal inverse mass matrix.
-    pub inverse_mass: Vector,
+    /// The metric (inverse mass matrix) and its temporaries.
+    pub metric: super::metric::MetricEnv,
     /// The sweep index (i64).
     pub sweep: Value,
 }

@@ -24,6 +24,7 @@ pub mod adapt;
 pub mod ctx;
 pub mod inline;
 pub mod kernels;
+pub mod metric;
 pub mod minibatch;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -37,6 +38,7 @@ pub use adapt::{schedule, Adaptation, Schedule};
 pub use ctx::{Allocation, Rng, StepCtx, StepEnv, Target, Vector};
 use ctx::{DIAG, DRAWS, FIRST_DATA, STATE, WORK};
 use inline::{check_inlining, BufferView};
+pub use metric::{Metric, MetricEnv};
 pub use minibatch::{Minibatch, WeightInput};
 
 use crate::lower::Lowered;
@@ -153,6 +155,8 @@ pub struct ModelPlan {
     pub thin: usize,
     /// Window adaptation during warmup, if any.
     pub adapt: Option<Adaptation>,
+    /// The form of the inverse mass matrix (HMC-family kernels).
+    pub metric: Metric,
     /// Steps of this model per sweep (a substep's step count; 1 usually).
     /// Repetition `r` draws from the chain's stream `r` (see
     /// [`REPEAT_SHIFT`]); the kept draw is the last step's position.
@@ -184,8 +188,14 @@ pub struct ModelSlots {
     pub fields: Vec<DiagField>,
     /// State slot of the step size.
     pub step_size: usize,
-    /// State slot of the inverse mass matrix.
+    /// State slot of the inverse mass matrix
+    /// ([`Metric::inverse_mass_len`] entries).
     pub inverse_mass: usize,
+    /// State slot of the dense metric's inverse Cholesky factor
+    /// ([`Metric::factor_len`] entries).
+    pub mass_factor: usize,
+    /// The metric's form.
+    pub metric: Metric,
     /// State slot of the gradient-evaluation count.
     pub grad_evals: usize,
 }
@@ -366,13 +376,15 @@ pub fn build_chunk(dim: usize, models: &[ModelPlan]) -> Result<Chunk, KernelErro
         });
         let fields = m.kernel.diagnostics();
         let step_size = state.slot(STATE, &format!("{p}step_size"), 1);
-        let imm = state.slot(STATE, &format!("{p}inverse_mass"), m.len);
+        let metric = metric_env(&mut state, m, mi);
         slots.push(ModelSlots {
             draws: draws_len,
             diag: diag_len,
             weights: weights.map(|w| w.off),
             step_size: step_size.off,
-            inverse_mass: imm.off,
+            inverse_mass: metric.inverse_mass.off,
+            mass_factor: metric.factor.off,
+            metric: m.metric,
             grad_evals: grad_evals.off,
             fields: fields.clone(),
         });
@@ -609,8 +621,25 @@ fn env_of<'t>(
         logp: state.slot(STATE, &format!("{p}logp"), 1),
         grad: state.slot(STATE, &format!("{p}grad"), m.len),
         step_size: state.slot(STATE, &format!("{p}step_size"), 1),
-        inverse_mass: state.slot(STATE, &format!("{p}inverse_mass"), m.len),
+        metric: metric_env(state, m, mi),
         sweep,
+    }
+}
+
+/// Model `mi`'s metric slots in the chain state.
+fn metric_env(state: &mut Allocation, m: &ModelPlan, mi: usize) -> MetricEnv {
+    let p = format!("m{mi}.");
+    let k = m.metric;
+    MetricEnv {
+        kind: k,
+        inverse_mass: state.slot(
+            STATE,
+            &format!("{p}inverse_mass"),
+            k.inverse_mass_len(m.len),
+        ),
+        factor: state.slot(STATE, &format!("{p}mass_factor"), k.factor_len(m.len)),
+        tmp: state.slot(STATE, &format!("{p}metric_tmp"), m.len),
+        tmp2: state.slot(STATE, &format!("{p}metric_tmp2"), m.len),
     }
 }
 

@@ -28,6 +28,7 @@ pub(crate) fn plan(
         keep,
         thin: 1,
         adapt: adapt.then(Adaptation::default),
+        metric: crate::sampler::Metric::Diagonal,
         minibatch: None,
         repeats: 1,
     }

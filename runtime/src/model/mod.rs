@@ -27,4 +27,6 @@ pub use param::{Model, Param, MAX_PARAM_ENTRIES};
 pub use posterior::{Diagnostics, LeafSamples, Posterior};
 pub use prior::{CustomPrior, Prior};
 pub use registry::{GroupRole, MaskGroup, ModelInfo, ModelResults, ModelSettings};
-pub use sampling::{Bayesian, InverseMass, KernelChoice, Optimizer, DEFAULT_TARGET_ACCEPTANCE};
+pub use sampling::{
+    Bayesian, InverseMass, KernelChoice, Metric, Optimizer, DEFAULT_TARGET_ACCEPTANCE,
+};

@@ -68,7 +68,9 @@ pub struct Posterior {
     pub diagnostics: Option<Diagnostics>,
     /// Final (adapted) step size of each chain.
     pub step_size: Vec<f64>,
-    /// Final (adapted) diagonal inverse mass matrix of each chain.
+    /// Final (adapted) inverse mass matrix of each chain: its diagonal
+    /// (`d` entries), or with [`crate::Metric::Dense`] the whole `d × d`
+    /// matrix, row-major.
     pub inverse_mass: Vec<Vec<f64>>,
 }
 

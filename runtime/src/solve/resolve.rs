@@ -8,7 +8,7 @@ use crux_compiler::sampler::kernels::{Hmc, Mala, Nuts, Sghmc, Sgld};
 use crux_compiler::sampler::Kernel;
 
 use crate::error::{Error, Result};
-use crate::model::{Bayesian, InverseMass, KernelChoice, Prior, DEFAULT_TARGET_ACCEPTANCE};
+use crate::model::{Bayesian, InverseMass, KernelChoice, Metric, Prior, DEFAULT_TARGET_ACCEPTANCE};
 
 /// Leapfrog steps of HMC and SGHMC when none are given.
 const DEFAULT_INTEGRATION_STEPS: usize = 10;
@@ -27,6 +27,7 @@ pub(crate) struct Resolved {
     pub likelihood_scale: f64,
     pub step_size: f64,
     pub inverse_mass: Vec<f64>,
+    pub metric: Metric,
     pub target_acceptance: f64,
     /// Minibatch size (SG kernels), `None` for the full batch.
     pub batch_size: Option<usize>,
@@ -85,6 +86,7 @@ pub(crate) fn resolve(cfg: &Bayesian, model: &str, dim: usize) -> Result<Resolve
         // `check` guarantees a step size unless adaptation picks one.
         step_size: cfg.step_size.unwrap_or(1.0),
         inverse_mass,
+        metric: cfg.metric,
         target_acceptance: cfg.target_acceptance.unwrap_or(DEFAULT_TARGET_ACCEPTANCE),
         batch_size: cfg.batch_size,
     })

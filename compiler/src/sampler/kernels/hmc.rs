@@ -5,7 +5,6 @@ use crux_ir::kernel::{CmpOp, KernelError};
 use super::{
     accept_prob, bool_f64, draw_momentum, hmc_fields, is_divergent, leapfrog, select_into,
 };
-use crate::sampler::ctx::kinetic2;
 use crate::sampler::{DiagField, Family, Kernel, StepCtx, StepInfo};
 
 /// HMC (blackjax `hmc`): momentum from `N(0, M)`, `num_integration_steps`
@@ -39,7 +38,7 @@ impl Kernel for Hmc {
         draw_momentum(b, &env, p, 0);
         let lp0 = env.logp.get(b);
         let half = b.f64(0.5);
-        let k = kinetic2(b, env.inverse_mass, p);
+        let k = env.metric.kinetic2(b, p);
         let k = b.mul(half, k);
         let h0 = b.sub(k, lp0);
         let eps = env.step_size.get(b);
@@ -47,7 +46,7 @@ impl Kernel for Hmc {
         let lp = b.for_(lo, hi, &[lp0], |b, _, _| {
             vec![leapfrog(b, &env, q, p, g, eps)]
         })[0];
-        let k1 = kinetic2(b, env.inverse_mass, p);
+        let k1 = env.metric.kinetic2(b, p);
         let k1 = b.mul(half, k1);
         let h1 = b.sub(k1, lp);
         let delta = b.sub(h0, h1);

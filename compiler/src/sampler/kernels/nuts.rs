@@ -27,7 +27,7 @@ use crux_ir::rng::MAX_DRAWS_PER_STEP;
 
 use super::{accept_prob, bool_f64, draw_momentum, hmc_fields, is_divergent, leapfrog};
 use crate::math;
-use crate::sampler::ctx::{kinetic2, to_f64, StepEnv, Vector};
+use crate::sampler::ctx::{to_f64, StepEnv, Vector};
 use crate::sampler::{DiagField, DiagName, Family, Kernel, StepCtx, StepInfo};
 
 /// NUTS (blackjax `nuts`): multinomial sampling with iterative trajectory
@@ -128,35 +128,6 @@ fn popcount(b: &mut Builder, x: Value, bits: usize) -> Value {
         let bit = b.and(s, one);
         vec![b.add(c[0], bit)]
     })[0]
-}
-
-/// blackjax `is_turning` with a diagonal metric: with
-/// `ρ = Σp − (p_left + p_right)/2`, turning when `(M⁻¹ p_left)·ρ ≤ 0` or
-/// `(M⁻¹ p_right)·ρ ≤ 0`. `f(b, i)` gives `(p_left[i], p_right[i], Σp[i])`.
-fn is_turning(
-    b: &mut Builder,
-    imm: Vector,
-    f: impl FnOnce(&mut Builder, Value) -> (Value, Value, Value),
-) -> Value {
-    let (lo, hi) = (b.i64(0), b.i64(imm.len as i64));
-    let zero = b.f64(0.0);
-    let acc = b.for_(lo, hi, &[zero, zero], |b, i, c| {
-        let (l, r, s) = f(b, i);
-        let lr = b.add(r, l);
-        let half = b.f64(0.5);
-        let h = b.mul(lr, half);
-        let rho = b.sub(s, h);
-        let m = imm.load(b, i);
-        let vl = b.mul(m, l);
-        let vr = b.mul(m, r);
-        let tl = b.mul(vl, rho);
-        let tr = b.mul(vr, rho);
-        vec![b.add(c[0], tl), b.add(c[1], tr)]
-    });
-    let zero = b.f64(0.0);
-    let at_l = b.cmp(CmpOp::Le, acc[0], zero);
-    let at_r = b.cmp(CmpOp::Le, acc[1], zero);
-    or(b, at_l, at_r)
 }
 
 impl Nuts {
@@ -375,7 +346,7 @@ impl<'a> Transition<'a> {
         );
         let lp0 = env.logp.get(b);
         let half = b.f64(0.5);
-        let k0 = kinetic2(b, env.inverse_mass, v.lp);
+        let k0 = env.metric.kinetic2(b, v.lp);
         let k0 = b.mul(half, k0);
         let h0 = b.sub(k0, lp0);
         let eps = env.step_size.get(b);
@@ -484,7 +455,7 @@ impl<'a> Transition<'a> {
     fn leaf(&self, b: &mut Builder, dir: Direction, s: Subtree) -> Subtree {
         let (v, env, h0) = (self.v, self.env, self.h0);
         let lp = leapfrog(b, &env, v.q, v.p, v.g, dir.eps);
-        let k = kinetic2(b, env.inverse_mass, v.p);
+        let k = env.metric.kinetic2(b, v.p);
         let half = b.f64(0.5);
         let k = b.mul(half, k);
         let h = b.sub(k, lp);
@@ -543,7 +514,7 @@ impl<'a> Transition<'a> {
     /// the i64 constants, `step` the leaf's index in the subtree.
     fn checkpoint_turning(&self, b: &mut Builder, one: Value, zero: Value, step: Value) -> Value {
         let (v, md) = (self.v, self.md);
-        let imm = self.env.inverse_mass;
+        let metric = self.env.metric;
         let s1 = b.shr_u(step, one);
         let idx_max = popcount(b, s1, md);
         let ns = not(b, step);
@@ -581,7 +552,7 @@ impl<'a> Transition<'a> {
             },
             |b, c| {
                 let base = b.mul(c[0], dv);
-                let t = is_turning(b, imm, |b, i| {
+                let t = metric.is_turning(b, |b, i| {
                     let at = b.add(base, i);
                     let l = v.ck_p.load(b, at);
                     let cs = v.ck_rho.load(b, at);
@@ -641,7 +612,7 @@ impl<'a> Transition<'a> {
             let r = b.add(r, s);
             v.rho.store(b, i, r);
         });
-        let turn = is_turning(b, self.env.inverse_mass, |b, i| {
+        let turn = self.env.metric.is_turning(b, |b, i| {
             let l = v.lp.load(b, i);
             let r = v.rp.load(b, i);
             let s = v.rho.load(b, i);

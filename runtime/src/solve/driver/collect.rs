@@ -69,7 +69,10 @@ pub(crate) fn collect(
             step_size: first_steps,
             inverse_mass: bufs
                 .iter()
-                .map(|b| b.state()[s0.inverse_mass..s0.inverse_mass + first.len].to_vec())
+                .map(|b| {
+                    let len = s0.metric.inverse_mass_len(first.len);
+                    b.state()[s0.inverse_mass..s0.inverse_mass + len].to_vec()
+                })
                 .collect(),
         });
         first.leaves[0].cell().set_results(ModelResults {

@@ -4,7 +4,7 @@
 //! leaves of sampled models to and from θ.
 
 use crux_compiler::sampler::abi::ChainBuffers;
-use crux_compiler::sampler::Chunk;
+use crux_compiler::sampler::{Chunk, Metric, ModelSlots};
 use crux_ir::rng::{init_counter, normal, stream, Purpose};
 
 use super::plan::{Member, Plan};
@@ -107,10 +107,28 @@ pub(crate) fn chains(plan: &Plan, seed: u64) -> Vec<ChainBuffers> {
                     continue;
                 };
                 state[slots.step_size] = cfg.step_size;
-                state[slots.inverse_mass..slots.inverse_mass + s.len]
-                    .copy_from_slice(&cfg.inverse_mass);
+                write_metric(&mut state, slots, &cfg.inverse_mass);
             }
             chunk.chain_buffers(state)
         })
         .collect()
+}
+
+/// The starting metric: the diagonal `s` as is, or (dense) `Σ = diag(s)`
+/// with its inverse Cholesky factor `X = diag(1/√s)`, row-major.
+fn write_metric(state: &mut [f64], slots: &ModelSlots, s: &[f64]) {
+    let d = s.len();
+    match slots.metric {
+        Metric::Diagonal => state[slots.inverse_mass..][..d].copy_from_slice(s),
+        Metric::Dense => {
+            let (sigma, factor) = (slots.inverse_mass, slots.mass_factor);
+            for i in 0..d {
+                for j in 0..d {
+                    let on = i == j;
+                    state[sigma + i * d + j] = if on { s[i] } else { 0.0 };
+                    state[factor + i * d + j] = if on { 1.0 / s[i].sqrt() } else { 0.0 };
+                }
+            }
+        }
+    }
 }

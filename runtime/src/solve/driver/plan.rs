@@ -6,7 +6,9 @@ use crux_compiler::lower::lower_log_density;
 use crux_compiler::pipeline::CompileError;
 use std::sync::Arc;
 
-use crux_compiler::sampler::{build_chunk, Adaptation, Chunk, Family, ModelPlan, ModelSlots};
+use crux_compiler::sampler::{
+    build_chunk, Adaptation, Chunk, Family, Metric, ModelPlan, ModelSlots,
+};
 
 use super::super::resolve::{resolve, Resolved};
 use crate::compile::problem::Problem;
@@ -541,6 +543,7 @@ fn chunk_function(
                 adapt: r.adapt.then_some(Adaptation {
                     target_acceptance: r.target_acceptance,
                 }),
+                metric: r.metric,
                 minibatch: ld.minibatch().filter(|mb| !mb.is_empty()).cloned(),
                 repeats: st.repeats,
             },
@@ -556,6 +559,7 @@ fn chunk_function(
                     keep: if records { keep } else { 0 },
                     thin,
                     adapt: None,
+                    metric: Metric::Diagonal,
                     minibatch: None,
                     repeats: st.repeats,
                 }
