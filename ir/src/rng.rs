@@ -56,6 +56,13 @@ pub enum Purpose {
     /// model's subsampled constraints, so they never meet a kernel's draws
     /// (another stream) and each (sweep, model, point) has its own draw.
     Minibatch,
+    /// Draws from a fitted variational distribution after a solve (index:
+    /// the chain; counter: the draw's entry, `draw · d + j`, within the
+    /// model's member `m`: `m << 48 | draw · d + j`).
+    Variational,
+    /// Initializers that run before sampling (pathfinder's, Laplace's and
+    /// SVGD's draws; index: the chain or particle).
+    Initializer,
     /// Test inputs.
     Test,
 }
@@ -68,6 +75,8 @@ impl Purpose {
             Purpose::NetInit => 3,
             Purpose::Sampler => 4,
             Purpose::Minibatch => 5,
+            Purpose::Variational => 6,
+            Purpose::Initializer => 7,
             Purpose::Test => 0xFF,
         }
     }

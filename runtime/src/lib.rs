@@ -77,8 +77,8 @@ pub use model::{
     diff, noise, Activation, Bayesian, Constraint, CustomPrior, Diagnostics, Domain, DomainId,
     Expr, GroupRole, IntoExpr, InverseMass, KernelChoice, LeafSamples, Mask, MaskGroup, Masked,
     Metric, Model, ModelId, ModelInfo, ModelResults, ModelSettings, Net, Optimizer, Param,
-    Posterior, Prior, Reduction, MAX_ELEMENTS, MAX_LAYERS, MAX_NET_PARAMS, MAX_PARAM_ENTRIES,
-    MAX_RANK,
+    Posterior, Prior, Reduction, Variational, Vi, MAX_ELEMENTS, MAX_LAYERS, MAX_NET_PARAMS,
+    MAX_PARAM_ENTRIES, MAX_RANK,
 };
 pub use solve::{
     Crux, JsonlTracker, Metrics, ModelReport, Samples, Solution, SolveOptions, Substep, Tiering,

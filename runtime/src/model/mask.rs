@@ -7,9 +7,10 @@
 //! layer; the prior of a group sees only its leaves.
 
 use super::net::Net;
-use super::param::{check_bayesian, check_optimizer, Model, Param};
+use super::param::{check_bayesian, check_optimizer, check_vi, Model, Param};
 use super::registry::{GroupRole, MaskGroup, ModelCell};
 use super::sampling::{Bayesian, Optimizer};
+use super::vi::Vi;
 use crate::error::{Error, Result};
 
 /// Which leaves of a model a mask selects.
@@ -152,6 +153,14 @@ impl Masked<'_> {
         check_bayesian(&self.model, &config)?;
         self.attach(GroupRole::Bayesian(config))
     }
+    /// Fits the masked leaves by mean-field VI (checked here, as
+    /// [`Param::vi`] does). The group must not overlap another; with an
+    /// MCMC group on the same model (pattern E) its `posterior_draws` must
+    /// equal that group's `keep`.
+    pub fn vi(self, config: Vi) -> Result<()> {
+        check_vi(&self.model, &config)?;
+        self.attach(GroupRole::Vi(config))
+    }
     /// Trains the masked leaves with `opt` (a point estimate).
     pub fn optimizer(self, opt: Optimizer) -> Result<()> {
         check_optimizer(&self.model, &opt)?;
@@ -161,10 +170,10 @@ impl Masked<'_> {
     fn attach(self, role: GroupRole) -> Result<()> {
         let Selection { leaves, entries } = self.leaves?;
         let settings = self.cell.settings();
-        if settings.bayesian.is_some() {
+        if settings.bayesian.is_some() || settings.vi.is_some() {
             return Err(Error::Mask {
                 model: self.model,
-                reason: "has a global .bayesian(..): a model is sampled whole or by masked groups, not both; configure every group with .mask(..).bayesian(..)".into(),
+                reason: "has a global .bayesian(..) or .vi(..): a model is sampled whole or by masked groups, not both; configure every group with .mask(..)".into(),
             });
         }
         if let Some(g) = settings

@@ -16,6 +16,7 @@ pub(crate) mod posterior;
 pub(crate) mod prior;
 pub(crate) mod registry;
 pub(crate) mod sampling;
+pub(crate) mod vi;
 
 pub use constraint::{Constraint, Reduction};
 pub use domain::Domain;
@@ -24,9 +25,10 @@ pub use ids::{DomainId, ModelId};
 pub use mask::{Mask, Masked};
 pub use net::{Activation, Net, MAX_LAYERS, MAX_NET_PARAMS};
 pub use param::{Model, Param, MAX_PARAM_ENTRIES};
-pub use posterior::{Diagnostics, LeafSamples, Posterior};
+pub use posterior::{Diagnostics, LeafSamples, Posterior, Variational};
 pub use prior::{CustomPrior, Prior};
 pub use registry::{GroupRole, MaskGroup, ModelInfo, ModelResults, ModelSettings};
 pub use sampling::{
     Bayesian, InverseMass, KernelChoice, Metric, Optimizer, DEFAULT_TARGET_ACCEPTANCE,
 };
+pub use vi::Vi;

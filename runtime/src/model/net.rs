@@ -327,6 +327,11 @@ impl Net {
         super::param::attach(self.cell(), &self.model_name(), config)?;
         Ok(self)
     }
+    /// Fits the network's weights by mean-field VI (see [`Param::vi`]).
+    pub fn vi(&self, config: super::vi::Vi) -> Result<&Self> {
+        super::param::attach_vi(self.cell(), &self.model_name(), config)?;
+        Ok(self)
+    }
     /// Optimises the network's weights (see [`Param::optimizer`]).
     pub fn optimizer(&self, opt: super::sampling::Optimizer) -> Result<&Self> {
         super::param::attach_optimizer(self.cell(), &self.model_name(), opt)?;

@@ -9,6 +9,7 @@ use super::ids::{LeafId, ModelId};
 use super::posterior::{Diagnostics, Posterior};
 use super::registry::ModelCell;
 use super::sampling::{Bayesian, Optimizer};
+use super::vi::Vi;
 use crate::error::{Error, Result};
 
 /// Something with parameters that a problem can optimise or sample: a
@@ -304,6 +305,15 @@ impl Param {
         attach_optimizer(self.cell(), self.owner_name(), opt)?;
         Ok(self)
     }
+    /// Fits this parameter's posterior by mean-field variational inference
+    /// in the next [`crate::Crux::solve`] (one optimiser step on the ELBO
+    /// per epoch; see [`Vi`]). A model has `.vi(..)` or `.bayesian(..)`,
+    /// never both: setting one after the other is an error. Replaces an
+    /// earlier `.vi(..)` or `.optimizer(..)`.
+    pub fn vi(&self, config: Vi) -> Result<&Self> {
+        attach_vi(self.cell(), self.owner_name(), config)?;
+        Ok(self)
+    }
     /// The posterior of the last solve that sampled this parameter (the
     /// same type as a network's: leaves by name).
     pub fn posterior(&self) -> Option<Arc<Posterior>> {
@@ -344,6 +354,38 @@ pub(crate) fn attach_optimizer(cell: &ModelCell, model: &str, opt: Optimizer) ->
     cell.update_settings(|s| {
         s.optimizer = Some(opt);
         s.bayesian = None;
+        s.vi = None;
+    });
+    Ok(())
+}
+
+/// The checks of a VI configuration, as an error naming `model`.
+pub(crate) fn check_vi(model: &str, config: &Vi) -> Result<()> {
+    config.check().map_err(|reason| Error::Bayesian {
+        model: model.to_string(),
+        reason,
+    })
+}
+
+/// Checks `config` and stores it as the model's VI configuration.
+pub(crate) fn attach_vi(cell: &ModelCell, model: &str, config: Vi) -> Result<()> {
+    check_vi(model, &config)?;
+    let settings = cell.settings();
+    if settings.bayesian.is_some() {
+        return Err(Error::Bayesian {
+            model: model.to_string(),
+            reason: "already has .bayesian(..): a model is sampled by MCMC or fitted by VI, not both (configure another model, or masked groups apart with .mask(..))".into(),
+        });
+    }
+    if !settings.groups.is_empty() {
+        return Err(Error::Mask {
+            model: model.to_string(),
+            reason: "has masked groups: a model is fitted whole or by masked groups, not both; call .clear_masks() first, or configure the rest with .mask(..).vi(..)".into(),
+        });
+    }
+    cell.update_settings(|s| {
+        s.vi = Some(config);
+        s.optimizer = None;
     });
     Ok(())
 }
@@ -351,6 +393,12 @@ pub(crate) fn attach_optimizer(cell: &ModelCell, model: &str, opt: Optimizer) ->
 /// Checks `config` and stores it as the model's sampling configuration.
 pub(crate) fn attach(cell: &ModelCell, model: &str, config: Bayesian) -> Result<()> {
     check_bayesian(model, &config)?;
+    if cell.settings().vi.is_some() {
+        return Err(Error::Bayesian {
+            model: model.to_string(),
+            reason: "already has .vi(..): a model is sampled by MCMC or fitted by VI, not both (configure another model, or the .vi(..) one's masked groups apart with .mask(..))".into(),
+        });
+    }
     if !cell.settings().groups.is_empty() {
         return Err(Error::Mask {
             model: model.to_string(),

@@ -52,6 +52,22 @@ impl Diagnostics {
     }
 }
 
+/// A fitted mean-field Gaussian `q` (a `.vi(..)` model or masked group).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Variational {
+    /// The model's name, or `model[leaves]` for a masked group.
+    pub group: String,
+    /// The leaves `q` covers, in leaf order; the entries below are theirs,
+    /// flattened in that order (an entry-masked leaf's fitted entries only).
+    pub leaves: Vec<String>,
+    /// `μ` per chain, `(K, d)`.
+    pub mean: Array2<f64>,
+    /// `σ = exp(ρ)` per chain, `(K, d)`.
+    pub std: Array2<f64>,
+    /// The ELBO estimate of every optimiser step, `(K, steps)`.
+    pub elbo: Array2<f64>,
+}
+
 /// A model's posterior after a solve.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Posterior {
@@ -72,6 +88,10 @@ pub struct Posterior {
     /// (`d` entries), or with [`crate::Metric::Dense`] the whole `d × d`
     /// matrix, row-major.
     pub inverse_mass: Vec<Vec<f64>>,
+    /// The fitted `q` of each of the model's `.vi(..)` groups (empty for
+    /// a model sampled by MCMC only). The draws of their leaves above are
+    /// i.i.d. draws from these.
+    pub variational: Vec<Variational>,
 }
 
 impl Posterior {

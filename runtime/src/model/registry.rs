@@ -13,6 +13,7 @@ use super::ids::ModelId;
 use super::param::Param;
 use super::posterior::Posterior;
 use super::sampling::{Bayesian, Optimizer};
+use super::vi::Vi;
 
 /// What the user declared for one model beyond its parameters' values.
 #[derive(Clone, Debug, Default)]
@@ -23,6 +24,9 @@ pub struct ModelSettings {
     /// model keeps its value in a solve. With masked groups, it trains the
     /// leaves no group holds (pattern B).
     pub optimizer: Option<Optimizer>,
+    /// How the model is fitted by variational inference (never together
+    /// with `bayesian`).
+    pub vi: Option<Vi>,
     /// Masked groups, disjoint, in the order they were configured.
     pub groups: Vec<MaskGroup>,
 }
@@ -45,6 +49,8 @@ pub enum GroupRole {
     Bayesian(Bayesian),
     /// Optimised.
     Optimizer(Optimizer),
+    /// Fitted by variational inference.
+    Vi(Vi),
 }
 
 /// What the last solve left on one model.

@@ -159,8 +159,11 @@ pub struct ModelReport {
     pub mean_acceptance: Option<f64>,
     /// Mean energy of kept transitions (HMC family).
     pub mean_energy: Option<f64>,
-    /// Final step size per chain.
+    /// Final step size per chain (empty for VI).
     pub step_size: Vec<f64>,
+    /// VI: the mean ELBO estimate of the last tenth of the steps, over
+    /// the chains.
+    pub final_elbo: Option<f64>,
 }
 
 /// What a solve did and how long it took.

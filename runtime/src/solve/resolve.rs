@@ -4,11 +4,14 @@
 
 use std::sync::Arc;
 
-use crux_compiler::sampler::kernels::{Hmc, Mala, Nuts, Sghmc, Sgld};
+use crux_compiler::sampler::kernels::{Hmc, Mala, MeanFieldVi, Nuts, Sghmc, Sgld};
 use crux_compiler::sampler::Kernel;
 
 use crate::error::{Error, Result};
-use crate::model::{Bayesian, InverseMass, KernelChoice, Metric, Prior, DEFAULT_TARGET_ACCEPTANCE};
+use crate::model::{
+    Bayesian, InverseMass, KernelChoice, Metric, Prior, Vi, DEFAULT_TARGET_ACCEPTANCE,
+};
+use crux_ir::rng::MAX_SWEEPS;
 
 /// Leapfrog steps of HMC and SGHMC when none are given.
 const DEFAULT_INTEGRATION_STEPS: usize = 10;
@@ -31,6 +34,63 @@ pub(crate) struct Resolved {
     pub target_acceptance: f64,
     /// Minibatch size (SG kernels), `None` for the full batch.
     pub batch_size: Option<usize>,
+    /// A `.vi(..)` member: the draws from its fitted `q` after the solve
+    /// (its kernel records `μ` and the ELBO at every step: `keep` is the
+    /// number of epochs).
+    pub vi_draws: Option<usize>,
+}
+
+impl Resolved {
+    /// Whether the member is fitted by VI rather than sampled by MCMC.
+    pub fn is_vi(&self) -> bool {
+        self.vi_draws.is_some()
+    }
+}
+
+/// Checks the VI configuration of `model` with `dim` entries for a solve
+/// of `epochs` steps: the mean-field kernel, stepping (and recording its
+/// ELBO) at every epoch.
+pub(crate) fn resolve_vi(cfg: &Vi, model: &str, dim: usize, epochs: usize) -> Result<Resolved> {
+    let bad = |reason: String| Error::Bayesian {
+        model: model.to_string(),
+        reason,
+    };
+    cfg.check().map_err(bad)?;
+    cfg.check_dim(dim).map_err(bad)?;
+    if epochs == 0 || epochs > MAX_SWEEPS {
+        return Err(bad(format!(
+            "a .vi(..) model takes one optimiser step per epoch: solve between 1 and {MAX_SWEEPS} epochs, got {epochs}"
+        )));
+    }
+    let draws = (cfg.posterior_draws as u128) * (dim as u128);
+    if draws >= 1 << 48 {
+        return Err(bad(format!(
+            "vi posterior_draws · entries = {} · {dim} is too many draws: lower posterior_draws",
+            cfg.posterior_draws
+        )));
+    }
+    Ok(Resolved {
+        kernel: Arc::new(MeanFieldVi {
+            optimizer: cfg.optimizer.clone(),
+            num_samples: cfg.num_samples,
+            init_log_std: cfg.init_log_std,
+            init_mu_at_position: cfg.init_mu_at_position,
+        }),
+        prior: cfg.prior_or_default(),
+        warmup: 0,
+        keep: epochs,
+        thin: 1,
+        adapt: false,
+        num_chains: 1,
+        init_jitter: 0.0,
+        likelihood_scale: cfg.likelihood_scale,
+        step_size: 1.0,
+        inverse_mass: vec![1.0; dim],
+        metric: Metric::Diagonal,
+        target_acceptance: DEFAULT_TARGET_ACCEPTANCE,
+        batch_size: None,
+        vi_draws: Some(cfg.posterior_draws),
+    })
 }
 
 /// Checks the configuration of model `model` with `dim` entries (errors
@@ -89,5 +149,6 @@ pub(crate) fn resolve(cfg: &Bayesian, model: &str, dim: usize) -> Result<Resolve
         metric: cfg.metric,
         target_acceptance: cfg.target_acceptance.unwrap_or(DEFAULT_TARGET_ACCEPTANCE),
         batch_size: cfg.batch_size,
+        vi_draws: None,
     })
 }

@@ -6,12 +6,14 @@ mod mala;
 mod nuts;
 mod optimizer;
 mod sg;
+mod vi;
 
 pub use hmc::Hmc;
 pub use mala::Mala;
 pub use nuts::Nuts;
 pub use optimizer::{HostOptimizer, Optimizer, Update};
 pub use sg::{Sghmc, Sgld};
+pub use vi::{MeanFieldVi, ELBO_FIELD, PARAMS_SLOT as VI_PARAMS_SLOT};
 
 use crux_ir::kernel::{Builder, CmpOp, Value};
 
@@ -38,18 +40,10 @@ pub fn acceptance_fields() -> Vec<DiagField> {
     vec![DiagField::known(DiagName::AcceptanceRate)]
 }
 
-/// Draws `p ~ N(0, M)` with `M = diag(1 / imm)` using draws `k0 + i`.
+/// Draws `p ~ N(0, M)` (`M` the inverse of the metric) using normal
+/// draws `k0 + i`.
 pub fn draw_momentum(b: &mut Builder, env: &StepEnv<'_>, p: Vector, k0: usize) {
-    let imm = env.inverse_mass;
-    let rng = env.rng;
-    p.fill(b, |b, i| {
-        let k0 = b.i64(k0 as i64);
-        let k = b.add(k0, i);
-        let z = rng.normal(b, k);
-        let m = imm.load(b, i);
-        let s = b.sqrt(m);
-        b.div(z, s)
-    });
+    env.metric.draw_momentum(b, env.rng, p, k0);
 }
 
 /// One velocity-Verlet step of size `eps` (negative: backwards) from
@@ -63,7 +57,6 @@ pub fn leapfrog(
     g: Vector,
     eps: Value,
 ) -> Value {
-    let imm = env.inverse_mass;
     let half = b.f64(0.5);
     let h = b.mul(half, eps);
     p.fill(b, |b, i| {
@@ -72,14 +65,7 @@ pub fn leapfrog(
         let t = b.mul(h, gi);
         b.add(pi, t)
     });
-    q.fill(b, |b, i| {
-        let qi = q.load(b, i);
-        let pi = p.load(b, i);
-        let m = imm.load(b, i);
-        let v = b.mul(m, pi);
-        let t = b.mul(eps, v);
-        b.add(qi, t)
-    });
+    env.metric.drift(b, q, p, eps);
     let lp = env.target.logp_grad(b, q, g);
     p.fill(b, |b, i| {
         let pi = p.load(b, i);

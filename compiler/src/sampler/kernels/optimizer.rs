@@ -156,31 +156,14 @@ impl Kernel for Optimizer {
         Vec::new()
     }
     fn init(&self, ctx: &mut StepCtx<'_>) -> Result<(), KernelError> {
-        if let Update::Adam { .. } = self.update {
-            let d = ctx.dim();
-            let (m, v) = (ctx.state("adam.m", d), ctx.state("adam.v", d));
-            let (b1t, b2t) = (ctx.state("adam.b1t", 1), ctx.state("adam.b2t", 1));
-            let b = &mut *ctx.b;
-            m.fill(b, |b, _| b.f64(0.0));
-            v.fill(b, |b, _| b.f64(0.0));
-            let one = b.f64(1.0);
-            b1t.set(b, one);
-            b2t.set(b, one);
-        }
+        let d = ctx.dim();
+        self.init_state(ctx, "adam.", d);
         Ok(())
     }
     fn step(&self, ctx: &mut StepCtx<'_>) -> Result<StepInfo, KernelError> {
         let d = ctx.dim();
         let g = ctx.work("opt.g", d);
-        let moments = match self.update {
-            Update::Adam { .. } => Some((
-                ctx.state("adam.m", d),
-                ctx.state("adam.v", d),
-                ctx.state("adam.b1t", 1),
-                ctx.state("adam.b2t", 1),
-            )),
-            Update::Sgd => None,
-        };
+        let moments = self.state(ctx, "adam.", d);
         let env = ctx.env;
         let b = &mut *ctx.b;
         let x = env.position;
@@ -190,6 +173,50 @@ impl Kernel for Optimizer {
             let gi = g.load(b, i);
             b.neg(gi)
         });
+        self.apply(b, x, g, moments);
+        Ok(StepInfo::default())
+    }
+}
+
+/// An optimiser's per-chain state: Adam's moments and the running
+/// products `b1ᵗ`, `b2ᵗ` (SGD has none).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Moments {
+    m: Vector,
+    v: Vector,
+    b1t: Vector,
+    b2t: Vector,
+}
+
+impl Optimizer {
+    /// The state slots of an update of `len` entries, named from `prefix`.
+    pub(crate) fn state(&self, ctx: &mut StepCtx<'_>, prefix: &str, len: usize) -> Option<Moments> {
+        match self.update {
+            Update::Adam { .. } => Some(Moments {
+                m: ctx.state(&format!("{prefix}m"), len),
+                v: ctx.state(&format!("{prefix}v"), len),
+                b1t: ctx.state(&format!("{prefix}b1t"), 1),
+                b2t: ctx.state(&format!("{prefix}b2t"), 1),
+            }),
+            Update::Sgd => None,
+        }
+    }
+
+    /// Emits the start of [`Optimizer::state`]: zero moments, `b1ᵗ = b2ᵗ = 1`.
+    pub(crate) fn init_state(&self, ctx: &mut StepCtx<'_>, prefix: &str, len: usize) {
+        if let Some(s) = self.state(ctx, prefix, len) {
+            let b = &mut *ctx.b;
+            s.m.fill(b, |b, _| b.f64(0.0));
+            s.v.fill(b, |b, _| b.f64(0.0));
+            let one = b.f64(1.0);
+            s.b1t.set(b, one);
+            s.b2t.set(b, one);
+        }
+    }
+
+    /// Emits one update of `x` from the loss gradient `g` (same length; `g`
+    /// is clipped in place first when asked).
+    pub(crate) fn apply(&self, b: &mut Builder, x: Vector, g: Vector, moments: Option<Moments>) {
         if let Some(c) = self.clip_norm {
             clip(b, g, c);
         }
@@ -201,7 +228,7 @@ impl Kernel for Optimizer {
                 let u = b.mul(neg_lr, gi);
                 b.add(xi, u)
             }),
-            (Update::Adam { b1, b2, eps }, Some((m, v, b1t, b2t))) => {
+            (Update::Adam { b1, b2, eps }, Some(Moments { m, v, b1t, b2t })) => {
                 let b1t = running_product(b, b1t, b1);
                 let b2t = running_product(b, b2t, b2);
                 let one = b.f64(1.0);
@@ -210,7 +237,7 @@ impl Kernel for Optimizer {
                 let (b1v, b2v) = (b.f64(b1), b.f64(b2));
                 let (r1, r2) = (b.f64(1.0 - b1), b.f64(1.0 - b2));
                 let eps = b.f64(eps);
-                let (lo, hi) = (b.i64(0), b.i64(d as i64));
+                let (lo, hi) = (b.i64(0), b.i64(x.len as i64));
                 b.for_(lo, hi, &[], |b, i, _| {
                     let gi = g.load(b, i);
                     let mi = m.load(b, i);
@@ -237,10 +264,9 @@ impl Kernel for Optimizer {
                 });
             }
             (Update::Adam { .. }, None) => {
-                unreachable!("the moments are allocated above for Adam")
+                unreachable!("Optimizer::state allocates Adam's moments")
             }
         }
-        Ok(StepInfo::default())
     }
 }
 

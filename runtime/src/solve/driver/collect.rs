@@ -5,23 +5,29 @@
 use std::sync::Arc;
 
 use crux_compiler::sampler::abi::ChainBuffers;
+use crux_compiler::sampler::kernels::{ELBO_FIELD, VI_PARAMS_SLOT};
 use crux_compiler::sampler::{DiagKind, DiagName, ModelSlots};
+use crux_ir::rng::{normal, stream, Purpose};
 use ndarray::{Array2, ArrayD, IxDyn};
 
 use super::super::resolve::Resolved;
 use super::init::{merge, ThetaLayout};
 use super::plan::{Member, Plan};
 use crate::error::Result;
-use crate::model::{Diagnostics, LeafSamples, ModelId, ModelResults, Param, Posterior};
+use crate::model::{
+    Diagnostics, LeafSamples, ModelId, ModelResults, Param, Posterior, Variational,
+};
 use crate::solve::options::ModelReport;
 
 /// Reads every sampled model's posterior out of `bufs` (one tree per
-/// model, its masked groups together), stores it on the model (with chain
-/// 0's last position as its value), clears an optimised model's, and
-/// reports on every sampled member.
+/// model, its masked groups together; a VI group's leaves drawn from its
+/// fitted `q` with draws of the sampler `seed`), stores it on the model
+/// (with chain 0's last position as its value), clears an optimised
+/// model's, and reports on every sampled member.
 pub(crate) fn collect(
     plan: &Plan,
     bufs: &[ChainBuffers],
+    seed: u64,
 ) -> Result<(Vec<Arc<Posterior>>, Vec<ModelReport>)> {
     let mut posteriors = Vec::new();
     let mut reports = Vec::new();
@@ -38,23 +44,34 @@ pub(crate) fn collect(
             .iter()
             .filter_map(|(o, s)| o.sampled().map(|r| (*o, r, *s)))
             .collect();
-        let Some(&(first, r0, s0)) = sampled.first() else {
+        // The model's draws follow its MCMC groups, else its VI groups.
+        let Some(&(first, r0, s0)) = sampled
+            .iter()
+            .find(|(_, r, _)| !r.is_vi())
+            .or(sampled.first())
+        else {
             // An optimised model: a point estimate, no posterior.
             m.leaves[0]
                 .cell()
                 .set_results(ModelResults { posterior: None });
             continue;
         };
-        // Each group's diagnostics and step sizes, read once: its report,
-        // and (the first group's) the model's posterior.
-        let mut per_group: Vec<(Option<Diagnostics>, Vec<f64>)> = sampled
+        let fits: Vec<Fit> = sampled
             .iter()
-            .map(|&(_, r, slots)| (diagnostics(r, slots, bufs), step_sizes(slots, bufs)))
+            .filter(|(_, r, _)| r.is_vi())
+            .map(|&(g, r, slots)| Fit::read(plan, g, r, slots, bufs))
             .collect();
-        for (&(g, r, _), (d, steps)) in sampled.iter().zip(&per_group) {
-            reports.push(report(&g.name, r, d.as_ref(), steps.clone()));
+        for &(g, r, slots) in &sampled {
+            let d = diagnostics(r, slots, bufs);
+            let steps = if r.is_vi() {
+                Vec::new()
+            } else {
+                step_sizes(slots, bufs)
+            };
+            reports.push(report(&g.name, r, d.as_ref(), steps));
         }
-        let (first_diagnostics, first_steps) = per_group.swap_remove(0);
+        let n = r0.vi_draws.unwrap_or(r0.keep);
+        let vi_only = r0.is_vi();
         let kernels: Vec<&str> = sampled.iter().map(|(_, r, _)| r.kernel.name()).collect();
         let post = Arc::new(Posterior {
             model: first.model.clone(),
@@ -63,17 +80,29 @@ pub(crate) fn collect(
             leaves: first
                 .model_leaves
                 .iter()
-                .map(|p| leaf_samples(p, &of_model, r0.keep, bufs))
+                .map(|p| leaf_samples(p, &of_model, n, bufs, (&fits, seed)))
                 .collect(),
-            diagnostics: first_diagnostics,
-            step_size: first_steps,
-            inverse_mass: bufs
-                .iter()
-                .map(|b| {
-                    let len = s0.metric.inverse_mass_len(first.len);
-                    b.state()[s0.inverse_mass..s0.inverse_mass + len].to_vec()
-                })
-                .collect(),
+            diagnostics: if vi_only {
+                None
+            } else {
+                diagnostics(r0, s0, bufs)
+            },
+            step_size: if vi_only {
+                Vec::new()
+            } else {
+                step_sizes(s0, bufs)
+            },
+            inverse_mass: if vi_only {
+                Vec::new()
+            } else {
+                bufs.iter()
+                    .map(|b| {
+                        let len = s0.metric.inverse_mass_len(first.len);
+                        b.state()[s0.inverse_mass..s0.inverse_mass + len].to_vec()
+                    })
+                    .collect()
+            },
+            variational: fits.iter().map(|f| f.q.clone()).collect(),
         });
         first.leaves[0].cell().set_results(ModelResults {
             posterior: Some(post.clone()),
@@ -83,13 +112,70 @@ pub(crate) fn collect(
     Ok((posteriors, reports))
 }
 
+/// A VI member's fitted `q`, with what drawing from it needs.
+struct Fit {
+    /// The member's index in the plan (its draws' counter block).
+    member: usize,
+    /// The member's block length.
+    len: usize,
+    q: Variational,
+}
+
+impl Fit {
+    fn read(
+        plan: &Plan,
+        g: &Member,
+        r: &Resolved,
+        slots: &ModelSlots,
+        bufs: &[ChainBuffers],
+    ) -> Fit {
+        let member = plan
+            .members
+            .iter()
+            .position(|o| std::ptr::eq(o, g))
+            .expect("the member is one of the plan's");
+        let name = format!("m{}.k.{VI_PARAMS_SLOT}", plan.recorder[member]);
+        let (off, len) = plan
+            .chunk
+            .state
+            .find(&name)
+            .expect("the mean-field kernel allocates its parameters");
+        let d = len / 2;
+        let k = bufs.len();
+        let lambda = |c: usize, j: usize| bufs[c].state()[off + j];
+        let elbo = diagnostics(r, slots, bufs)
+            .and_then(|x| x.get(ELBO_FIELD.name).map(|a| a.to_owned()))
+            .unwrap_or_else(|| Array2::zeros((k, 0)));
+        Fit {
+            member,
+            len: d,
+            q: Variational {
+                group: g.name.clone(),
+                leaves: g.leaves.iter().map(|p| p.name().to_string()).collect(),
+                mean: Array2::from_shape_fn((k, d), |(c, j)| lambda(c, j)),
+                std: Array2::from_shape_fn((k, d), |(c, j)| lambda(c, d + j).exp()),
+                elbo,
+            },
+        }
+    }
+
+    /// Entry `j` of draw `t` of chain `c` from the fitted `q`.
+    fn draw(&self, seed: u64, c: usize, t: usize, j: usize) -> f64 {
+        let counter = ((self.member as u64) << 48) | (t * self.len + j) as u64;
+        let z = normal(seed, stream(Purpose::Variational, c as u64), counter);
+        self.q.mean[(c, j)] + self.q.std[(c, j)] * z
+    }
+}
+
 /// The `(K, N, *shape)` draws of leaf `p`: from the member that moves it
-/// (sampled, or optimised and recorded), else its value at every draw.
+/// (sampled, or optimised and recorded; a VI member's drawn from its
+/// fitted `q`), else its value at every draw.
 fn leaf_samples(
     p: &Param,
     of_model: &[(&Member, &ModelSlots)],
     n: usize,
     bufs: &[ChainBuffers],
+    (fits, seed): (&[Fit], u64),
 ) -> LeafSamples {
     let k = bufs.len();
     let mut shape = vec![k, n];
@@ -101,28 +187,38 @@ fn leaf_samples(
         recorded.then(|| {
             let within: usize = o.leaves[..at].iter().map(Param::len).sum();
             let mask = o.masks.get(at).and_then(|m| m.as_deref());
-            (o.len, slots.draws + within, mask)
+            let fit = fits.iter().find(|f| f.q.group == o.name);
+            (o.len, slots.draws + within, mask, fit.map(|f| (f, within)))
         })
     });
+    // An entry-masked leaf's other entries: its (fixed) value.
+    let value = p.values();
+    let mut push = |theta: &[f64]| match owner.and_then(|o| o.2) {
+        None => data.extend_from_slice(theta),
+        Some(m) => data.extend(merge(theta, &value, m)),
+    };
     match owner {
-        Some((row_len, base, mask)) => {
-            // An entry-masked leaf's other entries: its (fixed) value.
-            let value = p.values();
+        Some((_, _, _, Some((fit, within)))) => {
+            for c in 0..k {
+                for t in 0..n {
+                    let theta: Vec<f64> = (0..p.len())
+                        .map(|j| fit.draw(seed, c, t, within + j))
+                        .collect();
+                    push(&theta);
+                }
+            }
+        }
+        Some((row_len, base, _, None)) => {
             for b in bufs {
                 for d in 0..n {
                     let row = base + d * row_len;
-                    let theta = &b.draws()[row..row + p.len()];
-                    match mask {
-                        None => data.extend_from_slice(theta),
-                        Some(m) => data.extend(merge(theta, &value, m)),
-                    }
+                    push(&b.draws()[row..row + p.len()]);
                 }
             }
         }
         None => {
-            let v = p.values();
             for _ in 0..k * n {
-                data.extend_from_slice(&v);
+                data.extend_from_slice(&value);
             }
         }
     }
@@ -166,10 +262,18 @@ fn report(name: &str, r: &Resolved, d: Option<&Diagnostics>, step_size: Vec<f64>
         let v: Vec<f64> = a.iter().copied().filter(|x| x.is_finite()).collect();
         v.iter().sum::<f64>() / v.len().max(1) as f64
     };
+    let final_elbo = d
+        .and_then(|d| d.get(ELBO_FIELD.name))
+        .filter(|_| r.is_vi())
+        .map(|a| {
+            let steps = a.ncols();
+            mean(a.slice(ndarray::s![.., steps - steps.div_ceil(10)..]))
+        });
     ModelReport {
         name: name.to_string(),
         kernel: r.kernel.name().to_string(),
-        num_draws: r.keep,
+        num_draws: r.vi_draws.unwrap_or(r.keep),
+        final_elbo,
         divergences: d
             .and_then(|d| d.get(DiagName::IsDivergent.name()))
             .map(|a| a.iter().filter(|x| **x != 0.0).count()),
@@ -195,6 +299,11 @@ pub(crate) fn log_reports(reports: &[ModelReport], k: usize, log: &dyn Fn(String
         }
         if let Some(e) = r.mean_energy {
             parts.push(format!("mean_energy={e:.3}"));
+        }
+        if let Some(e) = r.final_elbo {
+            parts.push(format!(
+                "ELBO {e:.4e} (mean of the last tenth of the steps)"
+            ));
         }
         if parts.is_empty() {
             parts.push(format!("{} draws", r.num_draws));

@@ -74,7 +74,7 @@ pub(crate) fn solve(problem: &Problem, epochs: usize, opts: &SolveOptions) -> Re
         .into_iter()
         .map(|c| c.into_inner().unwrap_or_else(|e| e.into_inner()))
         .collect();
-    let (posteriors, reports) = collect::collect(&plan, &bufs)?;
+    let (posteriors, reports) = collect::collect(&plan, &bufs, seed)?;
     collect::log_reports(&reports, plan.k, &log);
     Ok(Solution {
         backend: opts.backend,

@@ -10,7 +10,7 @@ use crux_compiler::sampler::{
     build_chunk, Adaptation, Chunk, Family, Metric, ModelPlan, ModelSlots,
 };
 
-use super::super::resolve::{resolve, Resolved};
+use super::super::resolve::{resolve, resolve_vi, Resolved};
 use crate::compile::problem::Problem;
 use crate::error::{Error, Result, RunFailure};
 use crux_ir::rng::MAX_SWEEPS;
@@ -83,7 +83,11 @@ pub(crate) struct Member {
 }
 
 impl Member {
-    /// The sampling configuration, for a sampled member.
+    /// The sampling configuration, for a member sampled by MCMC.
+    pub fn mcmc(&self) -> Option<&Resolved> {
+        self.sampled().filter(|r| !r.is_vi())
+    }
+    /// The sampling configuration, for a sampled member (MCMC or VI).
     pub fn sampled(&self) -> Option<&Resolved> {
         match &self.role {
             Role::Sampled(r) => Some(r),
@@ -156,7 +160,7 @@ pub(crate) fn plan(
     let members = members(problem, epochs)?;
     let chains: Vec<(String, usize)> = members
         .iter()
-        .filter_map(|m| m.sampled().map(|r| (m.name.clone(), r.num_chains)))
+        .filter_map(|m| m.mcmc().map(|r| (m.name.clone(), r.num_chains)))
         .collect();
     let k = chains.first().map_or(1, |c| c.1);
     if chains.iter().any(|c| c.1 != k) {
@@ -277,6 +281,10 @@ fn members(problem: &Problem, epochs: usize) -> Result<Vec<Member>> {
                 GroupRole::Optimizer(opt) => {
                     model_optimised.push(member(Role::Optimised(opt), true));
                 }
+                GroupRole::Vi(config) => {
+                    let cfg = resolve_vi(&config, &name, len, epochs)?;
+                    model_sampled.push(member(Role::Sampled(cfg), true));
+                }
                 GroupRole::Bayesian(config) => {
                     let cfg = resolve_for(&config, &name, len, epochs)?;
                     let builtin = !matches!(config.kernel(), KernelChoice::Custom(_));
@@ -287,7 +295,9 @@ fn members(problem: &Problem, epochs: usize) -> Result<Vec<Member>> {
         check_one_schedule(&m.name, &model_sampled)?;
         // Optimised leaves of a model that is also sampled are recorded
         // with the sampled groups' schedule: its posterior holds every leaf.
-        if let Some(r) = model_sampled.first().and_then(Member::sampled) {
+        // (A VI-only model's optimised leaves are a point estimate: their
+        // final value at every draw.)
+        if let Some(r) = model_sampled.iter().find_map(Member::mcmc) {
             let schedule = (r.warmup, r.keep, r.thin);
             model_optimised
                 .iter_mut()
@@ -328,17 +338,22 @@ type Group = (Vec<Param>, Vec<Option<Vec<bool>>>, GroupRole);
 fn model_groups(model: &str, leaves: &[Param], settings: &ModelSettings) -> Result<Vec<Group>> {
     let whole = vec![None; leaves.len()];
     if settings.groups.is_empty() {
-        return Ok(match (&settings.bayesian, &settings.optimizer) {
-            (Some(b), _) => vec![(leaves.to_vec(), whole, GroupRole::Bayesian(b.clone()))],
-            (None, Some(o)) => vec![(leaves.to_vec(), whole, GroupRole::Optimizer(o.clone()))],
-            (None, None) => Vec::new(),
-        });
+        return Ok(
+            match (&settings.bayesian, &settings.vi, &settings.optimizer) {
+                (Some(b), _, _) => vec![(leaves.to_vec(), whole, GroupRole::Bayesian(b.clone()))],
+                (None, Some(v), _) => vec![(leaves.to_vec(), whole, GroupRole::Vi(v.clone()))],
+                (None, None, Some(o)) => {
+                    vec![(leaves.to_vec(), whole, GroupRole::Optimizer(o.clone()))]
+                }
+                (None, None, None) => Vec::new(),
+            },
+        );
     }
-    if settings.bayesian.is_some() {
+    if settings.bayesian.is_some() || settings.vi.is_some() {
         return Err(Error::Mask {
             model: model.to_string(),
             reason:
-                "has a global .bayesian(..) and masked groups: configure every group with .mask(..)"
+                "has a global .bayesian(..) or .vi(..) and masked groups: configure every group with .mask(..)"
                     .into(),
         });
     }
@@ -393,12 +408,33 @@ fn group_label(model: &str, group: &[Param]) -> String {
 }
 
 /// The sampled groups of one model share a schedule, so that its
-/// posterior is one `(K, N, ...)` tree.
+/// posterior is one `(K, N, ...)` tree: the MCMC groups one `(warmup,
+/// keep, thin, chains)`, and VI groups (pattern E) as many
+/// `posterior_draws` as the MCMC groups keep (or, VI only, one count).
 fn check_one_schedule(model: &str, sampled: &[Member]) -> Result<()> {
+    let with_vi = sampled
+        .iter()
+        .any(|m| m.sampled().is_some_and(Resolved::is_vi));
+    let draws: Vec<(String, usize)> = sampled
+        .iter()
+        .filter_map(|m| {
+            let r = m.sampled()?;
+            Some((m.name.clone(), r.vi_draws.unwrap_or(r.keep)))
+        })
+        .collect();
+    if let Some((other, n)) = draws.iter().find(|(_, n)| with_vi && *n != draws[0].1) {
+        return Err(Error::Mask {
+            model: model.to_string(),
+            reason: format!(
+                "the groups `{}` and `{other}` give {} and {n} draws: one model's draws form one tree, so a .vi(..) group's posterior_draws must equal the MCMC groups' keep (after the epochs' cut) and the VI groups' posterior_draws must agree",
+                draws[0].0, draws[0].1
+            ),
+        });
+    }
     let schedules: Vec<(String, (usize, usize, usize, usize))> = sampled
         .iter()
         .filter_map(|m| {
-            m.sampled()
+            m.mcmc()
                 .map(|r| (m.name.clone(), (r.warmup, r.keep, r.thin, r.num_chains)))
         })
         .collect();
@@ -441,7 +477,7 @@ fn resolve_for(config: &Bayesian, name: &str, len: usize, epochs: usize) -> Resu
 fn log_configuration(members: &[Member], k: usize, log: &dyn Fn(String)) {
     let warmups: Vec<usize> = members
         .iter()
-        .filter_map(|m| m.sampled().map(|r| r.warmup))
+        .filter_map(|m| m.mcmc().map(|r| r.warmup))
         .collect();
     if warmups.iter().any(|w| *w != warmups[0]) {
         log(format!(
@@ -464,6 +500,18 @@ fn log_configuration(members: &[Member], k: usize, log: &dyn Fn(String)) {
                 log(format!(
                     "Model '{}': optimised with {opt:?} (a point estimate: one step per sweep on the loss gradient, before the sampled models)",
                     m.name
+                ));
+                continue;
+            }
+            Role::Sampled(s) if s.is_vi() => {
+                log(format!(
+                    "Model '{}': mean-field VI via '{}' ({} ELBO steps, likelihood_scale={}, prior={:?}, {} posterior draws per chain; ELBO recorded per step)",
+                    m.name,
+                    s.kernel.name(),
+                    s.keep,
+                    s.likelihood_scale,
+                    s.prior,
+                    s.vi_draws.unwrap_or(0),
                 ));
                 continue;
             }

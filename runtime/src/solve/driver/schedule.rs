@@ -7,6 +7,7 @@ use std::thread::Scope;
 use std::time::Instant;
 
 use crux_compiler::backend::clif::{self, ClifKernel, ClifOptions};
+use crux_compiler::sampler::kernels::ELBO_FIELD;
 use crux_compiler::sampler::{Chunk, DiagKind, DiagName};
 
 use super::super::resolve::Resolved;
@@ -267,7 +268,10 @@ impl Progress {
                 drawn as f64 / t.sampling_seconds.max(1e-9)
             )
         };
-        let loss = loss.map_or(String::new(), |l| format!(" | loss {l:.4e}"));
+        let mut loss = loss.map_or(String::new(), |l| format!(" | loss {l:.4e}"));
+        if let Some((_, e)) = values.iter().find(|(n, _)| n == "elbo") {
+            loss.push_str(&format!(" | elbo {e:.4e}"));
+        }
         self.bar.set_position(hi as u64);
         self.bar
             .set_message(format!("{rate} | {divergent} divergent{loss}"));
@@ -328,6 +332,15 @@ fn model_metrics(plan: &Plan, chains: &[Chain], hi: usize) -> (Vec<(String, f64)
                     let c = vals.filter(|v| *v != 0.0).count();
                     divergent += c;
                     out.push((key("n_is_divergent"), c as f64));
+                }
+                (None, DiagKind::Float) if r.is_vi() && f.name == ELBO_FIELD.name => {
+                    // The latest step's ELBO, averaged over the chains.
+                    let last: f64 = guards
+                        .iter()
+                        .map(|g| g.diag()[slots.diag + (n - 1) * nf + j])
+                        .sum();
+                    out.push(("elbo".to_string(), last / k as f64));
+                    out.push((key("elbo"), last / k as f64));
                 }
                 (Some(DiagName::AcceptanceRate | DiagName::Energy), DiagKind::Float) => {
                     let v: Vec<f64> = vals.filter(|v| v.is_finite()).collect();
