@@ -75,10 +75,10 @@ pub use compile::{
 pub use error::{Error, Result, RunFailure};
 pub use model::{
     diff, noise, Activation, Bayesian, Constraint, CustomPrior, Diagnostics, Domain, DomainId,
-    Expr, GroupRole, IntoExpr, InverseMass, KernelChoice, LeafSamples, Mask, MaskGroup, Masked,
-    Metric, Model, ModelId, ModelInfo, ModelResults, ModelSettings, Net, Optimizer, Param,
-    Posterior, Prior, Reduction, Variational, Vi, MAX_ELEMENTS, MAX_LAYERS, MAX_NET_PARAMS,
-    MAX_PARAM_ENTRIES, MAX_RANK,
+    Expr, GroupRole, Init, IntoExpr, InverseMass, KernelChoice, Laplace, LeafSamples, Mask,
+    MaskGroup, Masked, Metric, Model, ModelId, ModelInfo, ModelResults, ModelSettings, Net,
+    Optimizer, Param, Pathfinder, Posterior, Prior, Reduction, Svgd, Variational, Vi, MAX_ELEMENTS,
+    MAX_LAYERS, MAX_NET_PARAMS, MAX_PARAM_ENTRIES, MAX_RANK,
 };
 pub use solve::{
     Crux, JsonlTracker, Metrics, ModelReport, Samples, Solution, SolveOptions, Substep, Tiering,

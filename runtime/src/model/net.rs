@@ -327,6 +327,12 @@ impl Net {
         super::param::attach(self.cell(), &self.model_name(), config)?;
         Ok(self)
     }
+    /// Runs `init` on the network's log-density when the next solve starts
+    /// (see [`Param::initialize`]).
+    pub fn initialize(&self, init: impl Into<super::init::Init>) -> Result<&Self> {
+        super::param::attach_initializer(self.cell(), &self.model_name(), init.into())?;
+        Ok(self)
+    }
     /// Fits the network's weights by mean-field VI (see [`Param::vi`]).
     pub fn vi(&self, config: super::vi::Vi) -> Result<&Self> {
         super::param::attach_vi(self.cell(), &self.model_name(), config)?;

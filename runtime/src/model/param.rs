@@ -6,6 +6,7 @@ use crux_ir::graph::Shape;
 
 use super::expr::{Expr, Kind};
 use super::ids::{LeafId, ModelId};
+use super::init::Init;
 use super::posterior::{Diagnostics, Posterior};
 use super::registry::ModelCell;
 use super::sampling::{Bayesian, Optimizer};
@@ -305,6 +306,14 @@ impl Param {
         attach_optimizer(self.cell(), self.owner_name(), opt)?;
         Ok(self)
     }
+    /// Runs `init` on this model's log-density when the next
+    /// [`crate::Crux::solve`] starts: a warm start per chain and (pathfinder,
+    /// Laplace) the inverse mass matrix (see [`Init`]). Replaces an earlier
+    /// initializer; checked here.
+    pub fn initialize(&self, init: impl Into<Init>) -> Result<&Self> {
+        attach_initializer(self.cell(), self.owner_name(), init.into())?;
+        Ok(self)
+    }
     /// Fits this parameter's posterior by mean-field variational inference
     /// in the next [`crate::Crux::solve`] (one optimiser step on the ELBO
     /// per epoch; see [`Vi`]). A model has `.vi(..)` or `.bayesian(..)`,
@@ -356,6 +365,16 @@ pub(crate) fn attach_optimizer(cell: &ModelCell, model: &str, opt: Optimizer) ->
         s.bayesian = None;
         s.vi = None;
     });
+    Ok(())
+}
+
+/// Checks `init` and stores it as the model's initializer.
+pub(crate) fn attach_initializer(cell: &ModelCell, model: &str, init: Init) -> Result<()> {
+    init.check().map_err(|reason| Error::Bayesian {
+        model: model.to_string(),
+        reason,
+    })?;
+    cell.update_settings(|s| s.initializer = Some(init));
     Ok(())
 }
 

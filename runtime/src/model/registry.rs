@@ -10,6 +10,7 @@
 use std::sync::{Arc, RwLock};
 
 use super::ids::ModelId;
+use super::init::Init;
 use super::param::Param;
 use super::posterior::Posterior;
 use super::sampling::{Bayesian, Optimizer};
@@ -27,6 +28,8 @@ pub struct ModelSettings {
     /// How the model is fitted by variational inference (never together
     /// with `bayesian`).
     pub vi: Option<Vi>,
+    /// A log-density-aware initializer run when the solve starts.
+    pub initializer: Option<Init>,
     /// Masked groups, disjoint, in the order they were configured.
     pub groups: Vec<MaskGroup>,
 }

@@ -28,6 +28,7 @@
 
 mod driver;
 mod eval;
+mod initializers;
 mod options;
 mod problem;
 mod resolve;

@@ -10,6 +10,7 @@ use crux_ir::rng::{init_counter, normal, stream, Purpose};
 use super::plan::{Member, Plan};
 use crate::error::Result;
 use crate::model::Param;
+use crate::solve::initializers::Start;
 
 /// Where each leaf of the moving models lies in a chain's state buffer,
 /// and which of its entries the model sees from there (an entry-masked
@@ -80,19 +81,23 @@ pub(crate) fn merge(theta: &[f64], value: &[f64], mask: &[bool]) -> Vec<f64> {
 
 /// The buffers of the plan's chains: the start (the models' values, a
 /// sampled model's jittered per chain with draws of the sampler `seed` when
-/// asked), and each step's step size and inverse mass.
-pub(crate) fn chains(plan: &Plan, seed: u64) -> Vec<ChainBuffers> {
+/// asked, or its initializer's start), and each step's step size and
+/// inverse mass (the initializer's when it gives one).
+pub(crate) fn chains(plan: &Plan, seed: u64, starts: &[Option<Start>]) -> Vec<ChainBuffers> {
     let chunk = &plan.chunk;
     let layout = ThetaLayout::new(chunk, &plan.members);
     (0..plan.k)
         .map(|c| {
             let mut state = vec![0.0; chunk.state.len];
             layout.pack(&mut state);
-            for s in &plan.members {
+            for (s, start) in plan.members.iter().zip(starts) {
                 let Some(cfg) = s.sampled() else {
                     continue;
                 };
-                if cfg.init_jitter > 0.0 {
+                if let Some(start) = start {
+                    let block = chunk.theta + s.offset;
+                    state[block..block + s.len].copy_from_slice(&start.positions[c]);
+                } else if cfg.init_jitter > 0.0 {
                     let block = chunk.theta + s.offset;
                     let st = stream(Purpose::Sampler, c as u64);
                     for j in 0..s.len {
@@ -107,7 +112,8 @@ pub(crate) fn chains(plan: &Plan, seed: u64) -> Vec<ChainBuffers> {
                     continue;
                 };
                 state[slots.step_size] = cfg.step_size;
-                write_metric(&mut state, slots, &cfg.inverse_mass);
+                let imm = starts[m].as_ref().and_then(|s| s.inverse_mass.as_ref());
+                write_metric(&mut state, slots, imm.unwrap_or(&cfg.inverse_mass));
             }
             chunk.chain_buffers(state)
         })

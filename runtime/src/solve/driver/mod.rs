@@ -10,7 +10,7 @@ mod cpu;
 pub(crate) mod cuda;
 mod exe;
 mod init;
-mod plan;
+pub(crate) mod plan;
 mod schedule;
 
 use std::sync::Mutex;
@@ -33,7 +33,8 @@ pub(crate) fn solve(problem: &Problem, epochs: usize, opts: &SolveOptions) -> Re
     let t_compile = Instant::now();
     let plan = plan::plan(problem, epochs, opts.substeps.as_deref(), &log)?;
     let seed = opts.seed.unwrap_or(problem.seed());
-    let chains: Vec<exe::Chain> = init::chains(&plan, seed)
+    let starts = super::initializers::run(problem, &plan, seed, opts.substeps.is_some(), &log)?;
+    let chains: Vec<exe::Chain> = init::chains(&plan, seed, &starts)
         .into_iter()
         .map(Mutex::new)
         .collect();
