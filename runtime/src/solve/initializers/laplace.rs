@@ -92,23 +92,15 @@ pub(crate) fn laplace(
 
 #[cfg(test)]
 mod tests {
+    use super::super::lbfgs::tests::{gaussian, M, P};
     use super::*;
 
     /// On a correlated Gaussian: the MAP exact, the diagonal variance
     /// `1/Pᵢᵢ` and the full one `(P⁻¹)ᵢᵢ`.
     #[test]
     fn exact_on_a_correlated_gaussian() {
-        let p = [[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 100.0]];
-        let m = [1.0, -2.0, 0.3];
-        let mut f = move |x: &[f64], g: &mut [f64]| -> Result<f64> {
-            let r: Vec<f64> = (0..3).map(|i| x[i] - m[i]).collect();
-            let mut lp = 0.0;
-            for i in 0..3 {
-                g[i] = -(0..3).map(|j| p[i][j] * r[j]).sum::<f64>();
-                lp += 0.5 * r[i] * g[i];
-            }
-            Ok(lp)
-        };
+        let (p, m) = (P, M);
+        let mut f = gaussian(P, M);
         let cov = inverse(&Mat::from_rows(&p)).unwrap();
         for full in [false, true] {
             let fit = laplace(&mut f, &[3.0, 3.0, 3.0], 200, full).unwrap();

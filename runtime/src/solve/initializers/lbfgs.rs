@@ -129,7 +129,7 @@ pub(crate) fn maximize(f: &mut LogDensityFn<'_>, x0: &[f64], opts: Options) -> R
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// A correlated 3-d Gaussian `log p = −½ (x − m)ᵀ P (x − m)`.
@@ -148,8 +148,9 @@ mod tests {
         }
     }
 
-    const P: [[f64; 3]; 3] = [[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 100.0]];
-    const M: [f64; 3] = [1.0, -2.0, 0.3];
+    /// The correlated test Gaussian's precision and mean.
+    pub(crate) const P: [[f64; 3]; 3] = [[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 100.0]];
+    pub(crate) const M: [f64; 3] = [1.0, -2.0, 0.3];
 
     #[test]
     fn finds_the_mode_of_a_correlated_gaussian() {

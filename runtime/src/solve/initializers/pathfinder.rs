@@ -265,6 +265,7 @@ pub(crate) fn variance(draws: &[Vec<f64>], d: usize) -> Vec<f64> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::lbfgs::tests::{gaussian, M, P};
     use super::*;
     use crux_ir::rng::{normal, stream, Purpose};
 
@@ -274,19 +275,9 @@ mod tests {
     /// exact.
     #[test]
     fn approximates_a_correlated_gaussian() {
-        // P and its inverse's diagonal.
-        let p = [[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 100.0]];
-        let m = [1.0, -2.0, 0.3];
-        let mut f = move |x: &[f64], g: &mut [f64]| -> Result<f64> {
-            let r: Vec<f64> = (0..3).map(|i| x[i] - m[i]).collect();
-            let mut lp = 0.0;
-            for i in 0..3 {
-                g[i] = -(0..3).map(|j| p[i][j] * r[j]).sum::<f64>();
-                lp += 0.5 * r[i] * g[i];
-            }
-            Ok(lp)
-        };
-        let cov = crate::solve::initializers::linalg::inverse(&Mat::from_rows(&p)).unwrap();
+        let m = M;
+        let mut f = gaussian(P, M);
+        let cov = crate::solve::initializers::linalg::inverse(&Mat::from_rows(&P)).unwrap();
         let opts = Options {
             lbfgs: lbfgs::Options {
                 maxiter: 30,
