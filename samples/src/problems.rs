@@ -136,6 +136,33 @@ pub struct Gauss100 {
 pub const GAUSS_DIM: usize = 100;
 
 impl Gauss100 {
+    /// The exact posterior variances under the default prior (σ = 10):
+    /// the diagonal of `(P + I/100)⁻¹`, by Gauss–Jordan elimination.
+    pub fn exact_variances(&self) -> Vec<f64> {
+        let n = GAUSS_DIM;
+        let mut a = vec![0.0; n * 2 * n];
+        for i in 0..n {
+            for j in 0..n {
+                a[i * 2 * n + j] = self.precision[i * n + j] + if i == j { 0.01 } else { 0.0 };
+            }
+            a[i * 2 * n + n + i] = 1.0;
+        }
+        for c in 0..n {
+            let piv = a[c * 2 * n + c];
+            for j in 0..2 * n {
+                a[c * 2 * n + j] /= piv;
+            }
+            for r in 0..n {
+                if r != c {
+                    let f = a[r * 2 * n + c];
+                    for j in 0..2 * n {
+                        a[r * 2 * n + j] -= f * a[c * 2 * n + j];
+                    }
+                }
+            }
+        }
+        (0..n).map(|i| a[i * 2 * n + n + i]).collect()
+    }
     /// Builds the problem; the rotation is drawn from `seed`.
     pub fn new(seed: u64) -> crux::Result<Gauss100> {
         let n = GAUSS_DIM;

@@ -214,31 +214,9 @@ fn gauss100_dense_metric_is_five_times_as_efficient_as_diagonal() {
         dense >= 5.0 * diag,
         "dense {dense:.3} vs diagonal {diag:.3} per 1000 gradient evaluations"
     );
-    // Exact variances: the diagonal of (P + I/100)⁻¹, by Gauss–Jordan.
-    let mut a = vec![0.0; n * 2 * n];
-    for i in 0..n {
-        for j in 0..n {
-            a[i * 2 * n + j] = g.precision[i * n + j] + if i == j { 0.01 } else { 0.0 };
-        }
-        a[i * 2 * n + n + i] = 1.0;
-    }
-    for c in 0..n {
-        let piv = a[c * 2 * n + c];
-        for j in 0..2 * n {
-            a[c * 2 * n + j] /= piv;
-        }
-        for r in 0..n {
-            if r != c {
-                let f = a[r * 2 * n + c];
-                for j in 0..2 * n {
-                    a[r * 2 * n + j] -= f * a[c * 2 * n + j];
-                }
-            }
-        }
-    }
+    let exact = g.exact_variances();
     let post = g.theta.posterior().unwrap();
-    for i in 0..n {
-        let var = a[i * 2 * n + n + i];
+    for (i, &var) in exact.iter().enumerate() {
         let x = post.entry(0, i).unwrap();
         within_4_mcse(&x, 0.0, &format!("gauss100 dense mean[{i}]"));
         within_4_mcse(&x.mapv(|v| v * v), var, &format!("gauss100 dense var[{i}]"));

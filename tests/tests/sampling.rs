@@ -140,29 +140,7 @@ fn draws_are_identical_across_backends_threads_and_chunks() {
 fn gauss100_nuts_matches_exact_moments() {
     let g = Gauss100::new(1).unwrap();
     let n = GAUSS_DIM;
-    // Posterior precision: P + I/100 (default prior σ = 10); invert it.
-    let mut a = vec![0.0; n * 2 * n];
-    for i in 0..n {
-        for j in 0..n {
-            a[i * 2 * n + j] = g.precision[i * n + j] + if i == j { 0.01 } else { 0.0 };
-        }
-        a[i * 2 * n + n + i] = 1.0;
-    }
-    for c in 0..n {
-        let piv = a[c * 2 * n + c];
-        for j in 0..2 * n {
-            a[c * 2 * n + j] /= piv;
-        }
-        for r in 0..n {
-            if r != c {
-                let f = a[r * 2 * n + c];
-                for j in 0..2 * n {
-                    a[r * 2 * n + j] -= f * a[c * 2 * n + j];
-                }
-            }
-        }
-    }
-    let var: Vec<f64> = (0..n).map(|i| a[i * 2 * n + n + i]).collect();
+    let var = g.exact_variances();
     g.theta
         .bayesian(
             Bayesian::nuts()
