@@ -4,6 +4,7 @@
 //! compiled for a backend. Imports only [`crate::model`].
 
 pub(crate) mod compiled;
+pub(crate) mod hessian;
 pub(crate) mod logdensity;
 pub(crate) mod prior_eval;
 pub(crate) mod problem;

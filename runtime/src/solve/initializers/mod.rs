@@ -1,7 +1,8 @@
 //! Step 1½ of a solve: the log-density-aware initializers
 //! (`model.initialize(Init::..)`), run on each sampled member's own
 //! log-density (its prior and likelihood scale; the other models at their
-//! values), compiled with Cranelift. They give every chain its start and,
+//! values), compiled with Cranelift (Laplace's Hessian too, as compiled
+//! Hessian-vector products). They give every chain its start and,
 //! pathfinder and Laplace, the inverse mass matrix. The algorithms are host
 //! loops around the compiled log-density and gradient (the evaluations
 //! dominate their cost); draws come from the counter-based generator
@@ -17,6 +18,7 @@ mod svgd;
 use crux_ir::rng::{normal, stream, Purpose};
 
 use super::driver::plan::{Member, Plan};
+use crate::compile::hessian::Hvp;
 use crate::compile::problem::Problem;
 use crate::compile::Backend;
 use crate::error::{Error, Result};
@@ -117,7 +119,9 @@ pub(crate) fn run(
                 }
             }
             Init::Laplace(l) => {
-                let fit = laplace::laplace(&mut f, &x0, l.maxiter, l.full)?;
+                let mut hvp = Hvp::compile(&ld)?;
+                let mut hv = |x: &[f64], v: &[f64], out: &mut [f64]| hvp.eval(x, v, out);
+                let fit = laplace::laplace(&mut f, &mut hv, &x0, l.maxiter, l.full)?;
                 log(format!(
                     "Model '{}': laplace: MAP after {} L-BFGS iterates, {} Hessian",
                     m.name,
