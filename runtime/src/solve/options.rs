@@ -183,6 +183,9 @@ pub struct Solution {
     /// Background compile time of the optimised tier, when it was built
     /// while the chains ran (see [`Tiering::Auto`]).
     pub optimised_compile_seconds: Option<f64>,
+    /// Seconds the initializers took (pathfinder, Laplace, SVGD; their
+    /// log-densities' compilation included), part of `compile_seconds`.
+    pub initializer_seconds: f64,
     /// Wall time of the warmup sweeps, all chains.
     pub warmup_seconds: f64,
     /// Wall time of the sampling sweeps, all chains.

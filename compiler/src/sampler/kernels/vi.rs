@@ -114,9 +114,15 @@ impl Kernel for MeanFieldVi {
             ctx.work("vi.gz", d),
             ctx.work("vi.eps", d),
         );
+        let sigma = ctx.work("vi.sigma", d);
         let env = ctx.env;
         let b = &mut *ctx.b;
         grad.fill(b, |b, _| b.f64(0.0));
+        // σ = exp(ρ) once per step (the same value at every use).
+        sigma.fill(b, |b, i| {
+            let r = rho.load(b, i);
+            math::exp(b, r)
+        });
         let (s0, s1) = (b.i64(0), b.i64(self.num_samples as i64));
         let zero = b.f64(0.0);
         let sum_lp = b.for_(s0, s1, &[zero], |b, s, acc| {
@@ -127,8 +133,7 @@ impl Kernel for MeanFieldVi {
                 let e = env.rng.normal(b, k);
                 eps.store(b, i, e);
                 let m = mu.load(b, i);
-                let r = rho.load(b, i);
-                let sd = math::exp(b, r);
+                let sd = sigma.load(b, i);
                 let t = b.mul(sd, e);
                 b.add(m, t)
             });
@@ -138,8 +143,7 @@ impl Kernel for MeanFieldVi {
             let sq = b.for_(lo, hi, &[zero], |b, i, sq| {
                 let g = gz.load(b, i);
                 let e = eps.load(b, i);
-                let r = rho.load(b, i);
-                let sd = math::exp(b, r);
+                let sd = sigma.load(b, i);
                 // The path derivative of log p − log q at zₛ.
                 let t = b.div(e, sd);
                 let a = b.add(g, t);

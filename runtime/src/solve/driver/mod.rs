@@ -33,7 +33,9 @@ pub(crate) fn solve(problem: &Problem, epochs: usize, opts: &SolveOptions) -> Re
     let t_compile = Instant::now();
     let plan = plan::plan(problem, epochs, opts.substeps.as_deref(), &log)?;
     let seed = opts.seed.unwrap_or(problem.seed());
+    let t_init = Instant::now();
     let starts = super::initializers::run(problem, &plan, seed, opts.substeps.is_some(), &log)?;
+    let initializer_seconds = t_init.elapsed().as_secs_f64();
     let chains: Vec<exe::Chain> = init::chains(&plan, seed, &starts)
         .into_iter()
         .map(Mutex::new)
@@ -84,6 +86,7 @@ pub(crate) fn solve(problem: &Problem, epochs: usize, opts: &SolveOptions) -> Re
         warmup_sweeps,
         compile_seconds,
         optimised_compile_seconds: timings.optimised_compile_seconds,
+        initializer_seconds,
         warmup_seconds: timings.warmup_seconds,
         sampling_seconds: timings.sampling_seconds,
         grad_evals_warmup: timings.grad_evals_warmup,

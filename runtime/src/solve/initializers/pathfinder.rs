@@ -175,8 +175,17 @@ pub(crate) fn pathfinder(
     opts: Options,
     normal_draw: &dyn Fn(u64) -> f64,
 ) -> Result<Fit> {
-    let path: Path = lbfgs::maximize(f, x0, opts.lbfgs)?;
     let d = x0.len();
+    let mut path: Path = lbfgs::maximize(f, x0, opts.lbfgs)?;
+    if path.x.len() < 2 {
+        // Started at a stationary point (a model initialised at its mode):
+        // no step, no curvature pair. Restart from a standard-normal
+        // perturbation of the start, as pathfinder's random inits do.
+        let start: Vec<f64> = (0..d)
+            .map(|i| x0[i] + normal_draw((3 << 60) + i as u64))
+            .collect();
+        path = lbfgs::maximize(f, &start, opts.lbfgs)?;
+    }
     let mut alpha = vec![1.0; d];
     let mut pairs: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
     let mut best: Option<(usize, f64, Normal)> = None;
@@ -223,8 +232,9 @@ pub(crate) fn pathfinder(
     }
     let map = path.last().to_vec();
     let Some((best, elbo, q)) = best else {
-        // No usable approximation (the start was already optimal, or no
-        // pair had curvature): draws around the optimum with α = 1.
+        // No usable approximation (no pair had curvature, or every
+        // approximation's ELBO was not finite): draws around the optimum
+        // with α = 1.
         let draws: Vec<Vec<f64>> = draws_of(1 << 62, opts.draws)
             .into_iter()
             .map(|u| u.iter().zip(&map).map(|(u, m)| m + u).collect())
@@ -299,5 +309,32 @@ mod tests {
             );
         }
         assert!(fit.best >= 1 && fit.elbo.is_finite());
+    }
+
+    /// Started exactly at the mode (zero gradient), pathfinder restarts
+    /// from a perturbed start and still finds the curvature.
+    #[test]
+    fn a_start_at_the_mode_still_gives_the_variance() {
+        let mut f = gaussian(P, [0.0; 3]);
+        let opts = Options {
+            lbfgs: lbfgs::Options {
+                maxiter: 30,
+                maxcor: 6,
+                gtol: 1e-10,
+            },
+            elbo_draws: 100,
+            draws: 4000,
+        };
+        let z = |k: u64| normal(3, stream(Purpose::Test, 1), k);
+        let fit = pathfinder(&mut f, &[0.0; 3], opts, &z).unwrap();
+        assert!(fit.best >= 1, "no approximation was built");
+        let cov = crate::solve::initializers::linalg::inverse(&Mat::from_rows(&P)).unwrap();
+        for i in 0..3 {
+            assert!(
+                (fit.variance[i] / cov.at(i, i) - 1.0).abs() < 0.2,
+                "var {i}: {}",
+                fit.variance[i]
+            );
+        }
     }
 }
