@@ -587,12 +587,22 @@ use crux_compiler::sampler::gaussian_target;
 /// per chain, `chain` = scalar parameter 1).
 #[test]
 fn sampler_chunk_kernels() {
-    use crux_compiler::sampler::kernels::{Hmc, Mala, Nuts, Sgld};
+    use crux_compiler::sampler::kernels::{Hmc, Mala, MeanFieldVi, Nuts, Optimizer, Sgld};
     use crux_compiler::sampler::{build_chunk, Kernel, Metric, ModelPlan};
     use std::sync::Arc;
     let kernels: Vec<(&str, Arc<dyn Kernel>)> = vec![
         ("nuts", Arc::new(Nuts::default())),
         ("nuts_dense", Arc::new(Nuts::default())),
+        ("nuts_low_rank", Arc::new(Nuts::default())),
+        (
+            "meanfield_vi",
+            Arc::new(MeanFieldVi {
+                optimizer: Optimizer::adam(1e-2),
+                num_samples: 8,
+                init_log_std: -3.0,
+                init_mu_at_position: true,
+            }),
+        ),
         (
             "hmc",
             Arc::new(Hmc {
@@ -614,12 +624,12 @@ fn sampler_chunk_kernels() {
             warmup: 100,
             keep: 100,
             thin: 1,
-            // SGLD reports no acceptance statistic to adapt on.
-            adapt: (name != "sgld").then(Default::default),
-            metric: if name == "nuts_dense" {
-                Metric::Dense
-            } else {
-                Metric::Diagonal
+            // SGLD and VI report no acceptance statistic to adapt on.
+            adapt: (!matches!(name, "sgld" | "meanfield_vi")).then(Default::default),
+            metric: match name {
+                "nuts_dense" => Metric::Dense,
+                "nuts_low_rank" => Metric::LowRank { rank: 2 },
+                _ => Metric::Diagonal,
             },
             minibatch: None,
             repeats: 1,

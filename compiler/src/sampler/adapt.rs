@@ -92,15 +92,33 @@ struct Slots {
     mu: Vector,
     moments: Moments,
     /// Dense metric: the step's deviation from the mean (`d`) and the
-    /// window's covariance while it is factorised (`d²`); empty otherwise.
+    /// window's covariance while it is factorised (`d²`); low rank: the
+    /// window end's scratch (`2 k d + window`); empty otherwise.
     delta: Vector,
     sigma: Vector,
 }
 
-fn slots(ctx: &mut StepCtx<'_>) -> Slots {
+fn slots(ctx: &mut StepCtx<'_>, warmup: usize) -> Slots {
     let d = ctx.dim();
     let kind = ctx.env.metric.kind;
     let dense = kind == Metric::Dense;
+    let k = kind.rank();
+    // Low rank keeps the draws of the longest slow window.
+    let window = if k > 0 {
+        schedule(warmup)
+            .slow
+            .iter()
+            .map(|(a, b)| b - a)
+            .max()
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    let scratch = match kind {
+        Metric::Dense => d * d,
+        Metric::LowRank { .. } => 2 * k * d + window,
+        Metric::Diagonal => 0,
+    };
     Slots {
         log_step: ctx.state("adapt.log_step", 1),
         log_avg: ctx.state("adapt.log_step_avg", 1),
@@ -111,9 +129,11 @@ fn slots(ctx: &mut StepCtx<'_>) -> Slots {
             n: ctx.state("adapt.n", 1),
             mean: ctx.state("adapt.mean", d),
             m2: ctx.state("adapt.m2", kind.moments_len(d)),
+            gmean: ctx.state("adapt.gmean", if k > 0 { d } else { 0 }),
+            draws: ctx.state("adapt.draws", window * d),
         },
         delta: ctx.work("adapt.delta", if dense { d } else { 0 }),
-        sigma: ctx.work("adapt.sigma", if dense { d * d } else { 0 }),
+        sigma: ctx.work("adapt.sigma", scratch),
     }
 }
 
@@ -133,8 +153,8 @@ fn restart(b: &mut Builder, s: &Slots, eps: Value) {
 }
 
 /// Emits the adaptation's initial state (at the chain's first chunk).
-pub fn init(ctx: &mut StepCtx<'_>) {
-    let s = slots(ctx);
+pub fn init(ctx: &mut StepCtx<'_>, warmup: usize) {
+    let s = slots(ctx, warmup);
     let b = &mut *ctx.b;
     let eps = ctx.env.step_size.get(b);
     restart(b, &s, eps);
@@ -144,7 +164,7 @@ pub fn init(ctx: &mut StepCtx<'_>) {
 /// Emits one adaptation update after the step of sweep `env.sweep`, if it
 /// is a warmup sweep, with the step's acceptance statistic `accept`.
 pub fn update(ctx: &mut StepCtx<'_>, warmup: usize, adaptation: &Adaptation, accept: Value) {
-    let s = slots(ctx);
+    let s = slots(ctx, warmup);
     let env = ctx.env;
     let b = &mut *ctx.b;
     let sched = schedule(warmup);
@@ -203,7 +223,8 @@ pub fn update(ctx: &mut StepCtx<'_>, warmup: usize, adaptation: &Adaptation, acc
                 b.if_(
                     inside,
                     |b| {
-                        s.moments.update(b, env.metric.kind, env.position, s.delta);
+                        s.moments
+                            .update(b, env.metric.kind, (env.position, env.grad), s.delta);
                         let last = b.i64(end as i64 - 1);
                         let at_end = b.cmp(CmpOp::Eq, sweep, last);
                         b.if_(

@@ -434,7 +434,7 @@ pub fn build_chunk(dim: usize, models: &[ModelPlan]) -> Result<Chunk, KernelErro
                     err.get_or_insert(e);
                 }
                 if m.adapt.is_some() {
-                    adapt::init(&mut ctx);
+                    adapt::init(&mut ctx, m.warmup);
                 }
             }
             vec![]
@@ -640,6 +640,7 @@ fn metric_env(state: &mut Allocation, m: &ModelPlan, mi: usize) -> MetricEnv {
         factor: state.slot(STATE, &format!("{p}mass_factor"), k.factor_len(m.len)),
         tmp: state.slot(STATE, &format!("{p}metric_tmp"), m.len),
         tmp2: state.slot(STATE, &format!("{p}metric_tmp2"), m.len),
+        small: state.slot(STATE, &format!("{p}metric_small"), k.rank()),
     }
 }
 

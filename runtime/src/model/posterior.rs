@@ -85,7 +85,8 @@ pub struct Posterior {
     /// Final (adapted) step size of each chain.
     pub step_size: Vec<f64>,
     /// Final (adapted) inverse mass matrix of each chain: its diagonal
-    /// (`d` entries), or with [`crate::Metric::Dense`] the whole `d × d`
+    /// (`d` entries), with [`crate::Metric::LowRank`] `D`, `Λ` and `U`
+    /// (`d + k + k d` entries, see its docs), or with [`crate::Metric::Dense`] the whole `d × d`
     /// matrix, row-major.
     pub inverse_mass: Vec<Vec<f64>>,
     /// The fitted `q` of each of the model's `.vi(..)` groups (empty for

@@ -208,8 +208,12 @@ impl Bayesian {
     /// [`Metric::Diagonal`]). [`Metric::Dense`] adapts a full covariance in
     /// the slow windows (Stan's regularisation) and draws momenta through
     /// its Cholesky factor: what correlated posteriors need, at `O(d²)` per
-    /// leapfrog step instead of `O(d)`. An `inverse_mass_matrix` is its
-    /// starting diagonal.
+    /// leapfrog step instead of `O(d)`. [`Metric::LowRank`] keeps a
+    /// diagonal (from the draws' and the gradients' variances) and the
+    /// `rank` largest directions of the scaled draws' covariance, at
+    /// `O(d · rank)` per step: for large models whose correlations live in
+    /// a few directions. An `inverse_mass_matrix` is the starting
+    /// diagonal.
     pub fn metric(mut self, m: Metric) -> Self {
         self.metric = m;
         self
@@ -353,6 +357,9 @@ impl Bayesian {
             return Err(format!(
                 "kernel `{name}` takes no inverse_mass_matrix (only nuts and hmc do)"
             ));
+        }
+        if self.metric.rank() == 0 && matches!(self.metric, Metric::LowRank { .. }) {
+            return Err("metric(Metric::LowRank { rank }) needs rank >= 1".into());
         }
         if self.metric != Metric::Diagonal && !hmc {
             return Err(format!(

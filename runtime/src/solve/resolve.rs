@@ -133,6 +133,13 @@ pub(crate) fn resolve(cfg: &Bayesian, model: &str, dim: usize) -> Result<Resolve
         }
         Some(InverseMass::PerEntry(v)) => v.clone(),
     };
+    if let Metric::LowRank { rank } = cfg.metric {
+        if rank > dim {
+            return Err(bad(format!(
+                "metric(Metric::LowRank {{ rank: {rank} }}) keeps more directions than the model's {dim} entries: use rank <= {dim} (or Metric::Dense)"
+            )));
+        }
+    }
     Ok(Resolved {
         kernel,
         prior: cfg.prior_or_default(),

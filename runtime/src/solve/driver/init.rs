@@ -120,12 +120,19 @@ pub(crate) fn chains(plan: &Plan, seed: u64, starts: &[Option<Start>]) -> Vec<Ch
         .collect()
 }
 
-/// The starting metric: the diagonal `s` as is, or (dense) `Σ = diag(s)`
-/// with its inverse Cholesky factor `X = diag(1/√s)`, row-major.
+/// The starting metric: the diagonal `s` as is, (dense) `Σ = diag(s)`
+/// with its inverse Cholesky factor `X = diag(1/√s)`, row-major, or (low
+/// rank) `D = s` with every eigenvalue 1 (no correction yet: `U` zero).
 fn write_metric(state: &mut [f64], slots: &ModelSlots, s: &[f64]) {
     let d = s.len();
     match slots.metric {
         Metric::Diagonal => state[slots.inverse_mass..][..d].copy_from_slice(s),
+        Metric::LowRank { rank } => {
+            let at = slots.inverse_mass;
+            state[at..][..d].copy_from_slice(s);
+            state[at + d..][..rank].fill(1.0);
+            state[at + d + rank..][..rank * d].fill(0.0);
+        }
         Metric::Dense => {
             let (sigma, factor) = (slots.inverse_mass, slots.mass_factor);
             for i in 0..d {
