@@ -1,5 +1,5 @@
 //! A 100-dimensional correlated Gaussian (dense precision, condition number
-//! 10³) sampled with NUTS (`--metric diagonal|dense`): checks the moments
+//! 10³) sampled with NUTS (`--metric diagonal|dense|low-rank`): checks the moments
 //! against the exact ones and
 //! reports gradient evaluations per second and the minimum bulk ESS per
 //! 1000 gradient evaluations.
@@ -23,19 +23,23 @@ struct Args {
     /// Draws kept per chain.
     #[arg(long, default_value_t = 1000)]
     keep: usize,
-    /// The inverse mass matrix: `diagonal` or `dense` (a full covariance
-    /// adapted in the warmup windows: what this posterior needs).
-    #[arg(long, default_value = "diagonal", value_parser = ["diagonal", "dense"])]
+    /// The inverse mass matrix: `diagonal`, `dense` (a full covariance
+    /// adapted in the warmup windows: what this posterior needs) or
+    /// `low-rank` (a diagonal plus `--rank` directions).
+    #[arg(long, default_value = "diagonal", value_parser = ["diagonal", "dense", "low-rank"])]
     metric: String,
+    /// Directions of the low-rank metric.
+    #[arg(long, default_value_t = 10)]
+    rank: usize,
 }
 
 fn run(args: Args) -> crux::Result<()> {
     let sa = &args.sample;
     let g = Gauss100::new(1)?;
-    let metric = if args.metric == "dense" {
-        Metric::Dense
-    } else {
-        Metric::Diagonal
+    let metric = match args.metric.as_str() {
+        "dense" => Metric::Dense,
+        "low-rank" => Metric::LowRank { rank: args.rank },
+        _ => Metric::Diagonal,
     };
     g.theta.bayesian(
         Bayesian::nuts()

@@ -57,8 +57,15 @@ pub(crate) fn solve(problem: &Problem, epochs: usize, opts: &SolveOptions) -> Re
         compile_seconds: t_compile.elapsed().as_secs_f64(),
     };
     let (sweeps, warmup_sweeps) = (plan.chunk.sweeps, run.warmup_sweeps());
+    let what = if plan.members.iter().any(|m| m.mcmc().is_some()) {
+        "MCMC"
+    } else if plan.members.iter().any(|m| m.sampled().is_some()) {
+        "VI"
+    } else {
+        "training"
+    };
     log(format!(
-        "MCMC: one fused chunk function per chain ({:?}), {warmup_sweeps} warmup sweeps + {} sampling sweeps, chunks of {} sweeps, {} chain(s) on {threads} thread(s)",
+        "{what}: one fused chunk function per chain ({:?}), {warmup_sweeps} warmup sweeps + {} sampling sweeps, chunks of {} sweeps, {} chain(s) on {threads} thread(s)",
         opts.backend,
         sweeps - warmup_sweeps,
         run.chunk_len(),
