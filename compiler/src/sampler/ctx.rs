@@ -206,6 +206,30 @@ impl Rng {
     }
 }
 
+impl Rng {
+    /// Two standard normals from draw `k` (the host's
+    /// `crux_ir::rng::normal_pair`, up to the math expansions' rounding):
+    /// Box–Muller's cosine and sine outputs, half the Philox and logarithm
+    /// work per normal.
+    pub fn normal_pair(&self, b: &mut Builder, k: Value) -> (Value, Value) {
+        let c = self.counter(b, k);
+        let w = b.philox(self.seed, self.stream, c);
+        let u1 = unit(b, w[0], w[1]);
+        let one = b.f64(1.0);
+        let u1 = b.sub(one, u1);
+        let u2 = unit(b, w[2], w[3]);
+        let ln = math::log(b, u1);
+        let m2 = b.f64(-2.0);
+        let r = b.mul(m2, ln);
+        let r = b.sqrt(r);
+        let tau = b.f64(std::f64::consts::TAU);
+        let a = b.mul(tau, u2);
+        let c = math::cos(b, a);
+        let s = math::sin(b, a);
+        (b.mul(r, c), b.mul(r, s))
+    }
+}
+
 /// 53 bits of two Philox words as a double in `[0, 1)`.
 fn unit(b: &mut Builder, hi: Value, lo: Value) -> Value {
     let s32 = b.i64(32);

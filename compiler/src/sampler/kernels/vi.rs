@@ -4,7 +4,8 @@
 //! parameterisation).
 //!
 //! With `S` draws `zₛ = μ + σ ⊙ εₛ`, `εₛ ~ N(0, I)` from the counter-based
-//! generator, the loss is the Monte-Carlo KL estimate
+//! generator (Box–Muller pairs: draw `s⌈d/2⌉ + j` gives entries `2j`,
+//! `2j + 1`), the loss is the Monte-Carlo KL estimate
 //! `L = (1/S) Σₛ [log q(zₛ) − log p(zₛ)]` (`−ELBO`) and its gradient the
 //! "sticking the landing" estimator (blackjax's default `stl_estimator`:
 //! `q`'s parameters held fixed inside `log q`), whose variance vanishes
@@ -23,7 +24,7 @@
 //! [`PARAMS_SLOT`]. The recorded diagnostic is the step's ELBO estimate at
 //! the parameters before the update.
 
-use crux_ir::kernel::KernelError;
+use crux_ir::kernel::{CmpOp, KernelError};
 
 use super::Optimizer;
 use crate::math;
@@ -112,7 +113,8 @@ impl Kernel for MeanFieldVi {
         let (z, gz, eps) = (
             ctx.work("vi.z", d),
             ctx.work("vi.gz", d),
-            ctx.work("vi.eps", d),
+            // A state slot so the last draw's ε can be read back (tests).
+            ctx.state("vi.eps", d),
         );
         let sigma = ctx.work("vi.sigma", d);
         let env = ctx.env;
@@ -126,12 +128,33 @@ impl Kernel for MeanFieldVi {
         let (s0, s1) = (b.i64(0), b.i64(self.num_samples as i64));
         let zero = b.f64(0.0);
         let sum_lp = b.for_(s0, s1, &[zero], |b, s, acc| {
-            let dv = b.i64(d as i64);
-            let k0 = b.mul(s, dv);
+            // ε from normal pairs: draw s·⌈d/2⌉ + j gives entries 2j, 2j+1.
+            let pairs = d.div_ceil(2);
+            let pv = b.i64(pairs as i64);
+            let k0 = b.mul(s, pv);
+            let (lo, hi) = (b.i64(0), b.i64(pairs as i64));
+            b.for_(lo, hi, &[], |b, j, _| {
+                let k = b.add(k0, j);
+                let (e0, e1) = env.rng.normal_pair(b, k);
+                let two = b.i64(2);
+                let i0 = b.mul(j, two);
+                eps.store(b, i0, e0);
+                let one = b.i64(1);
+                let i1 = b.add(i0, one);
+                let dv = b.i64(d as i64);
+                let inside = b.cmp(CmpOp::Lt, i1, dv);
+                b.if_(
+                    inside,
+                    |b| {
+                        eps.store(b, i1, e1);
+                        vec![]
+                    },
+                    |_| vec![],
+                );
+                vec![]
+            });
             z.fill(b, |b, i| {
-                let k = b.add(k0, i);
-                let e = env.rng.normal(b, k);
-                eps.store(b, i, e);
+                let e = eps.load(b, i);
                 let m = mu.load(b, i);
                 let sd = sigma.load(b, i);
                 let t = b.mul(sd, e);
@@ -271,6 +294,32 @@ mod tests {
                 a.1.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
                 b.1.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
             );
+        }
+    }
+
+    /// ε comes from the host's `normal_pair` (draw `s⌈d/2⌉ + j` of the
+    /// chain's sampler stream at sweep 0), up to the math expansions'
+    /// rounding, on both executors.
+    #[test]
+    fn draws_are_the_host_normal_pairs() {
+        use crate::sampler::chunk_args;
+        use crux_ir::rng::{draw_counter, normal_pair, stream, Purpose};
+        let c = chunk(1, vi(0.05));
+        let (off, _) = c.state.find("m0.k.vi.eps").unwrap();
+        for exec in [Exec::Interp, Exec::Clif] {
+            let mut bufs = c.chain_buffers(vec![0.0; c.state.len]);
+            let exe = exec.executable(&c.function);
+            exe.call(&chunk_args(7, 2, (0, 1)), bufs.as_mut_slice())
+                .unwrap();
+            let eps = &bufs.state()[off..off + 3];
+            // The last of the 8 draws: s = 7, pairs j = 0, 1 (d = 3).
+            let k = |j: u64| draw_counter(0, 0, 7 * 2 + j);
+            let st = stream(Purpose::Sampler, 2);
+            let (a, b) = normal_pair(7, st, k(0));
+            let (c2, _) = normal_pair(7, st, k(1));
+            for (got, want) in eps.iter().zip([a, b, c2]) {
+                assert!((got - want).abs() < 1e-12, "{exec:?}: {got} vs {want}");
+            }
         }
     }
 }

@@ -15,7 +15,7 @@ mod linalg;
 mod pathfinder;
 mod svgd;
 
-use crux_ir::rng::{normal, stream, Purpose};
+use crux_ir::rng::{normal, normal_pair, stream, Purpose};
 
 use super::driver::plan::{Member, Plan};
 use crate::compile::hessian::Hvp;
@@ -81,16 +81,21 @@ pub(crate) fn run(
                 init.name()
             )));
         }
+        let t0 = std::time::Instant::now();
         let ld = problem
             .log_density()
             .likelihood_scale(r.likelihood_scale)
             .slot(&m.name, m.id, &m.leaves, &m.masks, Some(r.prior.clone()))
             .build()?;
         let compiled = ld.compile(Backend::Cranelift)?;
+        let compile_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let t1 = std::time::Instant::now();
         let mut ws = compiled.workspace();
         let mut f = |x: &[f64], g: &mut [f64]| compiled.logp_and_grad(&mut ws, x, g);
         let x0 = ld.initial_position().to_vec();
-        let z = |k: u64| normal(seed, stream(Purpose::Initializer, mi as u64), k);
+        let st = stream(Purpose::Initializer, mi as u64);
+        let z = |k: u64| normal(seed, st, k);
+        let zz = |k: u64| normal_pair(seed, st, k);
         let k = plan.k;
         let start = match &init {
             Init::Pathfinder(p) => {
@@ -103,7 +108,7 @@ pub(crate) fn run(
                     elbo_draws: p.num_samples,
                     draws: p.num_draws.max(k),
                 };
-                let fit = pathfinder::pathfinder(&mut f, &x0, opts, &z)?;
+                let fit = pathfinder::pathfinder(&mut f, &x0, opts, &zz)?;
                 log(format!(
                     "Model '{}': pathfinder: best normal approximation at L-BFGS iterate {} (ELBO {:.4e}); inverse mass matrix from {} draws",
                     m.name, fit.best, fit.elbo, opts.draws
@@ -167,6 +172,12 @@ pub(crate) fn run(
                 }
             }
         };
+        log(format!(
+            "Model '{}': {} took {compile_ms:.1} ms to compile its log-density and {:.1} ms to run",
+            m.name,
+            init.name(),
+            t1.elapsed().as_secs_f64() * 1e3
+        ));
         if let Some((c, _)) = start
             .positions
             .iter()

@@ -167,13 +167,14 @@ fn normal(x: &[f64], g: &[f64], alpha: &[f64], pairs: &[(Vec<f64>, Vec<f64>)]) -
     })
 }
 
-/// Runs pathfinder from `x0`; `normal(k)` is standard normal draw `k`
-/// (counter-based: the same draws on every run).
+/// Runs pathfinder from `x0`; `normal_pair(k)` is the `k`-th pair of
+/// independent standard normals (counter-based: the same draws on every
+/// run; a draw of `d` entries takes `⌈d/2⌉` pairs).
 pub(crate) fn pathfinder(
     f: &mut LogDensityFn<'_>,
     x0: &[f64],
     opts: Options,
-    normal_draw: &dyn Fn(u64) -> f64,
+    normal_pair: &dyn Fn(u64) -> (f64, f64),
 ) -> Result<Fit> {
     let d = x0.len();
     let mut path: Path = lbfgs::maximize(f, x0, opts.lbfgs)?;
@@ -181,8 +182,10 @@ pub(crate) fn pathfinder(
         // Started at a stationary point (a model initialised at its mode):
         // no step, no curvature pair. Restart from a standard-normal
         // perturbation of the start, as pathfinder's random inits do.
-        let start: Vec<f64> = (0..d)
-            .map(|i| x0[i] + normal_draw((3 << 60) + i as u64))
+        let start: Vec<f64> = standard(normal_pair, 3 << 60, d)
+            .iter()
+            .zip(x0)
+            .map(|(z, x)| x + z)
             .collect();
         path = lbfgs::maximize(f, &start, opts.lbfgs)?;
     }
@@ -192,11 +195,7 @@ pub(crate) fn pathfinder(
     let mut g = vec![0.0; d];
     let draws_of = |base: u64, n: usize| -> Vec<Vec<f64>> {
         (0..n)
-            .map(|k| {
-                (0..d)
-                    .map(|i| normal_draw(base + (k * d + i) as u64))
-                    .collect()
-            })
+            .map(|k| standard(normal_pair, base + (k * d.div_ceil(2)) as u64, d))
             .collect()
     };
     for l in 1..path.x.len() {
@@ -262,6 +261,18 @@ pub(crate) fn pathfinder(
     })
 }
 
+/// `d` standard normals from the pairs `base, base + 1, …`.
+fn standard(normal_pair: &dyn Fn(u64) -> (f64, f64), base: u64, d: usize) -> Vec<f64> {
+    let mut z = Vec::with_capacity(d + 1);
+    for j in 0..d.div_ceil(2) {
+        let (a, b) = normal_pair(base + j as u64);
+        z.push(a);
+        z.push(b);
+    }
+    z.truncate(d);
+    z
+}
+
 /// Per-entry sample variance of `draws`.
 pub(crate) fn variance(draws: &[Vec<f64>], d: usize) -> Vec<f64> {
     let n = draws.len() as f64;
@@ -277,7 +288,7 @@ pub(crate) fn variance(draws: &[Vec<f64>], d: usize) -> Vec<f64> {
 mod tests {
     use super::super::lbfgs::tests::{gaussian, M, P};
     use super::*;
-    use crux_ir::rng::{normal, stream, Purpose};
+    use crux_ir::rng::{normal_pair, stream, Purpose};
 
     /// On a correlated Gaussian the winning approximation is close to the
     /// target (the L-BFGS inverse Hessian of a few pairs is not exact):
@@ -297,7 +308,7 @@ mod tests {
             elbo_draws: 100,
             draws: 4000,
         };
-        let z = |k: u64| normal(3, stream(Purpose::Test, 0), k);
+        let z = |k: u64| normal_pair(3, stream(Purpose::Test, 0), k);
         let fit = pathfinder(&mut f, &[5.0, 5.0, 5.0], opts, &z).unwrap();
         for (i, mi) in m.iter().enumerate() {
             assert!((fit.map[i] - mi).abs() < 1e-8, "{:?}", fit.map);
@@ -325,7 +336,7 @@ mod tests {
             elbo_draws: 100,
             draws: 4000,
         };
-        let z = |k: u64| normal(3, stream(Purpose::Test, 1), k);
+        let z = |k: u64| normal_pair(3, stream(Purpose::Test, 1), k);
         let fit = pathfinder(&mut f, &[0.0; 3], opts, &z).unwrap();
         assert!(fit.best >= 1, "no approximation was built");
         let cov = crate::solve::initializers::linalg::inverse(&Mat::from_rows(&P)).unwrap();
