@@ -79,42 +79,85 @@ pub(crate) fn merge(theta: &[f64], value: &[f64], mask: &[bool]) -> Vec<f64> {
         .collect()
 }
 
-/// The buffers of the plan's chains: the start (the models' values, a
-/// sampled model's jittered per chain with draws of the sampler `seed` when
-/// asked, or its initializer's start), and each step's step size and
-/// inverse mass (the initializer's when it gives one).
+/// A sampled member's block of the state, perturbed per chain by
+/// `sigma · z` with the chain's sampler draws at the start counters
+/// `counter + j` (`init_jitter`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Jitter {
+    /// Offset of the block in the state buffer.
+    pub at: usize,
+    /// Its entries.
+    pub len: usize,
+    /// The standard deviation.
+    pub sigma: f64,
+    /// The first draw's start counter (the block's offset in θ).
+    pub counter: usize,
+}
+
+impl Jitter {
+    /// Perturbs chain `chain`'s `state` with draws of the sampler `seed`.
+    pub fn apply(&self, state: &mut [f64], seed: u64, chain: usize) {
+        let st = stream(Purpose::Sampler, chain as u64);
+        for j in 0..self.len {
+            let z = normal(seed, st, init_counter((self.counter + j) as u64));
+            state[self.at + j] += self.sigma * z;
+        }
+    }
+}
+
+/// The jittered blocks of the plan's sampled members (those without an
+/// initializer's start).
+pub(crate) fn jitters(plan: &Plan, starts: &[Option<Start>]) -> Vec<Jitter> {
+    plan.members
+        .iter()
+        .zip(starts)
+        .filter_map(|(s, start)| {
+            let cfg = s.sampled()?;
+            (start.is_none() && cfg.init_jitter > 0.0).then_some(Jitter {
+                at: plan.chunk.theta + s.offset,
+                len: s.len,
+                sigma: cfg.init_jitter,
+                counter: s.offset,
+            })
+        })
+        .collect()
+}
+
+/// Every chain's state before its own start: the models' values, each
+/// step's step size and inverse mass (an initializer's when it gave one).
+pub(crate) fn base_state(plan: &Plan, starts: &[Option<Start>]) -> Vec<f64> {
+    let chunk = &plan.chunk;
+    let mut state = vec![0.0; chunk.state.len];
+    ThetaLayout::new(chunk, &plan.members).pack(&mut state);
+    for (slots, &m) in chunk.models.iter().zip(&plan.step_member) {
+        let s = &plan.members[m];
+        let Some(cfg) = s.sampled() else {
+            continue;
+        };
+        state[slots.step_size] = cfg.step_size;
+        let imm = starts[m].as_ref().and_then(|s| s.inverse_mass.as_ref());
+        write_metric(&mut state, slots, imm.unwrap_or(&cfg.inverse_mass));
+    }
+    state
+}
+
+/// The buffers of the plan's chains: the [`base_state`] with each sampled
+/// member's start (its initializer's for this chain, or the models' values
+/// jittered with draws of the sampler `seed` when asked).
 pub(crate) fn chains(plan: &Plan, seed: u64, starts: &[Option<Start>]) -> Vec<ChainBuffers> {
     let chunk = &plan.chunk;
-    let layout = ThetaLayout::new(chunk, &plan.members);
+    let base = base_state(plan, starts);
+    let jitters = jitters(plan, starts);
     (0..plan.k)
         .map(|c| {
-            let mut state = vec![0.0; chunk.state.len];
-            layout.pack(&mut state);
+            let mut state = base.clone();
             for (s, start) in plan.members.iter().zip(starts) {
-                let Some(cfg) = s.sampled() else {
-                    continue;
-                };
                 if let Some(start) = start {
                     let block = chunk.theta + s.offset;
                     state[block..block + s.len].copy_from_slice(&start.positions[c]);
-                } else if cfg.init_jitter > 0.0 {
-                    let block = chunk.theta + s.offset;
-                    let st = stream(Purpose::Sampler, c as u64);
-                    for j in 0..s.len {
-                        let z = normal(seed, st, init_counter((s.offset + j) as u64));
-                        state[block + j] += cfg.init_jitter * z;
-                    }
                 }
             }
-            for (slots, &m) in chunk.models.iter().zip(&plan.step_member) {
-                let s = &plan.members[m];
-                let Some(cfg) = s.sampled() else {
-                    continue;
-                };
-                state[slots.step_size] = cfg.step_size;
-                let imm = starts[m].as_ref().and_then(|s| s.inverse_mass.as_ref());
-                write_metric(&mut state, slots, imm.unwrap_or(&cfg.inverse_mass));
-            }
+            jitters.iter().for_each(|j| j.apply(&mut state, seed, c));
             chunk.chain_buffers(state)
         })
         .collect()
