@@ -68,6 +68,10 @@ pub enum Error {
         /// What it must satisfy (`> 0`, ...).
         requirement: &'static str,
     },
+    /// An ahead-of-time artifact is missing, corrupted, stale or of a
+    /// problem artifacts cannot hold.
+    #[error("artifact: {0}")]
+    Artifact(#[from] crate::solve::artifact::ArtifactError),
     /// Invalid argument to a constructor or builder.
     #[error("invalid {what}: {reason}")]
     InvalidArgument {

@@ -107,6 +107,24 @@ impl ChainBuffers {
         debug_assert!(buffers.iter().all(|b| b.as_f64().is_some()));
         ChainBuffers(buffers)
     }
+    /// A chain's buffers from their parts: the state, zeroed work, draws
+    /// and diagnostics of the given lengths, and copies of the data (what
+    /// [`super::Chunk::chain_buffers`] builds, for callers holding the
+    /// layout without the [`super::Chunk`], such as a loaded artifact).
+    pub fn from_parts(
+        state: Vec<f64>,
+        (work, draws, diag): (usize, usize, usize),
+        data: &[Vec<f64>],
+    ) -> ChainBuffers {
+        let mut bufs = vec![
+            Buffer::F64(state),
+            Buffer::F64(vec![0.0; work]),
+            Buffer::F64(vec![0.0; draws]),
+            Buffer::F64(vec![0.0; diag]),
+        ];
+        bufs.extend(data.iter().map(|d| Buffer::F64(d.clone())));
+        ChainBuffers(bufs)
+    }
     /// The entries of chunk buffer `which`.
     pub fn get(&self, which: ChunkBuffer) -> &[f64] {
         self.0[which.index()].as_f64().expect(F64_INVARIANT)

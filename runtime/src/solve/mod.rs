@@ -26,6 +26,7 @@
 //! # }
 //! ```
 
+pub mod artifact;
 mod driver;
 mod eval;
 mod initializers;
@@ -34,6 +35,7 @@ mod problem;
 mod resolve;
 mod track;
 
+pub use artifact::{Artifact, ArtifactError, ArtifactRun, ArtifactSamples};
 #[cfg(feature = "cuda")]
 pub use driver::cuda::driver_present;
 pub use eval::Samples;

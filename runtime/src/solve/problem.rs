@@ -124,6 +124,21 @@ impl Crux {
         super::driver::chunk_ptx(&self.problem, epochs, opts)
     }
 
+    /// An ahead-of-time artifact of the solve [`solve_with`](Self::solve_with)
+    /// would run (`epochs`, `opts`), named `name`: write it with
+    /// [`Artifact::write`](super::Artifact::write), run it later with
+    /// [`Artifact::read`](super::Artifact::read) and
+    /// [`Artifact::sample`](super::Artifact::sample) without tracing or
+    /// optimising again; the same seed gives the same draws as the solve.
+    pub fn compile_artifact(
+        &self,
+        name: &str,
+        epochs: usize,
+        opts: &SolveOptions,
+    ) -> Result<super::Artifact> {
+        super::Artifact::compile(&self.problem, name, epochs, opts)
+    }
+
     pub(crate) fn problem(&self) -> &Problem {
         &self.problem
     }

@@ -5,11 +5,11 @@
 //! [`collect`] (posteriors, write-back, reports).
 
 mod collect;
-mod cpu;
+pub(crate) mod cpu;
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
 mod exe;
-mod init;
+pub(crate) mod init;
 pub(crate) mod plan;
 mod schedule;
 

@@ -34,6 +34,9 @@ pub(crate) struct Plan {
     /// For each member, the chunk model whose slots hold its draws (its
     /// last step in the sweep).
     pub recorder: Vec<usize>,
+    /// Each step's optimised log-density graph, by step name (what an
+    /// ahead-of-time artifact stores as text).
+    pub graphs: Vec<(String, crux_ir::graph::Graph)>,
 }
 
 /// One step of a sweep: a member, on the constraints of a substep (or
@@ -172,13 +175,14 @@ pub(crate) fn plan(
     for (j, st) in steps.iter().enumerate() {
         recorder[st.member] = j;
     }
-    let chunk = chunk_function(problem, &members, &steps, &recorder, epochs)?;
+    let (chunk, graphs) = chunk_function(problem, &members, &steps, &recorder, epochs)?;
     Ok(Plan {
         step_member: steps.iter().map(|s| s.member).collect(),
         members,
         chunk,
         k,
         recorder,
+        graphs,
     })
 }
 
@@ -554,9 +558,10 @@ fn chunk_function(
     steps: &[Step],
     recorder: &[usize],
     epochs: usize,
-) -> Result<Chunk> {
+) -> Result<(Chunk, Vec<(String, crux_ir::graph::Graph)>)> {
     let dim = members.iter().map(|s| s.len).sum();
     let mut plans = Vec::new();
+    let mut graphs = Vec::new();
     for (j, st) in steps.iter().enumerate() {
         let (i, s) = (st.member, &members[st.member]);
         let (scale, prior, batch) = match &s.role {
@@ -575,6 +580,7 @@ fn chunk_function(
             b = b.slot(&o.name, o.id, &o.leaves, &o.masks, prior);
         }
         let ld = b.build()?;
+        graphs.push((st.name.clone(), ld.graph().clone()));
         let lowered = lower_log_density(ld.graph(), &format!("logp_{j}"))
             .map_err(|e| Error::Compile(CompileError::Lower(e)))?;
         let records = recorder[i] == j;
@@ -615,8 +621,9 @@ fn chunk_function(
         };
         plans.push(plan);
     }
-    build_chunk(dim, &plans).map_err(|e| Error::Bayesian {
+    let chunk = build_chunk(dim, &plans).map_err(|e| Error::Bayesian {
         model: members[0].name.clone(),
         reason: format!("the sampler kernel is invalid: {e}"),
-    })
+    })?;
+    Ok((chunk, graphs))
 }
