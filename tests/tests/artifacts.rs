@@ -66,13 +66,19 @@ fn round_trip_gives_the_in_process_draws_bit_for_bit() {
         .unwrap();
     let loaded = Artifact::read(&dir).unwrap();
     assert_eq!(loaded.manifest().name, "quickstart");
-    assert_eq!(loaded.function(), art.function());
+    assert_eq!(loaded.function().unwrap(), art.function().unwrap());
     for backend in [Backend::Cranelift, Backend::Interpreter] {
         let run = ArtifactRun {
             backend,
             ..Default::default()
         };
         let out = loaded.sample(&run).unwrap();
+        // Cranelift runs the artifact's shared library when it has one
+        // (the system's `cc` linked it), compiling nothing.
+        assert_eq!(
+            out.from_library,
+            backend == Backend::Cranelift && loaded.has_shared_library()
+        );
         assert_eq!(out.posteriors.len(), 2);
         for (p, post) in [&q.a, &q.b].into_iter().zip(&out.posteriors) {
             let inproc = p.posterior().unwrap();
@@ -83,6 +89,15 @@ fn round_trip_gives_the_in_process_draws_bit_for_bit() {
             assert_eq!(post.inverse_mass, inproc.inverse_mass);
         }
     }
+    // Compiled from the kernel IR (the baseline tier never loads the
+    // library): the same draws.
+    let run = ArtifactRun {
+        tiering: crux::Tiering::Baseline,
+        ..Default::default()
+    };
+    let out = loaded.sample(&run).unwrap();
+    assert!(!out.from_library);
+    assert_eq!(out.posteriors[0].leaves, q.a.posterior().unwrap().leaves);
     // The first 50 draws only: the same 50 draws.
     let run = ArtifactRun {
         draws: Some(50),
@@ -190,6 +205,16 @@ fn broken_artifacts_are_typed_errors() {
     let d = written("garbage");
     replace_with_hash(&d, "chunk.kir", b"this is not kernel IR");
     assert!(matches!(read_err(&d), ArtifactError::Kernel(_)));
+    // ... which `open` defers to the first use that needs the kernel.
+    let opened = Artifact::open(&d).unwrap();
+    let run = ArtifactRun {
+        backend: Backend::Interpreter,
+        ..Default::default()
+    };
+    assert!(matches!(
+        opened.sample(&run),
+        Err(Error::Artifact(ArtifactError::Kernel(_)))
+    ));
     // 11. A state of the wrong length (hash updated).
     let d = written("state");
     replace_with_hash(&d, "state.bin", &[0u8; 16]);
@@ -213,7 +238,17 @@ fn broken_artifacts_are_typed_errors() {
         m["models"][0]["leaves"][0]["source"]["Draws"]["offset"] = serde_json::json!(1u64 << 40)
     });
     assert!(matches!(read_err(&d), ArtifactError::Layout(_)));
-    // 15. Runs asking for more than the artifact holds.
+    // 15. A tampered shared library.
+    let d = written("so");
+    if d.join("chunk.so").exists() {
+        let mut so = std::fs::read(d.join("chunk.so")).unwrap();
+        so[0] ^= 1;
+        std::fs::write(d.join("chunk.so"), so).unwrap();
+        assert!(
+            matches!(read_err(&d), ArtifactError::HashMismatch { file, .. } if file == "chunk.so")
+        );
+    }
+    // 16. Runs asking for more than the artifact holds.
     let art = Artifact::read(&written("run")).unwrap();
     for run in [
         ArtifactRun {

@@ -965,8 +965,18 @@ pub struct ClifKernel {
     function: Function,
     params: Vec<Ty>,
     returns: Vec<Ty>,
-    /// Only touched on drop; the mutex makes the kernel `Sync`.
-    _module: Mutex<OwnedModule>,
+    /// What keeps the code alive: the JIT module, or the loaded library
+    /// of [`ClifKernel::from_loaded`]. Only touched on drop; the mutex
+    /// makes the kernel `Sync`.
+    _owner: Mutex<Owner>,
+}
+
+/// What owns a kernel's code.
+enum Owner {
+    /// JIT-compiled in this process.
+    Jit(#[allow(dead_code)] Box<OwnedModule>),
+    /// Loaded from a shared library (kept open while the kernel lives).
+    Loaded(#[allow(dead_code)] Box<dyn std::any::Any + Send>),
 }
 
 impl std::fmt::Debug for ClifKernel {
@@ -1032,12 +1042,40 @@ fn jit(
             function: f.clone(),
             params: f.param_types(),
             returns: f.return_types(),
-            _module: Mutex::new(owned),
+            _owner: Mutex::new(Owner::Jit(Box::new(owned))),
         })
     })
 }
 
 impl ClifKernel {
+    /// A kernel whose code was compiled ahead of time ([`compile_object`]
+    /// of `f`, linked into a shared library) and loaded by the caller:
+    /// `entry` is the library's symbol `f.name`, `library` keeps it
+    /// loaded. Calls check arguments and buffers against `f` as a JIT
+    /// kernel's do.
+    ///
+    /// # Safety
+    ///
+    /// `entry` must be the code [`compile_object`] produced for exactly
+    /// `f` (same crux version), loaded and resolved, and stay valid while
+    /// `library` lives.
+    pub unsafe fn from_loaded(
+        entry: *const u8,
+        f: &Function,
+        library: Box<dyn std::any::Any + Send>,
+    ) -> ClifKernel {
+        // SAFETY: the caller guarantees `entry` is `compile_object`'s code
+        // for `f`, whose signature is `EntryFn`.
+        let entry = unsafe { std::mem::transmute::<*const u8, EntryFn>(entry) };
+        ClifKernel {
+            entry,
+            function: f.clone(),
+            params: f.param_types(),
+            returns: f.return_types(),
+            _owner: Mutex::new(Owner::Loaded(library)),
+        }
+    }
+
     /// The kernel function this was compiled from.
     pub fn function(&self) -> &Function {
         &self.function

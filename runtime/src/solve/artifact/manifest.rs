@@ -9,7 +9,6 @@ use super::host_target;
 use crate::solve::driver::init::Jitter;
 use crate::solve::driver::plan::Plan;
 use crux_compiler::sampler::{DiagKind, ModelSlots};
-use crux_ir::kernel::Function;
 
 /// The artifact format this crux writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -25,6 +24,8 @@ pub struct Manifest {
     pub target: String,
     /// The problem's name.
     pub name: String,
+    /// The chunk function's name (the shared library's symbol).
+    pub entry: String,
     /// The sampler seed of the compiling solve (a run's default).
     pub seed: u64,
     /// The chains of the compiling solve (a run's default).
@@ -237,6 +238,7 @@ impl Manifest {
             crux_version: env!("CARGO_PKG_VERSION").to_string(),
             target: host_target(),
             name: name.to_string(),
+            entry: String::new(),
             seed,
             chains: plan.k,
             keep: models.iter().map(|m| m.keep).max().unwrap_or(0),
@@ -303,7 +305,6 @@ impl Manifest {
     /// The kernel, state and data agree with the layout.
     pub(crate) fn check_layout(
         &self,
-        f: &Function,
         state: &[f64],
         data: &[Vec<f64>],
     ) -> Result<(), ArtifactError> {
@@ -315,11 +316,11 @@ impl Manifest {
                 self.state_len
             ));
         }
-        if f.buffers.len() != 4 + data.len() {
+        if data.len() != self.data_lens.len() {
             return bad(format!(
-                "the chunk function takes {} buffers, the artifact has {}",
-                f.buffers.len(),
-                4 + data.len()
+                "{} data buffers, the layout {}",
+                data.len(),
+                self.data_lens.len()
             ));
         }
         if self.chains == 0 || self.keep == 0 || self.sweeps == 0 {

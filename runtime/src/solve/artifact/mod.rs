@@ -8,17 +8,24 @@
 //! |---|---|
 //! | `manifest.json` | format and crux versions, target, sampler layout, each file's SHA-256 |
 //! | `chunk.kir` | the chunk function, kernel IR text (what is loaded) |
-//! | `chunk.o` | the same compiled by Cranelift for the host target (an object file to link; not loaded) |
+//! | `chunk.o` | the same compiled by Cranelift for the host target (bounds checks on) |
+//! | `chunk.so` | `chunk.o` linked into a shared library by the system's `cc`, when there is one: what `sample` loads instead of compiling |
 //! | `chunk.ptx` | the same for the GPU |
 //! | `logdensity.<i>.graph` | each step's optimised log-density, graph IR text |
 //! | `data.bin` | the chunk's data buffers, f64 little-endian |
 //! | `state.bin` | every chain's base state, f64 little-endian |
 //!
 //! Loading checks the format version, the crux version, the target's byte
-//! order and every file's hash before parsing, verifies the kernel, and
+//! order and the hash of every file it reads (the kernel, data and state;
+//! [`Artifact::verify_files`] checks the rest) before parsing, verifies the kernel, and
 //! compiles it with Cranelift *with* bounds checks (the code came from a
-//! file). The chunk function and the chains' start are the in-process
-//! solve's, so the same seed gives the same draws bit for bit.
+//! file). [`Artifact::open`] is the fast path for sampling: it defers
+//! parsing the kernel until something needs it, and a run on Cranelift
+//! loads `chunk.so` (hash-checked, copied to a private file first) when
+//! the artifact was made for this target, so it compiles nothing. The
+//! chunk function and the chains' start are the in-process solve's, so
+//! the same seed gives the same draws bit for bit, from the kernel IR, the
+//! interpreter or the shared library.
 
 mod error;
 mod manifest;
@@ -42,7 +49,7 @@ pub use manifest::{FieldLayout, LeafLayout, LeafSource, Manifest, ModelLayout, F
 use super::driver::cpu::run_range;
 use super::driver::init::{base_state, jitters, Jitter};
 use super::driver::plan::{plan, Plan};
-use super::options::SolveOptions;
+use super::options::{SolveOptions, Tiering};
 use crate::compile::problem::Problem;
 use crate::compile::Backend;
 use crate::error::{Error, Result};
@@ -52,7 +59,11 @@ use crate::model::{Diagnostics, LeafSamples, ModelId, Posterior};
 #[derive(Clone, Debug)]
 pub struct Artifact {
     manifest: Manifest,
-    function: Function,
+    /// `chunk.kir`, parsed on first use.
+    kir: Vec<u8>,
+    function: std::sync::OnceLock<Function>,
+    /// `chunk.so`, when the artifact has one.
+    shared: Option<Vec<u8>>,
     data: Vec<Vec<f64>>,
     state: Vec<f64>,
     /// File name and contents of the text files (written as they are).
@@ -72,6 +83,13 @@ pub struct ArtifactRun {
     pub backend: Backend,
     /// Worker threads (default: the machine's cores).
     pub threads: Option<usize>,
+    /// A progress bar over the sweeps (on a terminal).
+    pub progress: bool,
+    /// Which Cranelift code runs the chains ([`Tiering::Auto`]: the
+    /// fast-compiling baseline code first, the optimised code from the
+    /// first chunk boundary after it is compiled on another thread). The
+    /// draws are the same for every choice.
+    pub tiering: Tiering,
 }
 
 impl Default for ArtifactRun {
@@ -82,6 +100,8 @@ impl Default for ArtifactRun {
             seed: None,
             backend: Backend::Cranelift,
             threads: None,
+            progress: false,
+            tiering: Tiering::Auto,
         }
     }
 }
@@ -91,7 +111,9 @@ impl Default for ArtifactRun {
 pub struct ArtifactSamples {
     /// The posteriors, in the artifact's model order.
     pub posteriors: Vec<Posterior>,
-    /// Seconds compiling the kernel IR.
+    /// Whether the chains ran the artifact's shared library (no compiling).
+    pub from_library: bool,
+    /// Seconds compiling the kernel IR (or loading the library).
     pub compile_seconds: f64,
     /// Seconds running the chains.
     pub run_seconds: f64,
@@ -111,7 +133,7 @@ fn f64_bytes(v: &[f64]) -> Vec<u8> {
 }
 
 fn f64_from(bytes: &[u8]) -> Option<Vec<f64>> {
-    (bytes.len() % 8 == 0).then(|| {
+    bytes.len().is_multiple_of(8).then(|| {
         bytes
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
@@ -164,8 +186,9 @@ impl Artifact {
         let starts = vec![None; p.members.len()];
         let state = base_state(&p, &starts);
         let jit = jitters(&p, &starts);
-        let manifest = Manifest::of_plan(&p, name, opts.seed.unwrap_or(problem.seed()), &jit);
+        let mut manifest = Manifest::of_plan(&p, name, opts.seed.unwrap_or(problem.seed()), &jit);
         let function = p.chunk.function.clone();
+        manifest.entry = function.name.clone();
         let ptx = emit(
             &function,
             &PtxOptions {
@@ -177,18 +200,18 @@ impl Artifact {
         .map_err(|e| Error::Compile(crux_compiler::pipeline::CompileError::Backend(e)))?;
         let object = clif::compile_object(&function)
             .map_err(|e| Error::Compile(crux_compiler::pipeline::CompileError::Backend(e)))?;
+        let shared = link_shared(&object);
+        let kir = crux_ir::kernel::text::print(&function).into_bytes();
         let mut texts = vec![
-            (
-                "chunk.kir".to_string(),
-                crux_ir::kernel::text::print(&function).into_bytes(),
-            ),
             ("chunk.ptx".to_string(), ptx.into_bytes()),
             ("chunk.o".to_string(), object),
         ];
         texts.extend(graph_files(&p));
         Ok(Artifact {
             manifest,
-            function,
+            kir,
+            function: function.into(),
+            shared,
             data: p.chunk.data.clone(),
             state,
             texts,
@@ -200,9 +223,19 @@ impl Artifact {
         &self.manifest
     }
 
-    /// The chunk function.
-    pub fn function(&self) -> &Function {
-        &self.function
+    /// The chunk function (parsed and verified on first use after
+    /// [`Artifact::open`]).
+    pub fn function(&self) -> Result<&Function> {
+        if let Some(f) = self.function.get() {
+            return Ok(f);
+        }
+        let f = parse_kernel(&self.kir).map_err(Error::Artifact)?;
+        Ok(self.function.get_or_init(|| f))
+    }
+
+    /// Whether the artifact carries a shared library of its chunk function.
+    pub fn has_shared_library(&self) -> bool {
+        self.shared.is_some()
     }
 
     /// Writes the artifact into directory `dir` (created if needed; files
@@ -210,7 +243,11 @@ impl Artifact {
     pub fn write(&self, dir: &Path) -> Result<()> {
         let io = |e: std::io::Error| Error::Artifact(ArtifactError::io(dir, e));
         std::fs::create_dir_all(dir).map_err(io)?;
-        let mut files: Vec<(String, Vec<u8>)> = self.texts.clone();
+        let mut files: Vec<(String, Vec<u8>)> = vec![("chunk.kir".into(), self.kir.clone())];
+        files.extend(self.texts.iter().cloned());
+        if let Some(so) = &self.shared {
+            files.push(("chunk.so".into(), so.clone()));
+        }
         files.push(("data.bin".into(), f64_bytes(&self.data.concat())));
         files.push(("state.bin".into(), f64_bytes(&self.state)));
         let mut manifest = self.manifest.clone();
@@ -231,8 +268,18 @@ impl Artifact {
         Ok(())
     }
 
-    /// Reads and checks the artifact in directory `dir`.
+    /// Reads and checks the artifact in directory `dir`, the kernel parsed
+    /// and verified.
     pub fn read(dir: &Path) -> Result<Artifact> {
+        let a = Self::read_checked(dir).map_err(Error::Artifact)?;
+        a.function()?;
+        Ok(a)
+    }
+
+    /// [`Artifact::read`] without parsing the kernel yet (sampling from the
+    /// shared library never needs it; a broken kernel is reported when
+    /// something does).
+    pub fn open(dir: &Path) -> Result<Artifact> {
         Self::read_checked(dir).map_err(Error::Artifact)
     }
 
@@ -249,7 +296,7 @@ impl Artifact {
         let manifest: Manifest = serde_json::from_slice(&read("manifest.json")?)
             .map_err(|e| ArtifactError::Manifest(e.to_string()))?;
         manifest.check_versions()?;
-        let mut texts = Vec::new();
+        let texts = Vec::new();
         let raw = |name: &str| -> std::result::Result<Vec<u8>, ArtifactError> {
             let entry = manifest
                 .files
@@ -267,19 +314,14 @@ impl Artifact {
             }
             Ok(bytes)
         };
-        for f in manifest.files.clone() {
-            let b = raw(&f.name)?;
-            if !matches!(f.name.as_str(), "data.bin" | "state.bin") {
-                texts.push((f.name.clone(), b));
-            }
-        }
-        let kir = texts
-            .iter()
-            .find(|(n, _)| n == "chunk.kir")
-            .ok_or_else(|| ArtifactError::Manifest("lists no file `chunk.kir`".into()))?;
-        let text = std::str::from_utf8(&kir.1).map_err(|e| ArtifactError::Kernel(e.to_string()))?;
-        let function =
-            crux_ir::kernel::text::parse(text).map_err(|e| ArtifactError::Kernel(e.to_string()))?;
+        // What sampling needs is read and checked here; the other files
+        // (object code, PTX, graphs) by `verify_files`.
+        let kir = raw("chunk.kir")?;
+        let shared = if manifest.files.iter().any(|f| f.name == "chunk.so") {
+            Some(raw("chunk.so")?)
+        } else {
+            None
+        };
         let data_all = f64_from(&raw("data.bin")?)
             .ok_or_else(|| ArtifactError::Layout("data.bin is not a whole number of f64".into()))?;
         let state = f64_from(&raw("state.bin")?).ok_or_else(|| {
@@ -298,14 +340,40 @@ impl Artifact {
             data.push(data_all[at..at + n].to_vec());
             at += n;
         }
-        manifest.check_layout(&function, &state, &data)?;
+        manifest.check_layout(&state, &data)?;
         Ok(Artifact {
             manifest,
-            function,
+            kir,
+            function: std::sync::OnceLock::new(),
+            shared,
             data,
             state,
             texts,
         })
+    }
+
+    /// Checks every file the manifest lists against its hash (reading
+    /// [`Artifact::read`] skips the ones sampling does not use: object code,
+    /// PTX, graphs).
+    pub fn verify_files(dir: &Path) -> Result<()> {
+        let art = Self::read(dir)?;
+        for f in &art.manifest.files {
+            let bytes = std::fs::read(dir.join(&f.name)).map_err(|e| {
+                Error::Artifact(match e.kind() {
+                    std::io::ErrorKind::NotFound => ArtifactError::MissingFile(f.name.clone()),
+                    _ => ArtifactError::io(&dir.join(&f.name), e),
+                })
+            })?;
+            let found = sha256_hex(&bytes);
+            if found != f.sha256 {
+                return Err(Error::Artifact(ArtifactError::HashMismatch {
+                    file: f.name.clone(),
+                    expected: f.sha256.clone(),
+                    found,
+                }));
+            }
+        }
+        Ok(())
     }
 
     /// Runs the chains: draws, diagnostics and adapted kernel parameters
@@ -330,17 +398,28 @@ impl Artifact {
         let seed = run.seed.unwrap_or(m.seed);
         let sweeps = m.sweeps_for(draws);
         let t0 = Instant::now();
-        let exe: Box<dyn Executable + Sync> = match run.backend {
-            Backend::Cranelift => Box::new(
-                clif::compile(&self.function, &ClifOptions::default()).map_err(|e| {
-                    Error::Compile(crux_compiler::pipeline::CompileError::Backend(e))
-                })?,
+        let codegen = |e| Error::Compile(crux_compiler::pipeline::CompileError::Backend(e));
+        // Code from a file keeps its bounds checks.
+        let optimised_opts = ClifOptions::default();
+        let loaded = match (run.backend, run.tiering) {
+            (Backend::Cranelift, Tiering::Auto | Tiering::Optimised) => self.load_shared(),
+            _ => None,
+        };
+        let from_library = loaded.is_some();
+        let first: Box<dyn Executable + Sync> = match (loaded, run.backend, run.tiering) {
+            (Some(k), _, _) => Box::new(k),
+            (None, Backend::Cranelift, Tiering::Optimised) => {
+                Box::new(clif::compile(self.function()?, &optimised_opts).map_err(codegen)?)
+            }
+            (None, Backend::Cranelift, Tiering::Auto | Tiering::Baseline) => Box::new(
+                clif::compile(self.function()?, &ClifOptions::default().fast_compile())
+                    .map_err(codegen)?,
             ),
-            Backend::Interpreter => Box::new(Interpreter {
-                function: self.function.clone(),
+            (None, Backend::Interpreter, _) => Box::new(Interpreter {
+                function: self.function()?.clone(),
                 fuel: u64::MAX,
             }),
-            Backend::Cuda => {
+            (None, Backend::Cuda, _) => {
                 return Err(bad(
                     "artifacts run on the CPU for now (cranelift or interpreter)".into(),
                 ))
@@ -361,19 +440,42 @@ impl Artifact {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .clamp(1, k);
         let t1 = Instant::now();
+        let opts = if run.progress {
+            SolveOptions::default()
+        } else {
+            SolveOptions::default().quiet()
+        };
+        let bar = super::options::progress_bar(&opts, sweeps);
         let chunk = 1000.max(sweeps / 20);
+        let auto =
+            run.backend == Backend::Cranelift && run.tiering == Tiering::Auto && !from_library;
+        let optimised: std::sync::Arc<std::sync::OnceLock<Box<clif::ClifKernel>>> =
+            Default::default();
+        if auto && sweeps > chunk {
+            // Detached: a short run does not wait for it.
+            let (slot, f) = (optimised.clone(), self.function()?.clone());
+            std::thread::spawn(move || {
+                if let Ok(k) = clif::compile(&f, &ClifOptions::default()) {
+                    let _ = slot.set(Box::new(k));
+                }
+            });
+        }
         let mut lo = 0;
         while lo < sweeps {
             let hi = (lo + chunk).min(sweeps);
-            run_range(exe.as_ref(), &chains, seed, (lo, hi), threads).map_err(|cause| {
-                Error::Run {
-                    program: "artifact chunk function",
-                    models: m.models.iter().map(|x| x.name.clone()).collect(),
-                    cause,
-                }
+            let exe: &(dyn Executable + Sync) = match optimised.get() {
+                Some(k) => k.as_ref(),
+                None => first.as_ref(),
+            };
+            run_range(exe, &chains, seed, (lo, hi), threads).map_err(|cause| Error::Run {
+                program: "artifact chunk function",
+                models: m.models.iter().map(|x| x.name.clone()).collect(),
+                cause,
             })?;
             lo = hi;
+            bar.set_position(hi as u64);
         }
+        bar.finish_and_clear();
         let run_seconds = t1.elapsed().as_secs_f64();
         let bufs: Vec<ChainBuffers> = chains
             .into_iter()
@@ -386,10 +488,21 @@ impl Artifact {
             .collect();
         Ok(ArtifactSamples {
             posteriors,
+            from_library,
             compile_seconds,
             run_seconds,
             sweeps,
         })
+    }
+
+    /// The chunk function from `chunk.so`, when there is one, it was built
+    /// for this target and the system loads it (else `None`: compile).
+    fn load_shared(&self) -> Option<clif::ClifKernel> {
+        let so = self.shared.as_ref()?;
+        if self.manifest.target != host_target() {
+            return None;
+        }
+        load_library(so, &self.manifest)
     }
 
     fn chain_buffers(&self, state: Vec<f64>) -> ChainBuffers {
@@ -475,4 +588,92 @@ fn posterior(model: &ModelLayout, bufs: &[ChainBuffers], n: usize) -> Posterior 
             .collect(),
         variational: Vec::new(),
     }
+}
+
+/// Parses and verifies `chunk.kir`.
+fn parse_kernel(kir: &[u8]) -> std::result::Result<Function, ArtifactError> {
+    let text = std::str::from_utf8(kir).map_err(|e| ArtifactError::Kernel(e.to_string()))?;
+    let f = crux_ir::kernel::text::parse(text).map_err(|e| ArtifactError::Kernel(e.to_string()))?;
+    crux_ir::kernel::verify::verify(&f).map_err(|e| ArtifactError::Kernel(e.to_string()))?;
+    Ok(f)
+}
+
+/// `object` linked into a shared library by the system's `cc` (`None`
+/// when there is no `cc` or it fails: the artifact then has no library).
+fn link_shared(object: &[u8]) -> Option<Vec<u8>> {
+    let dir = private_dir().ok()?;
+    let (o, so) = (dir.join("chunk.o"), dir.join("chunk.so"));
+    std::fs::write(&o, object).ok()?;
+    let status = std::process::Command::new("cc")
+        .args(["-shared", "-nostdlib", "-o"])
+        .arg(&so)
+        .arg(&o)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    let bytes = status.success().then(|| std::fs::read(&so).ok()).flatten();
+    let _ = std::fs::remove_dir_all(&dir);
+    bytes
+}
+
+/// A fresh directory only this process uses.
+fn private_dir() -> std::io::Result<std::path::PathBuf> {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "crux-artifact-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
+
+/// Loads the checked library bytes `so` (from a private copy, so what is
+/// loaded is what was hashed) and wraps its entry point. The kernel's
+/// argument checks use the chunk signature rebuilt from the manifest, so
+/// the kernel IR is not parsed.
+#[cfg(unix)]
+fn load_library(so: &[u8], m: &Manifest) -> Option<clif::ClifKernel> {
+    use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
+    let dir = private_dir().ok()?;
+    let path = dir.join("chunk.so");
+    std::fs::write(&path, so).ok()?;
+    // SAFETY: the library is `compile_object`'s code for this artifact's
+    // chunk function (its hash matched the manifest's), linked with no
+    // initialisers (`-nostdlib`); loading it runs no code.
+    let lib = unsafe { Library::open(Some(&path), RTLD_NOW | RTLD_LOCAL) };
+    let _ = std::fs::remove_dir_all(&dir);
+    let lib = lib.ok()?;
+    // SAFETY: the symbol is the chunk function's entry (`EntryFn`), valid
+    // while `lib` lives, which the kernel keeps.
+    let entry = unsafe { *lib.get::<*const u8>(m.entry.as_bytes()).ok()? };
+    let signature = chunk_signature(&m.entry, m.data_lens.len());
+    // SAFETY: `entry` is `compile_object`'s code for the chunk function,
+    // whose signature `signature` repeats (parameters and buffers).
+    Some(unsafe { clif::ClifKernel::from_loaded(entry, &signature, Box::new(lib)) })
+}
+
+#[cfg(not(unix))]
+fn load_library(_: &[u8], _: &Manifest) -> Option<clif::ClifKernel> {
+    None
+}
+
+/// A chunk function's signature without its body: the parameters and the
+/// buffers the chunk builder declares (argument checks of a loaded kernel).
+fn chunk_signature(name: &str, data: usize) -> Function {
+    use crux_compiler::sampler::abi::{ChunkBuffer, CHUNK_PARAMS};
+    use crux_ir::kernel::{Access, Builder, Ty};
+    let mut b = Builder::new(name);
+    for p in CHUNK_PARAMS {
+        b.param(p, Ty::I64);
+    }
+    for buf in ChunkBuffer::ALL {
+        b.buffer(buf.name(), Ty::F64, buf.access());
+    }
+    for k in 0..data {
+        b.buffer(format!("data{k}"), Ty::F64, Access::Read);
+    }
+    b.finish(&[])
+        .expect("an empty body with no returns verifies")
 }

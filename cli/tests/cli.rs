@@ -1,0 +1,131 @@
+//! The `crux` command end to end: compile → inspect → sample, its JSON
+//! output, and its errors (exit status 1 and a message, no panic).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn crux() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_crux"))
+}
+
+fn scratch(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("crux-cli-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn compile_inspect_sample() {
+    let dir = scratch("qs");
+    let out = crux()
+        .args([
+            "compile",
+            "quickstart",
+            "--chains",
+            "2",
+            "--draws",
+            "200",
+            "--warmup",
+            "200",
+            "-o",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("2 model(s), 400 sweeps, 200 draws per chain, 2 chain(s)"),
+        "{text}"
+    );
+
+    let out = crux().arg("inspect").arg(&dir).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "model a: nuts",
+        "chunk.kir",
+        "every hash checked",
+        "graph 0",
+    ] {
+        assert!(text.contains(want), "missing `{want}` in\n{text}");
+    }
+
+    let json = dir.join("out.json");
+    let out = crux()
+        .arg("sample")
+        .arg(&dir)
+        .args(["--draws", "100", "--seed", "3", "--quiet", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(
+        (v["chains"].as_u64(), v["draws"].as_u64()),
+        (Some(2), Some(100))
+    );
+    let rows = v["models"][0]["summary"].as_array().unwrap();
+    assert_eq!(rows[0]["name"], "a[0]");
+    // The interpreter gives the same summary (the same draws).
+    let json2 = dir.join("out2.json");
+    let out = crux()
+        .arg("sample")
+        .arg(&dir)
+        .args([
+            "--draws",
+            "100",
+            "--seed",
+            "3",
+            "--quiet",
+            "--backend",
+            "interp",
+            "--json",
+        ])
+        .arg(&json2)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v2: serde_json::Value = serde_json::from_slice(&std::fs::read(&json2).unwrap()).unwrap();
+    assert_eq!(v["models"], v2["models"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn errors_are_messages() {
+    let out = crux()
+        .args(["sample", "/nonexistent/model.crux"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not an artifact directory"), "{err}");
+    let dir = scratch("bad");
+    let out = crux()
+        .args(["compile", "quickstart", "-o"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = crux()
+        .arg("sample")
+        .arg(&dir)
+        .args(["--draws", "5000"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("draws must be in 1..=1000"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
