@@ -221,9 +221,10 @@ fn sample(a: &SampleArgs) -> crux::Result<()> {
         out.sweeps,
         a.seed.unwrap_or(m.seed)
     );
-    for p in &posts {
-        print!("{}", p.summary());
-    }
+    let table = crux::analysis::SummaryTable {
+        rows: posts.iter().flat_map(|p| p.summary().rows).collect(),
+    };
+    print!("{table}");
     let total = t.elapsed().as_secs_f64();
     println!(
         "load {:.1} ms, {} {:.1} ms, sampling {:.1} ms, total {:.1} ms",
