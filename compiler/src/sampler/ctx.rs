@@ -189,6 +189,13 @@ impl Rng {
     /// Standard normal by Box–Muller (the host's `crux_ir::rng::normal`,
     /// up to the math expansions' rounding).
     pub fn normal(&self, b: &mut Builder, k: Value) -> Value {
+        let (r, a) = self.box_muller(b, k);
+        let c = math::cos(b, a);
+        b.mul(r, c)
+    }
+
+    /// Box–Muller's radius `√(−2 ln u1)` and angle `2π u2` of draw `k`.
+    fn box_muller(&self, b: &mut Builder, k: Value) -> (Value, Value) {
         let c = self.counter(b, k);
         let w = b.philox(self.seed, self.stream, c);
         let u1 = unit(b, w[0], w[1]);
@@ -200,30 +207,15 @@ impl Rng {
         let r = b.mul(m2, ln);
         let r = b.sqrt(r);
         let tau = b.f64(std::f64::consts::TAU);
-        let a = b.mul(tau, u2);
-        let c = math::cos(b, a);
-        b.mul(r, c)
+        (r, b.mul(tau, u2))
     }
-}
 
-impl Rng {
     /// Two standard normals from draw `k` (the host's
     /// `crux_ir::rng::normal_pair`, up to the math expansions' rounding):
     /// Box–Muller's cosine and sine outputs, half the Philox and logarithm
     /// work per normal.
     pub fn normal_pair(&self, b: &mut Builder, k: Value) -> (Value, Value) {
-        let c = self.counter(b, k);
-        let w = b.philox(self.seed, self.stream, c);
-        let u1 = unit(b, w[0], w[1]);
-        let one = b.f64(1.0);
-        let u1 = b.sub(one, u1);
-        let u2 = unit(b, w[2], w[3]);
-        let ln = math::log(b, u1);
-        let m2 = b.f64(-2.0);
-        let r = b.mul(m2, ln);
-        let r = b.sqrt(r);
-        let tau = b.f64(std::f64::consts::TAU);
-        let a = b.mul(tau, u2);
+        let (r, a) = self.box_muller(b, k);
         let c = math::cos(b, a);
         let s = math::sin(b, a);
         (b.mul(r, c), b.mul(r, s))

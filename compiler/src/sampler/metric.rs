@@ -722,16 +722,7 @@ impl Moments {
                 let zero = b.i64(0);
                 b.for_(zero, ni, &[], |b, t, _| {
                     let yrow = b.mul(t, dv);
-                    let (lo, hi) = (b.i64(0), b.i64(d as i64));
-                    let acc0 = b.f64(0.0);
-                    let s = b.for_(lo, hi, &[acc0], |b, i, acc| {
-                        let ya = b.add(yrow, i);
-                        let va = b.add(vrow, i);
-                        let y = draws.load(b, ya);
-                        let x = from.load(b, va);
-                        let p = b.mul(y, x);
-                        vec![b.add(acc[0], p)]
-                    })[0];
+                    let s = row_dot(b, (draws, yrow), (from, vrow), d);
                     a.store(b, t, s);
                     vec![]
                 });
@@ -803,6 +794,21 @@ impl Moments {
     }
 }
 
+/// `Σ_{i<d} x[xr + i] · y[yr + i]` in ascending `i` (rows of row-major
+/// matrices at run-time offsets).
+fn row_dot(b: &mut Builder, (x, xr): (Vector, Value), (y, yr): (Vector, Value), d: usize) -> Value {
+    let (lo, hi) = (b.i64(0), b.i64(d as i64));
+    let acc0 = b.f64(0.0);
+    b.for_(lo, hi, &[acc0], |b, i, acc| {
+        let a = b.add(xr, i);
+        let c = b.add(yr, i);
+        let p = x.load(b, a);
+        let q = y.load(b, c);
+        let t = b.mul(p, q);
+        vec![b.add(acc[0], t)]
+    })[0]
+}
+
 /// Modified Gram–Schmidt on the `k` rows of `v` (`k × d`, row-major): each
 /// row minus its projections on the earlier ones, then normalised; a row
 /// of norm below 10⁻¹² (dependent) becomes zero.
@@ -814,16 +820,7 @@ fn orthonormalise(b: &mut Builder, v: Vector, k: usize, d: usize) {
         let zero = b.i64(0);
         b.for_(zero, j, &[], |b, l, _| {
             let rl = b.mul(l, dv);
-            let (lo, hi) = (b.i64(0), b.i64(d as i64));
-            let acc0 = b.f64(0.0);
-            let p = b.for_(lo, hi, &[acc0], |b, i, acc| {
-                let a = b.add(rj, i);
-                let c = b.add(rl, i);
-                let x = v.load(b, a);
-                let y = v.load(b, c);
-                let t = b.mul(x, y);
-                vec![b.add(acc[0], t)]
-            })[0];
+            let p = row_dot(b, (v, rj), (v, rl), d);
             let (lo, hi) = (b.i64(0), b.i64(d as i64));
             b.for_(lo, hi, &[], |b, i, _| {
                 let a = b.add(rj, i);
@@ -837,14 +834,7 @@ fn orthonormalise(b: &mut Builder, v: Vector, k: usize, d: usize) {
             });
             vec![]
         });
-        let (lo, hi) = (b.i64(0), b.i64(d as i64));
-        let acc0 = b.f64(0.0);
-        let sq = b.for_(lo, hi, &[acc0], |b, i, acc| {
-            let a = b.add(rj, i);
-            let x = v.load(b, a);
-            let t = b.mul(x, x);
-            vec![b.add(acc[0], t)]
-        })[0];
+        let sq = row_dot(b, (v, rj), (v, rj), d);
         let nrm = b.sqrt(sq);
         let tiny = b.f64(1e-12);
         let big = b.cmp(CmpOp::Gt, nrm, tiny);
