@@ -539,104 +539,54 @@ fn ess_plain(c: &Chains) -> f64 {
 
 /// Autocovariances `acov[k] = Σ_t (x_t − x̄)(x_{t+k} − x̄) / n` of every
 /// chain at every lag `k < n`, lag-major (`out[k · chains + chain]`), via
-/// zero-padded FFTs as arviz's `autocov` (same values up to rounding).
-/// Chains go two at a time through one complex transform, `a + i·b`.
+/// zero-padded FFTs (rustfft) as arviz's `autocov` (same values up to
+/// rounding). Chains go two at a time through one complex transform,
+/// `a + i·b`.
 fn autocov(c: &Chains) -> Vec<f64> {
+    use rustfft::num_complex::Complex;
     let (chains, n) = (c.chains, c.draws);
     let m = (2 * n).next_power_of_two();
-    let fft = Fft::new(m);
+    let mut planner = rustfft::FftPlanner::<f64>::new();
+    let (forward, inverse) = (planner.plan_fft_forward(m), planner.plan_fft_inverse(m));
     let scale = 1.0 / (m as f64 * n as f64);
     let mut out = vec![0.0; n * chains];
-    let (mut re, mut im) = (vec![0.0; m], vec![0.0; m]);
-    let (mut pa, mut pb) = (vec![0.0; m], vec![0.0; m]);
+    let zero = Complex::new(0.0, 0.0);
+    let (mut z, mut p) = (vec![zero; m], vec![zero; m]);
     for first in (0..chains).step_by(2) {
         let second = (first + 1 < chains).then_some(first + 1);
-        re.fill(0.0);
-        im.fill(0.0);
+        z.fill(zero);
         let a = c.row(first);
         let mu = mean(a);
-        for (r, &v) in re.iter_mut().zip(a) {
-            *r = v - mu;
+        for (r, &v) in z.iter_mut().zip(a) {
+            r.re = v - mu;
         }
         if let Some(second) = second {
             let b = c.row(second);
             let mu = mean(b);
-            for (i, &v) in im.iter_mut().zip(b) {
-                *i = v - mu;
+            for (i, &v) in z.iter_mut().zip(b) {
+                i.im = v - mu;
             }
         }
-        fft.run(&mut re, &mut im, false);
+        forward.process(&mut z);
         // With Z = FFT(a + i·b): A_k = (Z_k + conj Z_{−k}) / 2 and
         // B_k = (Z_k − conj Z_{−k}) / 2i, so the power spectra are
         for k in 0..m {
-            let (xr, xi) = (re[k], im[k]);
-            let (yr, yi) = (re[(m - k) % m], im[(m - k) % m]);
-            pa[k] = 0.25 * ((xr + yr) * (xr + yr) + (xi - yi) * (xi - yi));
-            pb[k] = 0.25 * ((xr - yr) * (xr - yr) + (xi + yi) * (xi + yi));
+            let (x, y) = (z[k], z[(m - k) % m]);
+            let pa = 0.25 * ((x.re + y.re) * (x.re + y.re) + (x.im - y.im) * (x.im - y.im));
+            let pb = 0.25 * ((x.re - y.re) * (x.re - y.re) + (x.im + y.im) * (x.im + y.im));
+            p[k] = Complex::new(pa, pb);
         }
         // Both spectra are real and even, so one inverse transform of
         // |A|² + i·|B|² gives both autocovariances (real and imaginary parts).
-        fft.run(&mut pa, &mut pb, true);
+        inverse.process(&mut p);
         for k in 0..n {
-            out[k * chains + first] = pa[k] * scale;
+            out[k * chains + first] = p[k].re * scale;
             if let Some(second) = second {
-                out[k * chains + second] = pb[k] * scale;
+                out[k * chains + second] = p[k].im * scale;
             }
         }
     }
     out
-}
-
-/// An iterative radix-2 complex FFT of one power-of-two size.
-struct Fft {
-    cos: Vec<f64>,
-    sin: Vec<f64>,
-}
-
-impl Fft {
-    fn new(m: usize) -> Self {
-        debug_assert!(m.is_power_of_two());
-        let step = std::f64::consts::TAU / m as f64;
-        Fft {
-            cos: (0..m / 2).map(|k| (step * k as f64).cos()).collect(),
-            sin: (0..m / 2).map(|k| (step * k as f64).sin()).collect(),
-        }
-    }
-
-    /// Unnormalised transform in place (`inverse` flips the exponent sign).
-    fn run(&self, re: &mut [f64], im: &mut [f64], inverse: bool) {
-        let m = re.len();
-        if m < 2 {
-            return;
-        }
-        let bits = m.trailing_zeros();
-        for i in 0..m {
-            let j = i.reverse_bits() >> (usize::BITS - bits);
-            if j > i {
-                re.swap(i, j);
-                im.swap(i, j);
-            }
-        }
-        let sign = if inverse { 1.0 } else { -1.0 };
-        let mut len = 2;
-        while len <= m {
-            let half = len / 2;
-            let stride = m / len;
-            for start in (0..m).step_by(len) {
-                for k in 0..half {
-                    let (wr, wi) = (self.cos[k * stride], sign * self.sin[k * stride]);
-                    let (a, b) = (start + k, start + k + half);
-                    let tr = re[b] * wr - im[b] * wi;
-                    let ti = re[b] * wi + im[b] * wr;
-                    re[b] = re[a] - tr;
-                    im[b] = im[a] - ti;
-                    re[a] += tr;
-                    im[a] += ti;
-                }
-            }
-            len *= 2;
-        }
-    }
 }
 
 /// `1/√(2π)`.
