@@ -41,8 +41,8 @@ enum Command {
     Bench,
 }
 
-/// The problems `crux compile` knows (the samples' problems).
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+/// The problems `crux compile` knows by name (the samples' problems).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ProblemName {
     /// The spec's quick example (2 parameters, NUTS).
     Quickstart,
@@ -54,8 +54,10 @@ enum ProblemName {
 
 #[derive(clap::Args)]
 struct CompileArgs {
-    /// Which problem.
-    problem: ProblemName,
+    /// Which problem: `quickstart`, `gauss100`, `bpinn` (the samples'), or
+    /// a problem file: a log-density as graph IR text (an output `logp`,
+    /// the parameters as the position), sampled by NUTS from zero.
+    problem: String,
     /// The artifact directory to write.
     #[arg(short, long)]
     output: PathBuf,
@@ -74,6 +76,9 @@ struct CompileArgs {
     /// Weight of the likelihood term (default: the sample's).
     #[arg(long)]
     likelihood_scale: Option<f64>,
+    /// Problem files: standard deviation of each chain's start around 0.
+    #[arg(long, default_value_t = 0.0)]
+    init_jitter: f64,
 }
 
 #[derive(clap::Args)]
@@ -134,7 +139,16 @@ enum BackendArg {
 
 fn compile(a: &CompileArgs) -> crux::Result<()> {
     let t = std::time::Instant::now();
-    let (problem, epochs, name) = match a.problem {
+    let named = match a.problem.as_str() {
+        "quickstart" => Some(ProblemName::Quickstart),
+        "gauss100" => Some(ProblemName::Gauss100),
+        "bpinn" => Some(ProblemName::Bpinn),
+        _ => None,
+    };
+    let Some(named) = named else {
+        return compile_file(a, t);
+    };
+    let (problem, epochs, name) = match named {
         ProblemName::Quickstart => {
             let q = Quickstart::new(a.seed)?;
             for p in [&q.a, &q.b] {
@@ -184,6 +198,43 @@ fn compile(a: &CompileArgs) -> crux::Result<()> {
         m.keep,
         m.chains,
         m.seed,
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+/// `crux compile FILE`: a log-density in graph IR text.
+fn compile_file(a: &CompileArgs, t: std::time::Instant) -> crux::Result<()> {
+    let path = Path::new(&a.problem);
+    let text = std::fs::read_to_string(path).map_err(|e| crux::Error::InvalidArgument {
+        what: "problem".into(),
+        reason: format!(
+            "`{}` is neither quickstart, gauss100 nor bpinn, nor a readable problem file: {e}",
+            a.problem
+        ),
+    })?;
+    let name = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("problem")
+        .to_string();
+    let sampling = crux::GraphSampling {
+        warmup: a.warmup.unwrap_or(500),
+        keep: a.draws.unwrap_or(1000),
+        chains: a.chains,
+        seed: a.seed,
+        init_jitter: a.init_jitter,
+        ..Default::default()
+    };
+    let art = Artifact::from_graph_text(&text, &name, &sampling)?;
+    art.write(&a.output)?;
+    let m = art.manifest();
+    println!(
+        "wrote {} ({name}: NUTS over {} leaves, {} sweeps, {} draws per chain) in {:.1} ms",
+        a.output.display(),
+        m.models.first().map_or(0, |x| x.leaves.len()),
+        m.sweeps,
+        m.keep,
         t.elapsed().as_secs_f64() * 1e3
     );
     Ok(())

@@ -129,3 +129,70 @@ fn errors_are_messages() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("draws must be in 1..=1000"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `crux compile FILE`: a log-density in graph IR text (here the quick
+/// example's, traced), then sampled.
+#[test]
+fn compile_a_problem_file() {
+    use crux::Prior;
+    let q = crux_samples::problems::Quickstart::new(3).unwrap();
+    let ld = q
+        .problem
+        .log_density()
+        .sample(&q.a, Prior::default())
+        .sample(&q.b, Prior::default())
+        .build()
+        .unwrap();
+    let dir = scratch("file");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("quick.graph");
+    std::fs::write(
+        &file,
+        crux_ir::graph::text::print(ld.stage_graph("traced").unwrap()),
+    )
+    .unwrap();
+    let art = dir.join("quick.crux");
+    let out = crux()
+        .arg("compile")
+        .arg(&file)
+        .args(["--chains", "2", "--init-jitter", "0.1", "-o"])
+        .arg(&art)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("quick: NUTS over 2 leaves"));
+    let json = dir.join("s.json");
+    let out = crux()
+        .arg("sample")
+        .arg(&art)
+        .args(["--quiet", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let names: Vec<&str> = v["models"][0]["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a[0]", "b[0]"]);
+    // An unreadable problem is a message, not a panic.
+    let out = crux()
+        .args(["compile", "/nonexistent.graph", "-o"])
+        .arg(dir.join("x"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nor a readable problem file"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

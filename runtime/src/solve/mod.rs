@@ -35,7 +35,7 @@ mod problem;
 mod resolve;
 mod track;
 
-pub use artifact::{Artifact, ArtifactError, ArtifactRun, ArtifactSamples};
+pub use artifact::{Artifact, ArtifactError, ArtifactRun, ArtifactSamples, GraphSampling};
 #[cfg(feature = "cuda")]
 pub use driver::cuda::driver_present;
 pub use eval::Samples;

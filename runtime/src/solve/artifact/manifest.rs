@@ -159,7 +159,7 @@ pub enum LeafSource {
     Value(Vec<f64>),
 }
 
-fn kind_name(k: DiagKind) -> &'static str {
+pub(crate) fn kind_name(k: DiagKind) -> &'static str {
     match k {
         DiagKind::Bool => "bool",
         DiagKind::Int => "int",

@@ -48,7 +48,7 @@ pub use manifest::{FieldLayout, LeafLayout, LeafSource, Manifest, ModelLayout, F
 
 use super::driver::cpu::run_range;
 use super::driver::init::{base_state, jitters, Jitter};
-use super::driver::plan::{plan, Plan};
+use super::driver::plan::plan;
 use super::options::{SolveOptions, Tiering};
 use crate::compile::problem::Problem;
 use crate::compile::Backend;
@@ -102,6 +102,36 @@ impl Default for ArtifactRun {
             threads: None,
             progress: false,
             tiering: Tiering::Auto,
+        }
+    }
+}
+
+/// How [`Artifact::from_graph_text`] samples a log-density file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GraphSampling {
+    /// Warmup sweeps (window adaptation runs in them).
+    pub warmup: usize,
+    /// Draws kept per chain.
+    pub keep: usize,
+    /// A run's default chains.
+    pub chains: usize,
+    /// A run's default seed.
+    pub seed: u64,
+    /// The starting step size.
+    pub step_size: f64,
+    /// Standard deviation of each chain's start around zero.
+    pub init_jitter: f64,
+}
+
+impl Default for GraphSampling {
+    fn default() -> Self {
+        GraphSampling {
+            warmup: 500,
+            keep: 1000,
+            chains: 1,
+            seed: 42,
+            step_size: 0.1,
+            init_jitter: 0.0,
         }
     }
 }
@@ -186,36 +216,166 @@ impl Artifact {
         let starts = vec![None; p.members.len()];
         let state = base_state(&p, &starts);
         let jit = jitters(&p, &starts);
-        let mut manifest = Manifest::of_plan(&p, name, opts.seed.unwrap_or(problem.seed()), &jit);
+        let manifest = Manifest::of_plan(&p, name, opts.seed.unwrap_or(problem.seed()), &jit);
         let function = p.chunk.function.clone();
+        let data = p.chunk.data.clone();
+        Self::assemble(manifest, function, data, state, p.graphs.clone())
+    }
+
+    /// The files of an artifact: PTX, object code and its shared library,
+    /// the graphs' text.
+    fn assemble(
+        mut manifest: Manifest,
+        function: Function,
+        data: Vec<Vec<f64>>,
+        state: Vec<f64>,
+        graphs: Vec<(String, crux_ir::graph::Graph)>,
+    ) -> Result<Artifact> {
         manifest.entry = function.name.clone();
+        let backend = |e| Error::Compile(crux_compiler::pipeline::CompileError::Backend(e));
         let ptx = emit(
             &function,
             &PtxOptions {
-                bounds_checks: !p.builtin(),
+                bounds_checks: !manifest.builtin,
                 thread_param: Some(1),
                 max_threads_per_block: 128,
             },
         )
-        .map_err(|e| Error::Compile(crux_compiler::pipeline::CompileError::Backend(e)))?;
-        let object = clif::compile_object(&function)
-            .map_err(|e| Error::Compile(crux_compiler::pipeline::CompileError::Backend(e)))?;
+        .map_err(backend)?;
+        let object = clif::compile_object(&function).map_err(backend)?;
         let shared = link_shared(&object);
         let kir = crux_ir::kernel::text::print(&function).into_bytes();
         let mut texts = vec![
             ("chunk.ptx".to_string(), ptx.into_bytes()),
             ("chunk.o".to_string(), object),
         ];
-        texts.extend(graph_files(&p));
+        texts.extend(graph_files(&graphs));
         Ok(Artifact {
             manifest,
             kir,
             function: function.into(),
             shared,
-            data: p.chunk.data.clone(),
+            data,
             state,
             texts,
         })
+    }
+
+    /// An artifact of a log-density given as graph IR text (a problem
+    /// file: an output `logp`, the parameters as the position), sampled by
+    /// NUTS with window adaptation, named `name`. The position starts at
+    /// zero (plus `sampling.init_jitter` per chain); each graph parameter
+    /// is one leaf of one model named `name`.
+    pub fn from_graph_text(text: &str, name: &str, sampling: &GraphSampling) -> Result<Artifact> {
+        use crux_compiler::lower::lower_log_density;
+        use crux_compiler::pipeline::{compile_log_density, CompileError};
+        use crux_compiler::sampler::kernels::Nuts;
+        use crux_compiler::sampler::{build_chunk, Adaptation, Metric, ModelPlan};
+        let bad = |reason: String| Error::InvalidArgument {
+            what: "problem file".into(),
+            reason,
+        };
+        if sampling.keep == 0 || sampling.chains == 0 {
+            return Err(bad("keep and chains must be >= 1".into()));
+        }
+        let graph = crux_ir::graph::text::parse(text)
+            .map_err(|e| bad(format!("not graph IR text: {e}")))?;
+        let opt = compile_log_density(&graph, &Default::default()).map_err(Error::Compile)?;
+        let lowered = lower_log_density(opt.final_graph(), "logp")
+            .map_err(|e| Error::Compile(CompileError::Lower(e)))?;
+        let dim = lowered.layout.dim;
+        if dim == 0 {
+            return Err(bad("the graph has no parameters to sample".into()));
+        }
+        let offsets = lowered.layout.param_offsets.clone();
+        let plan = ModelPlan {
+            name: name.to_string(),
+            kernel: std::sync::Arc::new(Nuts::default()),
+            target: lowered,
+            offset: 0,
+            len: dim,
+            warmup: sampling.warmup,
+            keep: sampling.keep,
+            thin: 1,
+            adapt: (sampling.warmup > 0).then(Adaptation::default),
+            metric: Metric::Diagonal,
+            minibatch: None,
+            repeats: 1,
+        };
+        let chunk = build_chunk(dim, &[plan])
+            .map_err(|e| bad(format!("the sampler kernel is invalid: {e}")))?;
+        let slots = &chunk.models[0];
+        let mut state = vec![0.0; chunk.state.len];
+        state[slots.step_size] = sampling.step_size;
+        state[slots.inverse_mass..slots.inverse_mass + dim].fill(1.0);
+        let leaves = graph
+            .params()
+            .iter()
+            .zip(&offsets)
+            .map(|(p, &off)| LeafLayout {
+                name: p.name.clone(),
+                shape: p.shape.0.clone(),
+                source: LeafSource::Draws {
+                    offset: slots.draws + off,
+                    row: dim,
+                },
+            })
+            .collect();
+        let jitter = (sampling.init_jitter > 0.0)
+            .then_some(manifest::JitterEntry {
+                at: chunk.theta,
+                len: dim,
+                sigma: sampling.init_jitter,
+                counter: 0,
+            })
+            .into_iter()
+            .collect();
+        let manifest = Manifest {
+            format_version: FORMAT_VERSION,
+            crux_version: env!("CARGO_PKG_VERSION").to_string(),
+            target: host_target(),
+            name: name.to_string(),
+            entry: chunk.function.name.clone(),
+            seed: sampling.seed,
+            chains: sampling.chains,
+            keep: sampling.keep,
+            sweeps: chunk.sweeps,
+            state_len: chunk.state.len,
+            work_len: chunk.work_len,
+            draws_len: chunk.draws_len,
+            diag_len: chunk.diag_len,
+            data_lens: chunk.data.iter().map(Vec::len).collect(),
+            jitter,
+            models: vec![ModelLayout {
+                name: name.to_string(),
+                kernel: "nuts".into(),
+                warmup: sampling.warmup,
+                keep: sampling.keep,
+                thin: 1,
+                diag: slots.diag,
+                fields: slots
+                    .fields
+                    .iter()
+                    .map(|f| FieldLayout {
+                        name: f.name.to_string(),
+                        kind: manifest::kind_name(f.kind).to_string(),
+                    })
+                    .collect(),
+                step_size: slots.step_size,
+                inverse_mass: (slots.inverse_mass, dim),
+                leaves,
+            }],
+            builtin: true,
+            files: Vec::new(),
+        };
+        let function = chunk.function;
+        Self::assemble(
+            manifest,
+            function,
+            chunk.data,
+            state,
+            vec![("graph".to_string(), opt.final_graph().clone())],
+        )
     }
 
     /// The manifest.
@@ -512,8 +672,8 @@ impl Artifact {
 }
 
 /// `logdensity.<i>.graph` for each step's optimised graph.
-fn graph_files(p: &Plan) -> Vec<(String, Vec<u8>)> {
-    p.graphs
+fn graph_files(graphs: &[(String, crux_ir::graph::Graph)]) -> Vec<(String, Vec<u8>)> {
+    graphs
         .iter()
         .enumerate()
         .map(|(i, (name, g))| {
