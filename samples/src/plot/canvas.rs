@@ -464,13 +464,13 @@ impl Canvas {
     }
 
     /// The picture as a PNG file.
-    pub fn to_png(&self) -> Vec<u8> {
+    pub fn to_png(&self) -> std::io::Result<Vec<u8>> {
         png::encode_rgb(self.width as u32, self.height as u32, &self.pixels)
     }
 
     /// Writes the picture to `path` as PNG.
     pub fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
-        std::fs::write(path, self.to_png())
+        std::fs::write(path, self.to_png()?)
     }
 }
 
@@ -510,7 +510,7 @@ mod tests {
         c.text(nan, 0.0, "x", 2, Rgb::BLACK);
         c.text(-100.0, -100.0, "far away \u{3b2}", 3, Rgb::BLACK);
         c.text(38.0, 28.0, "edge", 2, Rgb::BLACK);
-        assert!(c.to_png().starts_with(b"\x89PNG"));
+        assert!(c.to_png().unwrap().starts_with(b"\x89PNG"));
     }
 
     #[test]

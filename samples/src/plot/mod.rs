@@ -961,12 +961,20 @@ mod tests {
     #[test]
     fn output_is_deterministic() {
         let a = ar1(4, 300);
-        let one = trace_canvas("a", a.view(), Some((0.5, 1.0))).to_png();
-        let two = trace_canvas("a", a.view(), Some((0.5, 1.0))).to_png();
+        let one = trace_canvas("a", a.view(), Some((0.5, 1.0)))
+            .to_png()
+            .unwrap();
+        let two = trace_canvas("a", a.view(), Some((0.5, 1.0)))
+            .to_png()
+            .unwrap();
         assert_eq!(one, two);
         let x = [0.0, 0.5, 1.0];
-        let one = band_canvas("t", &x, &x, &x, &x, None, "x", "y").to_png();
-        let two = band_canvas("t", &x, &x, &x, &x, None, "x", "y").to_png();
+        let one = band_canvas("t", &x, &x, &x, &x, None, "x", "y")
+            .to_png()
+            .unwrap();
+        let two = band_canvas("t", &x, &x, &x, &x, None, "x", "y")
+            .to_png()
+            .unwrap();
         assert_eq!(one, two);
         let p = tmp("det.png");
         trace_plot(&p, "a", a.view(), None).unwrap();
