@@ -390,18 +390,55 @@ fn inspect(dir: &Path) -> crux::Result<()> {
         let Ok(text) = std::fs::read_to_string(&p) else {
             break;
         };
-        let nodes = text
-            .lines()
-            .filter(|l| l.trim_start().starts_with('%'))
-            .count();
         let first = text
             .lines()
             .next()
             .unwrap_or_default()
             .trim_start_matches("# ");
-        println!("  graph {i} ({first}): {nodes} nodes");
+        let body: String = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        match crux_ir::graph::text::parse(&body) {
+            Ok(g) => println!(
+                "  graph {i} ({first}): {} nodes, {} flops per log-density + gradient evaluation",
+                g.len(),
+                graph_flops(&g)
+            ),
+            Err(e) => println!("  graph {i} ({first}): does not parse: {e}"),
+        }
     }
     Ok(())
+}
+
+/// Floating-point operations of one evaluation of `g`: an elementwise
+/// node costs its output's entries, a reduction its input's, a matrix
+/// product `2 m n k`.
+fn graph_flops(g: &crux_ir::graph::Graph) -> u64 {
+    use crux_ir::graph::{NodeId, Op};
+    (0..g.len())
+        .map(|i| {
+            let n = g.node(NodeId(i as u32));
+            let out = n.shape.numel() as u64;
+            match &n.op {
+                Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select => out,
+                Op::Sum { .. } | Op::ReduceMax { .. } => n
+                    .args
+                    .first()
+                    .map_or(0, |a| g.node(*a).shape.numel() as u64),
+                Op::MatMul => {
+                    let k = n
+                        .args
+                        .first()
+                        .and_then(|a| g.node(*a).shape.0.last().copied())
+                        .unwrap_or(0) as u64;
+                    2 * out * k
+                }
+                _ => 0,
+            }
+        })
+        .sum()
 }
 
 /// Runs the benchmark scripts with the single-core XLA flags, or says how
