@@ -72,6 +72,20 @@ pub enum Error {
     /// problem artifacts cannot hold.
     #[error("artifact: {0}")]
     Artifact(#[from] crate::solve::artifact::ArtifactError),
+    /// A checkpoint cannot be written, read or resumed from.
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] crate::solve::checkpoint::CheckpointError),
+    /// The run stopped early (`stop_after_chunks`) after `sweeps` sweeps;
+    /// with a checkpoint configured, resume it from there.
+    #[error("the run stopped after {sweeps} of {total} sweeps{}", .checkpoint.as_ref().map_or(String::new(), |p| format!("; resume it with SolveOptions::resume({p:?})")))]
+    Interrupted {
+        /// Sweeps done.
+        sweeps: usize,
+        /// Sweeps of the whole run.
+        total: usize,
+        /// The checkpoint written at the stop, if any.
+        checkpoint: Option<std::path::PathBuf>,
+    },
     /// Invalid argument to a constructor or builder.
     #[error("invalid {what}: {reason}")]
     InvalidArgument {

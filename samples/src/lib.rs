@@ -110,6 +110,16 @@ pub struct SampleArgs {
     /// Stream metrics (one JSON object per chunk) to this file.
     #[arg(long, value_name = "PATH")]
     pub track: Option<std::path::PathBuf>,
+    /// Write a checkpoint of the run here at chunk boundaries (resume a
+    /// killed run with `--resume PATH`).
+    #[arg(long)]
+    pub checkpoint: Option<std::path::PathBuf>,
+    /// Least seconds between checkpoints.
+    #[arg(long, default_value_t = 60.0)]
+    pub checkpoint_every: f64,
+    /// Continue the run a checkpoint holds (same problem and settings).
+    #[arg(long)]
+    pub resume: Option<std::path::PathBuf>,
 }
 
 /// A training curve in one line: about `points` `sweep: loss` pairs of
@@ -214,6 +224,12 @@ impl SampleArgs {
         }
         if let Some(path) = &self.track {
             o = o.tracker(crux::JsonlTracker::create(path)?);
+        }
+        if let Some(path) = &self.checkpoint {
+            o = o.checkpoint(path).checkpoint_every(self.checkpoint_every);
+        }
+        if let Some(path) = &self.resume {
+            o = o.resume(path);
         }
         Ok(o)
     }

@@ -27,6 +27,7 @@
 //! ```
 
 pub mod artifact;
+pub mod checkpoint;
 mod driver;
 mod eval;
 mod initializers;
@@ -36,6 +37,7 @@ mod resolve;
 mod track;
 
 pub use artifact::{Artifact, ArtifactError, ArtifactRun, ArtifactSamples, GraphSampling};
+pub use checkpoint::{atomic_write, CheckpointError, CHECKPOINT_FORMAT};
 #[cfg(feature = "cuda")]
 pub use driver::cuda::driver_present;
 pub use eval::Samples;

@@ -34,6 +34,10 @@ pub struct SolveOptions {
     pub(crate) tracker: Option<Arc<Mutex<dyn Tracker>>>,
     pub(crate) seed: Option<u64>,
     pub(crate) substeps: Option<Vec<Substep>>,
+    pub(crate) checkpoint: Option<std::path::PathBuf>,
+    pub(crate) checkpoint_every: f64,
+    pub(crate) resume: Option<std::path::PathBuf>,
+    pub(crate) stop_after_chunks: Option<usize>,
 }
 
 /// One substep of a sweep (the spec's `substeps=`): the models that the
@@ -85,6 +89,10 @@ impl Default for SolveOptions {
             tracker: None,
             seed: None,
             substeps: None,
+            checkpoint: None,
+            checkpoint_every: 60.0,
+            resume: None,
+            stop_after_chunks: None,
         }
     }
 }
@@ -140,6 +148,34 @@ impl SolveOptions {
     /// at least 10). Draws do not depend on it.
     pub fn chunk_sweeps(mut self, n: usize) -> Self {
         self.chunk = Some(n.max(1));
+        self
+    }
+    /// Writes a checkpoint of the whole run to `path` at chunk boundaries,
+    /// at most every [`checkpoint_every`](Self::checkpoint_every) seconds
+    /// (atomically: a temporary file renamed into place). A killed run
+    /// continues from it with [`resume`](Self::resume).
+    pub fn checkpoint(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.checkpoint = Some(path.into());
+        self
+    }
+    /// The least time between checkpoints (default 60 s; 0: every chunk).
+    pub fn checkpoint_every(mut self, seconds: f64) -> Self {
+        self.checkpoint_every = seconds.max(0.0);
+        self
+    }
+    /// Continues the run the checkpoint at `path` holds (the same problem,
+    /// epochs, seed and chains, else a [`crate::CheckpointError`] saying
+    /// what differs): the draws equal those of an uninterrupted run, bit
+    /// for bit, whatever the chunk it stopped at, the threads or the tier.
+    pub fn resume(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.resume = Some(path.into());
+        self
+    }
+    /// Ends the run after `n` chunks with [`crate::Error::Interrupted`]
+    /// (after writing the checkpoint, if one is configured): a run split
+    /// across time-limited jobs, and the tests of resuming.
+    pub fn stop_after_chunks(mut self, n: usize) -> Self {
+        self.stop_after_chunks = Some(n);
         self
     }
 }

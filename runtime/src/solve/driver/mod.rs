@@ -36,10 +36,41 @@ pub(crate) fn solve(problem: &Problem, epochs: usize, opts: &SolveOptions) -> Re
     let t_init = Instant::now();
     let starts = super::initializers::run(problem, &plan, seed, opts.substeps.is_some(), &log)?;
     let initializer_seconds = t_init.elapsed().as_secs_f64();
-    let chains: Vec<exe::Chain> = init::chains(&plan, seed, &starts)
-        .into_iter()
-        .map(Mutex::new)
-        .collect();
+    let mut bufs0 = init::chains(&plan, seed, &starts);
+    // Checkpoints identify the run by its compiled problem and settings.
+    let problem_hash = (opts.checkpoint.is_some() || opts.resume.is_some())
+        .then(|| super::checkpoint::problem_hash(&plan));
+    let run_id = problem_hash
+        .as_deref()
+        .map(|problem| super::checkpoint::RunId {
+            problem,
+            seed,
+            chains: plan.k,
+            sweeps: plan.chunk.sweeps,
+        });
+    let mut start = 0;
+    if let (Some(path), Some(id)) = (&opts.resume, &run_id) {
+        let (sweep, saved) = super::checkpoint::read(path, id)?;
+        for (b, [state, draws, diag]) in bufs0.iter_mut().zip(saved) {
+            use crux_compiler::sampler::abi::ChunkBuffer;
+            for (which, v) in [
+                (ChunkBuffer::State, state),
+                (ChunkBuffer::Draws, draws),
+                (ChunkBuffer::Diag, diag),
+            ] {
+                let dst = b.get_mut(which);
+                if dst.len() != v.len() {
+                    return Err(Error::Checkpoint(
+                        super::checkpoint::CheckpointError::Problem,
+                    ));
+                }
+                dst.copy_from_slice(&v);
+            }
+        }
+        start = sweep;
+        log(format!("resuming from {} at sweep {sweep}", path.display()));
+    }
+    let chains: Vec<exe::Chain> = bufs0.into_iter().map(Mutex::new).collect();
     let exe = exe::Executor::new(&plan, &chains, opts)?;
     let threads = opts
         .threads
@@ -55,6 +86,7 @@ pub(crate) fn solve(problem: &Problem, epochs: usize, opts: &SolveOptions) -> Re
         threads,
         opts,
         compile_seconds: t_compile.elapsed().as_secs_f64(),
+        checkpoint: opts.checkpoint.as_deref().zip(run_id.as_ref()),
     };
     let (sweeps, warmup_sweeps) = (plan.chunk.sweeps, run.warmup_sweeps());
     let what = if plan.members.iter().any(|m| m.mcmc().is_some()) {
@@ -71,7 +103,7 @@ pub(crate) fn solve(problem: &Problem, epochs: usize, opts: &SolveOptions) -> Re
         run.chunk_len(),
         plan.k
     ));
-    let timings = run.run_all()?;
+    let timings = run.run_all(start)?;
     let compile_seconds = run.compile_seconds;
     if let Some(t) = timings.optimised_compile_seconds {
         log(format!(

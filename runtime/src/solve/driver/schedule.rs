@@ -45,6 +45,8 @@ pub(crate) struct Run<'a> {
     pub opts: &'a SolveOptions,
     /// Seconds spent compiling before the first sweep.
     pub compile_seconds: f64,
+    /// Where to write checkpoints, and the run's identity.
+    pub checkpoint: Option<(&'a std::path::Path, &'a crate::solve::checkpoint::RunId<'a>)>,
 }
 
 impl Run<'_> {
@@ -64,21 +66,23 @@ impl Run<'_> {
         self.opts.chunk.unwrap_or((sweeps / 10).max(10))
     }
 
-    /// Runs every sweep. Chunk ends: a short first chunk on the code
+    /// Runs every sweep from `from` (0, or a resumed checkpoint's). Chunk ends: a short first chunk on the code
     /// compiled first (it times the run), then chunks of `chunk_len` (short
     /// ones while optimised code may still arrive), cut at the end of
     /// warmup.
-    pub fn run_all(&self) -> Result<Timings> {
+    pub fn run_all(&self, from: usize) -> Result<Timings> {
         let sweeps = self.plan.chunk.sweeps;
         let warmup = self.warmup_sweeps();
         let chunk_len = self.chunk_len();
         let mut progress = Progress::new(self)?;
         let mut t = Timings::default();
         let optimised_seconds: Mutex<Option<f64>> = Mutex::new(None);
+        let mut last_checkpoint = Instant::now();
+        let mut chunks = 0;
         std::thread::scope(|scope| -> Result<()> {
-            let mut lo = 0;
+            let mut lo = from;
             while lo < sweeps {
-                let len = if lo == 0 {
+                let len = if lo == from {
                     (sweeps / 100).clamp(1, chunk_len).min(sweeps)
                 } else if self.exe.optimised_pending() {
                     (chunk_len / 10).max(1)
@@ -107,10 +111,35 @@ impl Run<'_> {
                 if hi == warmup {
                     t.grad_evals_warmup = grad_evals(&self.plan.chunk, self.chains);
                 }
-                if lo == 0 {
+                if lo == from {
                     self.start_optimised_tier(scope, dt / (hi - lo) as f64, hi, &optimised_seconds);
                 }
                 progress.update(self, hi, &mut t)?;
+                chunks += 1;
+                let stop = self.opts.stop_after_chunks.is_some_and(|n| chunks >= n) && hi < sweeps;
+                if let Some((path, id)) = self.checkpoint {
+                    let due = last_checkpoint.elapsed().as_secs_f64() >= self.opts.checkpoint_every;
+                    if (due || stop) && hi < sweeps {
+                        self.exe
+                            .sync(self.chains)
+                            .map_err(|cause| self.plan.run_error(cause))?;
+                        let guards: Vec<_> = self
+                            .chains
+                            .iter()
+                            .map(|c| c.lock().unwrap_or_else(|e| e.into_inner()))
+                            .collect();
+                        let refs: Vec<&_> = guards.iter().map(|g| &**g).collect();
+                        crate::solve::checkpoint::write(path, id, hi, &refs)?;
+                        last_checkpoint = Instant::now();
+                    }
+                }
+                if stop {
+                    return Err(crate::error::Error::Interrupted {
+                        sweeps: hi,
+                        total: sweeps,
+                        checkpoint: self.checkpoint.map(|(p, _)| p.to_path_buf()),
+                    });
+                }
                 lo = hi;
             }
             Ok(())

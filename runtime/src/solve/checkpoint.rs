@@ -1,0 +1,273 @@
+//! Checkpoints of a running solve: every chain's state, draws and
+//! diagnostics at a chunk boundary, so a killed run resumes where it was
+//! and gives the same draws bit for bit (the draws are a pure function of
+//! (seed, chain, sweep, model, k), and chunks end at sweep boundaries).
+//!
+//! A checkpoint file is one JSON header line, then the payload: for each
+//! chain its state, draws and diagnostics buffers as little-endian f64.
+//! The header carries the format and crux versions, a SHA-256 of the
+//! compiled problem (the chunk function's kernel IR and its data) and of
+//! the solve configuration (seed, chains, sweeps), the sweep reached and
+//! the payload's SHA-256. It is written to a temporary name and renamed
+//! into place, so a run killed while writing leaves the previous
+//! checkpoint whole.
+
+use std::path::{Path, PathBuf};
+
+use crux_compiler::sampler::abi::{ChainBuffers, ChunkBuffer};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::driver::plan::Plan;
+
+/// The checkpoint format this crux writes and reads.
+pub const CHECKPOINT_FORMAT: u32 = 1;
+
+const MAGIC: &str = "crux-checkpoint";
+
+/// What is wrong with a checkpoint (each case says what differs).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CheckpointError {
+    /// Reading or writing failed.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The system's message.
+        message: String,
+    },
+    /// Not a checkpoint (no header line, or not crux's).
+    #[error("`{0}` is not a crux checkpoint")]
+    NotACheckpoint(String),
+    /// Another checkpoint format.
+    #[error("checkpoint format {found}, this crux reads format {expected}: resume it with the crux that wrote it")]
+    Format {
+        /// The file's.
+        found: u32,
+        /// This crux's.
+        expected: u32,
+    },
+    /// Written by another crux version (its kernels may differ).
+    #[error(
+        "written by crux {found}, this is crux {expected}: resume it with the crux that wrote it"
+    )]
+    CruxVersion {
+        /// The file's.
+        found: String,
+        /// This crux's.
+        expected: String,
+    },
+    /// The problem (its compiled chunk function or data) changed.
+    #[error("the checkpoint is of another problem (its compiled sampler or data differ): resume with the problem, configuration and epochs that wrote it")]
+    Problem,
+    /// The solve's configuration changed.
+    #[error("the checkpoint's run had {what} {found}, this one {expected}: resume with the same settings")]
+    Config {
+        /// Which setting.
+        what: &'static str,
+        /// The checkpoint's.
+        found: String,
+        /// This run's.
+        expected: String,
+    },
+    /// The payload is shorter or longer than the header says.
+    #[error("the checkpoint is truncated or padded: {found} payload bytes, {expected} expected")]
+    Length {
+        /// Bytes present.
+        found: usize,
+        /// Bytes the header promises.
+        expected: usize,
+    },
+    /// The payload does not match its checksum.
+    #[error("the checkpoint's payload does not match its checksum: the file is corrupted")]
+    Checksum,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    magic: String,
+    format: u32,
+    crux: String,
+    problem: String,
+    seed: u64,
+    chains: usize,
+    sweeps: usize,
+    sweep: usize,
+    lens: [usize; 3],
+    payload_bytes: usize,
+    payload_sha256: String,
+}
+
+fn hex(d: impl AsRef<[u8]>) -> String {
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The SHA-256 of the plan's compiled chunk function and data.
+pub(crate) fn problem_hash(plan: &Plan) -> String {
+    let mut h = Sha256::new();
+    h.update(crux_ir::kernel::text::print(&plan.chunk.function).as_bytes());
+    for d in &plan.chunk.data {
+        for v in d {
+            h.update(v.to_le_bytes());
+        }
+    }
+    hex(h.finalize())
+}
+
+const BUFFERS: [ChunkBuffer; 3] = [ChunkBuffer::State, ChunkBuffer::Draws, ChunkBuffer::Diag];
+
+fn io(path: &Path, e: std::io::Error) -> CheckpointError {
+    CheckpointError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// A checkpoint being written or read: what identifies the run.
+pub(crate) struct RunId<'a> {
+    pub problem: &'a str,
+    pub seed: u64,
+    pub chains: usize,
+    pub sweeps: usize,
+}
+
+/// Writes the chains at sweep `sweep` to `path`, atomically.
+pub(crate) fn write(
+    path: &Path,
+    id: &RunId<'_>,
+    sweep: usize,
+    chains: &[&ChainBuffers],
+) -> Result<(), CheckpointError> {
+    let lens = BUFFERS.map(|b| chains.first().map_or(0, |c| c.get(b).len()));
+    let mut payload = Vec::with_capacity(chains.len() * lens.iter().sum::<usize>() * 8);
+    for c in chains {
+        for b in BUFFERS {
+            for v in c.get(b) {
+                payload.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+    }
+    let header = Header {
+        magic: MAGIC.into(),
+        format: CHECKPOINT_FORMAT,
+        crux: env!("CARGO_PKG_VERSION").into(),
+        problem: id.problem.into(),
+        seed: id.seed,
+        chains: id.chains,
+        sweeps: id.sweeps,
+        sweep,
+        lens,
+        payload_bytes: payload.len(),
+        payload_sha256: hex(Sha256::digest(&payload)),
+    };
+    let mut bytes = serde_json::to_vec(&header).expect("the header serialises");
+    bytes.push(b'\n');
+    bytes.extend_from_slice(&payload);
+    atomic_write(path, &bytes).map_err(|e| io(path, e))
+}
+
+/// Writes `bytes` to a temporary name beside `path`, then renames it into
+/// place (atomic on POSIX): readers see the old file or the new one, whole.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let tmp: PathBuf = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// One chain's saved buffers: state, draws, diagnostics.
+pub(crate) type SavedChain = [Vec<f64>; 3];
+
+/// Reads the checkpoint at `path` for the run `id`, checking everything
+/// (format, version, problem, configuration, length, checksum); returns
+/// the sweep reached and each chain's (state, draws, diagnostics).
+pub(crate) fn read(
+    path: &Path,
+    id: &RunId<'_>,
+) -> Result<(usize, Vec<SavedChain>), CheckpointError> {
+    let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
+    let not = || CheckpointError::NotACheckpoint(path.display().to_string());
+    let nl = bytes.iter().position(|&b| b == b'\n').ok_or_else(not)?;
+    let header: Header = serde_json::from_slice(&bytes[..nl]).map_err(|_| not())?;
+    if header.magic != MAGIC {
+        return Err(not());
+    }
+    if header.format != CHECKPOINT_FORMAT {
+        return Err(CheckpointError::Format {
+            found: header.format,
+            expected: CHECKPOINT_FORMAT,
+        });
+    }
+    if header.crux != env!("CARGO_PKG_VERSION") {
+        return Err(CheckpointError::CruxVersion {
+            found: header.crux,
+            expected: env!("CARGO_PKG_VERSION").into(),
+        });
+    }
+    if header.problem != id.problem {
+        return Err(CheckpointError::Problem);
+    }
+    let config = |what, found: String, expected: String| CheckpointError::Config {
+        what,
+        found,
+        expected,
+    };
+    if header.seed != id.seed {
+        return Err(config("seed", header.seed.to_string(), id.seed.to_string()));
+    }
+    if header.chains != id.chains {
+        return Err(config(
+            "chains",
+            header.chains.to_string(),
+            id.chains.to_string(),
+        ));
+    }
+    if header.sweeps != id.sweeps {
+        return Err(config(
+            "sweeps",
+            header.sweeps.to_string(),
+            id.sweeps.to_string(),
+        ));
+    }
+    let payload = &bytes[nl + 1..];
+    let per_chain: usize = header.lens.iter().sum::<usize>() * 8;
+    let expected = per_chain * header.chains;
+    if payload.len() != header.payload_bytes || payload.len() != expected {
+        return Err(CheckpointError::Length {
+            found: payload.len(),
+            expected: header.payload_bytes.max(expected),
+        });
+    }
+    if hex(Sha256::digest(payload)) != header.payload_sha256 {
+        return Err(CheckpointError::Checksum);
+    }
+    if header.sweep > header.sweeps {
+        return Err(config(
+            "sweep",
+            header.sweep.to_string(),
+            format!("<= {}", header.sweeps),
+        ));
+    }
+    let mut at = 0;
+    let mut take = |n: usize| {
+        let v: Vec<f64> = payload[at..at + 8 * n]
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect();
+        at += 8 * n;
+        v
+    };
+    let chains = (0..header.chains)
+        .map(|_| header.lens.map(&mut take))
+        .collect();
+    Ok((header.sweep, chains))
+}
