@@ -247,7 +247,7 @@ pub fn summary_json(s: &crux::diagnostics::Summary) -> serde_json::Value {
 /// Writes `value` as pretty JSON to `path`.
 pub fn write_json(path: &std::path::Path, value: &serde_json::Value) -> crux::Result<()> {
     let text = serde_json::to_string_pretty(value).expect("JSON values serialise");
-    std::fs::write(path, text).map_err(|e| io_error(path, e))
+    crux::atomic_write(path, text.as_bytes()).map_err(|e| io_error(path, e))
 }
 
 /// `name` with every character outside letters, digits, `.`, `_`, `-`
@@ -281,7 +281,7 @@ impl SampleArgs {
             return Ok(false);
         };
         let ptx = problem.emit_ptx(epochs)?;
-        std::fs::write(path, ptx).map_err(|e| io_error(path, e))?;
+        crux::atomic_write(path, ptx.as_bytes()).map_err(|e| io_error(path, e))?;
         Ok(true)
     }
 

@@ -43,7 +43,8 @@ pub trait Tracker: Send + fmt::Debug {
 #[derive(Debug)]
 pub struct JsonlTracker {
     path: std::path::PathBuf,
-    out: std::io::BufWriter<std::fs::File>,
+    /// Unbuffered: each record is one `write` of a whole line.
+    out: std::fs::File,
 }
 
 impl JsonlTracker {
@@ -51,10 +52,7 @@ impl JsonlTracker {
     pub fn create(path: impl AsRef<std::path::Path>) -> Result<JsonlTracker> {
         let path = path.as_ref().to_path_buf();
         let file = std::fs::File::create(&path).map_err(|e| io(&path, e))?;
-        Ok(JsonlTracker {
-            path,
-            out: std::io::BufWriter::new(file),
-        })
+        Ok(JsonlTracker { path, out: file })
     }
 }
 
@@ -102,9 +100,9 @@ impl Tracker for JsonlTracker {
             line.push_str(&format!(", {}: {}", json_string(k), json_number(*v)));
         }
         line.push_str("}\n");
+        // One write of the whole line: a killed run leaves whole lines.
         self.out
             .write_all(line.as_bytes())
-            .and_then(|_| self.out.flush())
             .map_err(|e| io(&self.path, e))
     }
 }

@@ -181,7 +181,7 @@ pub fn trace_plot(
     reference: Option<(f64, f64)>,
 ) -> std::io::Result<()> {
     let rgb = trace_pixels(name, chains, reference)?;
-    std::fs::write(path, png::encode_rgb(1200, 450, &rgb)?)
+    crux::atomic_write(path, &png::encode_rgb(1200, 450, &rgb)?)
 }
 
 fn trace_pixels(
@@ -318,7 +318,7 @@ pub fn band_plot(
     y_label: &str,
 ) -> std::io::Result<()> {
     let rgb = band_pixels(title, x, mean, lo, hi, exact, (x_label, y_label))?;
-    std::fs::write(path, png::encode_rgb(900, 600, &rgb)?)
+    crux::atomic_write(path, &png::encode_rgb(900, 600, &rgb)?)
 }
 
 fn band_pixels(

@@ -6,8 +6,6 @@ pub mod npz;
 
 pub use npz::{read_npz, write_npz, NpyArray};
 
-use std::io::Write;
-
 use crux_compiler::sampler::DiagName;
 
 use crate::error::{Error, Result, SamplesError};
@@ -153,44 +151,43 @@ pub fn write_csv(path: &std::path::Path, posteriors: &[&Posterior]) -> Result<()
             columns.push((&l.samples, shape.iter().product()));
         }
     }
-    let file = std::fs::File::create(path).map_err(|e| io(path, e))?;
-    let mut w = std::io::BufWriter::new(file);
-    let mut text = header.join(",");
-    text.push('\n');
-    for c in 0..k {
-        for d in 0..n {
-            text.push_str(&format!("{c},{d}"));
-            for (a, per) in &columns {
-                let flat = a
-                    .as_slice()
-                    .map(|s| &s[(c * n + d) * per..(c * n + d + 1) * per]);
-                match flat {
-                    Some(row) => {
-                        for v in row {
-                            text.push_str(&format!(",{v:?}"));
+    crate::solve::atomic_write_with(path, |w| {
+        let mut text = header.join(",");
+        text.push('\n');
+        for c in 0..k {
+            for d in 0..n {
+                text.push_str(&format!("{c},{d}"));
+                for (a, per) in &columns {
+                    let flat = a
+                        .as_slice()
+                        .map(|s| &s[(c * n + d) * per..(c * n + d + 1) * per]);
+                    match flat {
+                        Some(row) => {
+                            for v in row {
+                                text.push_str(&format!(",{v:?}"));
+                            }
                         }
-                    }
-                    None => {
-                        let row = a
-                            .index_axis(ndarray::Axis(0), c)
-                            .index_axis(ndarray::Axis(0), d)
-                            .to_owned();
-                        for v in row.iter() {
-                            text.push_str(&format!(",{v:?}"));
+                        None => {
+                            let row = a
+                                .index_axis(ndarray::Axis(0), c)
+                                .index_axis(ndarray::Axis(0), d)
+                                .to_owned();
+                            for v in row.iter() {
+                                text.push_str(&format!(",{v:?}"));
+                            }
                         }
                     }
                 }
-            }
-            text.push('\n');
-            if text.len() > 1 << 16 {
-                w.write_all(text.as_bytes()).map_err(|e| io(path, e))?;
-                text.clear();
+                text.push('\n');
+                if text.len() > 1 << 16 {
+                    w.write_all(text.as_bytes())?;
+                    text.clear();
+                }
             }
         }
-    }
-    w.write_all(text.as_bytes())
-        .and_then(|_| w.flush())
-        .map_err(|e| io(path, e))
+        w.write_all(text.as_bytes())
+    })
+    .map_err(|e| io(path, e))
 }
 
 #[cfg(test)]

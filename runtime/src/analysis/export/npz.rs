@@ -19,15 +19,19 @@ fn io_error(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
 
-/// Writes `arrays` to `path` as an `.npz` archive, in order.
+/// Writes `arrays` to `path` as an `.npz` archive, in order (atomically:
+/// a temporary file renamed into place).
 pub fn write_npz(path: &std::path::Path, arrays: &[NpyArray]) -> std::io::Result<()> {
-    let mut w = NpzWriter::new(std::fs::File::create(path)?);
-    for a in arrays {
-        let arr = ArrayD::from_shape_vec(IxDyn(&a.shape), a.data.clone()).map_err(io_error)?;
-        w.add_array(a.name.as_str(), &arr).map_err(io_error)?;
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    {
+        let mut w = NpzWriter::new(&mut bytes);
+        for a in arrays {
+            let arr = ArrayD::from_shape_vec(IxDyn(&a.shape), a.data.clone()).map_err(io_error)?;
+            w.add_array(a.name.as_str(), &arr).map_err(io_error)?;
+        }
+        w.finish().map_err(io_error)?;
     }
-    w.finish().map_err(io_error)?;
-    Ok(())
+    crate::solve::atomic_write(path, bytes.get_ref())
 }
 
 /// Reads the f64 arrays of an `.npz` archive, in archive order.
