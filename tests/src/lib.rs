@@ -7,4 +7,5 @@
 
 pub mod gen;
 pub mod kgen;
+pub mod kill;
 pub mod stats;
