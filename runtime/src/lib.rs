@@ -81,9 +81,9 @@ pub use model::{
     MAX_LAYERS, MAX_NET_PARAMS, MAX_PARAM_ENTRIES, MAX_RANK,
 };
 pub use solve::{
-    atomic_write, atomic_write_with, Artifact, ArtifactError, ArtifactRun, ArtifactSamples,
-    CheckpointError, Crux, GraphSampling, JsonlTracker, Metrics, ModelReport, Samples, Solution,
-    SolveOptions, Substep, Tiering, Tracker,
+    atomic_write, atomic_write_with, interrupt, Artifact, ArtifactError, ArtifactRun,
+    ArtifactSamples, CheckpointError, Crux, GraphSampling, JsonlTracker, Metrics, ModelReport,
+    Samples, Solution, SolveOptions, Substep, Tiering, Tracker,
 };
 
 pub use crux_compiler::optimise::EggLimits;

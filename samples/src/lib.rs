@@ -58,6 +58,18 @@ pub fn report(ld: &LogDensity, args: &InspectArgs) -> crux::Result<bool> {
 
 /// Prints an error and its chain of causes, then exits with status 1.
 pub fn exit_with(e: crux::Error) -> ! {
+    if let crux::Error::Interrupted {
+        checkpoint: Some(path),
+        ..
+    } = &e
+    {
+        eprintln!("{e}");
+        eprintln!(
+            "resume with the same command and --resume {}",
+            path.display()
+        );
+        std::process::exit(130);
+    }
     eprintln!("error: {e}");
     let mut source = std::error::Error::source(&e);
     while let Some(cause) = source {
@@ -206,6 +218,10 @@ impl SampleArgs {
     /// imply: `tracing` events on stderr unless `--quiet`).
     pub fn solve_options(&self) -> crux::Result<crux::SolveOptions> {
         init_logging(self.quiet);
+        // Ctrl-C ends the run at the next chunk boundary, after writing the
+        // checkpoint when one is configured (the handler only asks: kill
+        // the process to stop at once).
+        let _ = ctrlc::set_handler(crux::interrupt);
         let mut o = crux::SolveOptions::default().backend(match self.backend {
             BackendArg::Interp => crux::Backend::Interpreter,
             BackendArg::Cranelift => crux::Backend::Cranelift,

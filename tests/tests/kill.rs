@@ -72,3 +72,52 @@ fn killed_runs_resume_to_the_uninterrupted_draws() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// SIGINT (Ctrl-C) asks the child's solve to stop at the next chunk
+/// boundary: it writes its checkpoint there, exits with status 130, and
+/// resuming gives the uninterrupted draws.
+#[test]
+fn interrupted_runs_checkpoint_and_resume() {
+    let q = problem().unwrap();
+    q.problem.solve_with(usize::MAX, &options()).unwrap();
+    let full = q.a.posterior().unwrap();
+    let dir = std::env::temp_dir().join(format!("crux-sigint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("int.ckpt");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ckpt_child"))
+        .arg(&path)
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !sweep_of(&path).is_some_and(|s| s >= 2_000) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the child ended before the signal"
+        );
+        assert!(t.elapsed() < Duration::from_secs(300), "the child hung");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        let _ = child.kill();
+        eprintln!("skipped: no `kill` command to send SIGINT");
+        return;
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status}");
+    let at = sweep_of(&path).unwrap();
+    assert!(at >= 2_000 && at < SWEEPS);
+    let q = problem().unwrap();
+    q.problem
+        .solve_with(usize::MAX, &options().resume(&path))
+        .unwrap();
+    assert_eq!(
+        q.a.posterior().unwrap().leaves,
+        full.leaves,
+        "interrupted at sweep {at}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

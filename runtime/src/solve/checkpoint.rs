@@ -20,6 +20,21 @@ use sha2::{Digest, Sha256};
 
 use super::driver::plan::Plan;
 
+static INTERRUPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Asks the running solves to stop at their next chunk boundary (after
+/// writing their checkpoint, if one is configured) with
+/// [`crate::Error::Interrupted`]. Async-signal-safe (one atomic store): call
+/// it from a Ctrl-C handler, as the samples do.
+pub fn interrupt() {
+    INTERRUPT.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether [`interrupt`] was called and not yet taken by a solve.
+pub(crate) fn take_interrupt() -> bool {
+    INTERRUPT.swap(false, std::sync::atomic::Ordering::SeqCst)
+}
+
 /// The checkpoint format this crux writes and reads.
 pub const CHECKPOINT_FORMAT: u32 = 1;
 

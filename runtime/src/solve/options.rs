@@ -171,7 +171,8 @@ impl SolveOptions {
         self.resume = Some(path.into());
         self
     }
-    /// Ends the run after `n` chunks with [`crate::Error::Interrupted`]
+    /// Ends the run after `n` chunks (or at the chunk boundary after a
+    /// [`crate::interrupt`], e.g. from a Ctrl-C handler) with [`crate::Error::Interrupted`]
     /// (after writing the checkpoint, if one is configured): a run split
     /// across time-limited jobs, and the tests of resuming.
     pub fn stop_after_chunks(mut self, n: usize) -> Self {

@@ -116,7 +116,9 @@ impl Run<'_> {
                 }
                 progress.update(self, hi, &mut t)?;
                 chunks += 1;
-                let stop = self.opts.stop_after_chunks.is_some_and(|n| chunks >= n) && hi < sweeps;
+                let stop = (self.opts.stop_after_chunks.is_some_and(|n| chunks >= n)
+                    || crate::solve::checkpoint::take_interrupt())
+                    && hi < sweeps;
                 if let Some((path, id)) = self.checkpoint {
                     let due = last_checkpoint.elapsed().as_secs_f64() >= self.opts.checkpoint_every;
                     if (due || stop) && hi < sweeps {
