@@ -65,6 +65,7 @@
 pub mod analysis;
 pub mod compile;
 mod error;
+mod files;
 pub mod model;
 pub mod solve;
 
@@ -73,6 +74,7 @@ pub use compile::{
     Backend, CompiledLogDensity, LogDensity, LogDensityBuilder, Slot, Workspace, DEFAULT_SEED,
 };
 pub use error::{Error, Result, RunFailure};
+pub use files::{atomic_write, atomic_write_with};
 pub use model::{
     diff, noise, Activation, Bayesian, Constraint, CustomPrior, Diagnostics, Domain, DomainId,
     Expr, GroupRole, Init, IntoExpr, InverseMass, KernelChoice, Laplace, LeafSamples, Mask,
@@ -81,9 +83,9 @@ pub use model::{
     MAX_LAYERS, MAX_NET_PARAMS, MAX_PARAM_ENTRIES, MAX_RANK,
 };
 pub use solve::{
-    atomic_write, atomic_write_with, interrupt, Artifact, ArtifactError, ArtifactRun,
-    ArtifactSamples, CheckpointError, Crux, GraphSampling, JsonlTracker, Metrics, ModelReport,
-    Samples, Solution, SolveOptions, Substep, Tiering, Tracker,
+    interrupt, Artifact, ArtifactError, ArtifactRun, ArtifactSamples, CheckpointError, Crux,
+    GraphSampling, JsonlTracker, Metrics, ModelReport, Samples, Solution, SolveOptions, Substep,
+    Tiering, Tracker,
 };
 
 pub use crux_compiler::optimise::EggLimits;

@@ -37,9 +37,7 @@ mod resolve;
 mod track;
 
 pub use artifact::{Artifact, ArtifactError, ArtifactRun, ArtifactSamples, GraphSampling};
-pub use checkpoint::{
-    atomic_write, atomic_write_with, interrupt, CheckpointError, CHECKPOINT_FORMAT,
-};
+pub use checkpoint::{interrupt, CheckpointError, CHECKPOINT_FORMAT};
 #[cfg(feature = "cuda")]
 pub use driver::cuda::driver_present;
 pub use eval::Samples;

@@ -151,7 +151,7 @@ pub fn write_csv(path: &std::path::Path, posteriors: &[&Posterior]) -> Result<()
             columns.push((&l.samples, shape.iter().product()));
         }
     }
-    crate::solve::atomic_write_with(path, |w| {
+    crate::files::atomic_write_with(path, |w| {
         let mut text = header.join(",");
         text.push('\n');
         for c in 0..k {

@@ -31,7 +31,7 @@ pub fn write_npz(path: &std::path::Path, arrays: &[NpyArray]) -> std::io::Result
         }
         w.finish().map_err(io_error)?;
     }
-    crate::solve::atomic_write(path, bytes.get_ref())
+    crate::files::atomic_write(path, bytes.get_ref())
 }
 
 /// Reads the f64 arrays of an `.npz` archive, in archive order.

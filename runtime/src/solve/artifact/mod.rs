@@ -421,12 +421,12 @@ impl Artifact {
             .collect();
         manifest.data_lens = self.data.iter().map(Vec::len).collect();
         for (n, b) in &files {
-            crate::solve::atomic_write(&dir.join(n), b).map_err(io)?;
+            crate::files::atomic_write(&dir.join(n), b).map_err(io)?;
         }
         let json = serde_json::to_vec_pretty(&manifest).expect("the manifest serialises");
         // The manifest last: an interrupted write leaves files that do not
         // match an old manifest (a hash error), never a silent mix.
-        crate::solve::atomic_write(&dir.join("manifest.json"), &json).map_err(io)?;
+        crate::files::atomic_write(&dir.join("manifest.json"), &json).map_err(io)?;
         Ok(())
     }
 
