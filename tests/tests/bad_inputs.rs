@@ -424,7 +424,7 @@ fn every_bad_input_is_a_typed_error() {
     assert!(cases.len() >= 50, "{} cases", cases.len());
     let mut problems = Vec::new();
     for (name, key, f) in &cases {
-        match catch_unwind(AssertUnwindSafe(|| f())) {
+        match catch_unwind(AssertUnwindSafe(f)) {
             Err(_) => problems.push(format!("{name}: PANICKED")),
             Ok(Ok(())) => problems.push(format!("{name}: accepted")),
             Ok(Err(e)) => {
