@@ -464,22 +464,7 @@ impl Moments {
                 let at = b.add(off, base);
                 x.fill_into(b, draws.buf, at);
             }
-            Metric::Diagonal => {
-                b.for_(lo, hi, &[], |b, i, _| {
-                    let xi = x.load(b, i);
-                    let m = mean.load(b, i);
-                    let dl = b.sub(xi, m);
-                    let q = b.div(dl, n);
-                    let m = b.add(m, q);
-                    mean.store(b, i, m);
-                    let d2 = b.sub(xi, m);
-                    let t = b.mul(dl, d2);
-                    let v = m2.load(b, i);
-                    let v = b.add(v, t);
-                    m2.store(b, i, v);
-                    vec![]
-                });
-            }
+            Metric::Diagonal => welford(b, x, mean, m2),
             Metric::Dense => {
                 // δ before the mean moves, then the mean, then the outer
                 // product with x − mean_new.
