@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ArtifactError;
 use super::host_target;
+use crate::solve::driver::collect::leaf_owner;
 use crate::solve::driver::init::Jitter;
 use crate::solve::driver::plan::Plan;
 use crux_compiler::sampler::{DiagKind, ModelSlots};
@@ -195,16 +196,9 @@ impl Manifest {
                 .model_leaves
                 .iter()
                 .map(|p| {
-                    let owner = of_model.iter().find_map(|(o, slots)| {
-                        let at = o.leaves.iter().position(|l| l.leaf_id() == p.leaf_id())?;
-                        let recorded = o.sampled().is_some() || o.record.is_some();
-                        recorded.then(|| {
-                            let within: usize = o.leaves[..at].iter().map(|l| l.len()).sum();
-                            LeafSource::Draws {
-                                offset: slots.draws + within,
-                                row: o.len,
-                            }
-                        })
+                    let owner = leaf_owner(p, &of_model).map(|o| LeafSource::Draws {
+                        offset: o.offset,
+                        row: o.row,
                     });
                     LeafLayout {
                         name: p.name().to_string(),

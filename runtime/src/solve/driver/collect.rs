@@ -45,31 +45,37 @@ pub(crate) fn collect(
             .filter_map(|(o, s)| o.sampled().map(|r| (*o, r, *s)))
             .collect();
         // The model's draws follow its MCMC groups, else its VI groups.
-        let Some(&(first, r0, s0)) = sampled
-            .iter()
-            .find(|(_, r, _)| !r.is_vi())
-            .or(sampled.first())
-        else {
+        let i0 = sampled.iter().position(|(_, r, _)| !r.is_vi()).unwrap_or(0);
+        let Some(&(first, r0, s0)) = sampled.get(i0) else {
             // An optimised model: a point estimate, no posterior.
             m.leaves[0]
                 .cell()
                 .set_results(ModelResults { posterior: None });
             continue;
         };
+        // Each group's diagnostics and step sizes, read once: its report,
+        // its fitted q (VI), and the model's posterior.
+        let mut per_group: Vec<(Option<Diagnostics>, Vec<f64>)> = sampled
+            .iter()
+            .map(|&(_, r, slots)| {
+                let steps = if r.is_vi() {
+                    Vec::new()
+                } else {
+                    step_sizes(slots, bufs)
+                };
+                (diagnostics(r, slots, bufs), steps)
+            })
+            .collect();
         let fits: Vec<Fit> = sampled
             .iter()
-            .filter(|(_, r, _)| r.is_vi())
-            .map(|&(g, r, slots)| Fit::read(plan, g, r, slots, bufs))
+            .zip(&per_group)
+            .filter(|((_, r, _), _)| r.is_vi())
+            .map(|(&(g, _, _), (d, _))| Fit::read(plan, g, d.as_ref(), bufs))
             .collect();
-        for &(g, r, slots) in &sampled {
-            let d = diagnostics(r, slots, bufs);
-            let steps = if r.is_vi() {
-                Vec::new()
-            } else {
-                step_sizes(slots, bufs)
-            };
-            reports.push(report(&g.name, r, d.as_ref(), steps));
+        for (&(g, r, _), (d, steps)) in sampled.iter().zip(&per_group) {
+            reports.push(report(&g.name, r, d.as_ref(), steps.clone()));
         }
+        let (first_diagnostics, first_steps) = per_group.swap_remove(i0);
         let n = r0.vi_draws.unwrap_or(r0.keep);
         let vi_only = r0.is_vi();
         let kernels: Vec<&str> = sampled.iter().map(|(_, r, _)| r.kernel.name()).collect();
@@ -82,16 +88,8 @@ pub(crate) fn collect(
                 .iter()
                 .map(|p| leaf_samples(p, &of_model, n, bufs, (&fits, seed)))
                 .collect(),
-            diagnostics: if vi_only {
-                None
-            } else {
-                diagnostics(r0, s0, bufs)
-            },
-            step_size: if vi_only {
-                Vec::new()
-            } else {
-                step_sizes(s0, bufs)
-            },
+            diagnostics: first_diagnostics.filter(|_| !vi_only),
+            step_size: first_steps,
             inverse_mass: if vi_only {
                 Vec::new()
             } else {
@@ -125,8 +123,7 @@ impl Fit {
     fn read(
         plan: &Plan,
         g: &Member,
-        r: &Resolved,
-        slots: &ModelSlots,
+        diagnostics: Option<&Diagnostics>,
         bufs: &[ChainBuffers],
     ) -> Fit {
         let member = plan
@@ -143,7 +140,7 @@ impl Fit {
         let d = len / 2;
         let k = bufs.len();
         let lambda = |c: usize, j: usize| bufs[c].state()[off + j];
-        let elbo = diagnostics(r, slots, bufs)
+        let elbo = diagnostics
             .and_then(|x| x.get(ELBO_FIELD.name).map(|a| a.to_owned()))
             .unwrap_or_else(|| Array2::zeros((k, 0)));
         Fit {
@@ -181,15 +178,9 @@ fn leaf_samples(
     let mut shape = vec![k, n];
     shape.extend(p.shape());
     let mut data = Vec::with_capacity(k * n * p.len());
-    let owner = of_model.iter().find_map(|(o, slots)| {
-        let at = o.leaves.iter().position(|l| l.leaf_id() == p.leaf_id())?;
-        let recorded = o.sampled().is_some() || o.record.is_some();
-        recorded.then(|| {
-            let within: usize = o.leaves[..at].iter().map(Param::len).sum();
-            let mask = o.masks.get(at).and_then(|m| m.as_deref());
-            let fit = fits.iter().find(|f| f.q.group == o.name);
-            (o.len, slots.draws + within, mask, fit.map(|f| (f, within)))
-        })
+    let owner = leaf_owner(p, of_model).map(|o| {
+        let fit = fits.iter().find(|f| f.q.group == o.member.name);
+        (o.row, o.offset, o.mask, fit.map(|f| (f, o.within)))
     });
     // An entry-masked leaf's other entries: its (fixed) value.
     let value = p.values();
@@ -227,6 +218,40 @@ fn leaf_samples(
         samples: ArrayD::from_shape_vec(IxDyn(&shape), data)
             .expect("k chains x n draws x the leaf's entries were copied"),
     }
+}
+
+/// Where the draws of a leaf are: the member that records it (sampled, or
+/// optimised and recorded), draw 0's offset in the draws buffer, the
+/// entries per draw of that member, the leaf's offset within them, and its
+/// entry mask.
+pub(crate) struct LeafOwner<'a> {
+    pub member: &'a Member,
+    pub offset: usize,
+    pub row: usize,
+    pub within: usize,
+    pub mask: Option<&'a [bool]>,
+}
+
+/// The recording member of leaf `p` among a model's members, if any (else
+/// the leaf keeps its value at every draw).
+pub(crate) fn leaf_owner<'a>(
+    p: &Param,
+    of_model: &[(&'a Member, &ModelSlots)],
+) -> Option<LeafOwner<'a>> {
+    of_model.iter().find_map(|&(o, slots)| {
+        let at = o.leaves.iter().position(|l| l.leaf_id() == p.leaf_id())?;
+        let recorded = o.sampled().is_some() || o.record.is_some();
+        recorded.then(|| {
+            let within: usize = o.leaves[..at].iter().map(Param::len).sum();
+            LeafOwner {
+                member: o,
+                offset: slots.draws + within,
+                row: o.len,
+                within,
+                mask: o.masks.get(at).and_then(|m| m.as_deref()),
+            }
+        })
+    })
 }
 
 /// A sampled member's per-draw diagnostics, `(K, N)` per field.

@@ -4,7 +4,7 @@
 //! [`schedule`] (chunks between progress lines, tracker, tier switch) and
 //! [`collect`] (posteriors, write-back, reports).
 
-mod collect;
+pub(crate) mod collect;
 pub(crate) mod cpu;
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
