@@ -8,6 +8,17 @@ fn crux() -> Command {
     Command::new(env!("CARGO_BIN_EXE_crux"))
 }
 
+/// Runs `cmd`, asserting it succeeded (showing its stderr otherwise).
+fn succeed(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn scratch(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("crux-cli-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -17,25 +28,20 @@ fn scratch(tag: &str) -> PathBuf {
 #[test]
 fn compile_inspect_sample() {
     let dir = scratch("qs");
-    let out = crux()
-        .args([
-            "compile",
-            "quickstart",
-            "--chains",
-            "2",
-            "--draws",
-            "200",
-            "--warmup",
-            "200",
-            "-o",
-        ])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeed(
+        crux()
+            .args([
+                "compile",
+                "quickstart",
+                "--chains",
+                "2",
+                "--draws",
+                "200",
+                "--warmup",
+                "200",
+                "-o",
+            ])
+            .arg(&dir),
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -43,12 +49,7 @@ fn compile_inspect_sample() {
         "{text}"
     );
 
-    let out = crux().arg("inspect").arg(&dir).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = succeed(crux().arg("inspect").arg(&dir));
     let text = String::from_utf8_lossy(&out.stdout);
     for want in [
         "model a: nuts",
@@ -60,17 +61,12 @@ fn compile_inspect_sample() {
     }
 
     let json = dir.join("out.json");
-    let out = crux()
-        .arg("sample")
-        .arg(&dir)
-        .args(["--draws", "100", "--seed", "3", "--quiet", "--json"])
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        crux()
+            .arg("sample")
+            .arg(&dir)
+            .args(["--draws", "100", "--seed", "3", "--quiet", "--json"])
+            .arg(&json),
     );
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(
@@ -81,23 +77,22 @@ fn compile_inspect_sample() {
     assert_eq!(rows[0]["name"], "a[0]");
     // The interpreter gives the same summary (the same draws).
     let json2 = dir.join("out2.json");
-    let out = crux()
-        .arg("sample")
-        .arg(&dir)
-        .args([
-            "--draws",
-            "100",
-            "--seed",
-            "3",
-            "--quiet",
-            "--backend",
-            "interp",
-            "--json",
-        ])
-        .arg(&json2)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    succeed(
+        crux()
+            .arg("sample")
+            .arg(&dir)
+            .args([
+                "--draws",
+                "100",
+                "--seed",
+                "3",
+                "--quiet",
+                "--backend",
+                "interp",
+                "--json",
+            ])
+            .arg(&json2),
+    );
     let v2: serde_json::Value = serde_json::from_slice(&std::fs::read(&json2).unwrap()).unwrap();
     assert_eq!(v["models"], v2["models"]);
     let _ = std::fs::remove_dir_all(&dir);
@@ -113,12 +108,7 @@ fn errors_are_messages() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is not an artifact directory"), "{err}");
     let dir = scratch("bad");
-    let out = crux()
-        .args(["compile", "quickstart", "-o"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    succeed(crux().args(["compile", "quickstart", "-o"]).arg(&dir));
     let out = crux()
         .arg("sample")
         .arg(&dir)
@@ -152,31 +142,21 @@ fn compile_a_problem_file() {
     )
     .unwrap();
     let art = dir.join("quick.crux");
-    let out = crux()
-        .arg("compile")
-        .arg(&file)
-        .args(["--chains", "2", "--init-jitter", "0.1", "-o"])
-        .arg(&art)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeed(
+        crux()
+            .arg("compile")
+            .arg(&file)
+            .args(["--chains", "2", "--init-jitter", "0.1", "-o"])
+            .arg(&art),
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("quick: NUTS over 2 leaves"));
     let json = dir.join("s.json");
-    let out = crux()
-        .arg("sample")
-        .arg(&art)
-        .args(["--quiet", "--json"])
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        crux()
+            .arg("sample")
+            .arg(&art)
+            .args(["--quiet", "--json"])
+            .arg(&json),
     );
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let names: Vec<&str> = v["models"][0]["summary"]
