@@ -86,6 +86,20 @@ pub enum Error {
         /// The checkpoint written at the stop, if any.
         checkpoint: Option<std::path::PathBuf>,
     },
+    /// A stochastic-gradient chain (SGLD, SGHMC) left the finite numbers:
+    /// without an accept step nothing pulls it back, so the run stops at
+    /// the chunk end rather than fill the posterior with infinities.
+    #[error("chain {chain} of model `{model}` ({kernel}) is no longer finite after sweep {sweeps}: the step size is past the kernel's stability limit (or the gradient overflows); lower the step size")]
+    Diverged {
+        /// The model.
+        model: String,
+        /// The kernel's name.
+        kernel: String,
+        /// The first chain found non-finite.
+        chain: usize,
+        /// Sweeps done when it was found (the chunk end).
+        sweeps: usize,
+    },
     /// Invalid argument to a constructor or builder.
     #[error("invalid {what}: {reason}")]
     InvalidArgument {

@@ -400,14 +400,19 @@ fn unsampled_model_stays_fixed() {
     nuts_diagnostics_shape(&q.a, 40);
 }
 
+/// The spec lists no diagnostics for SG-MCMC (blackjax returns no info);
+/// crux records one, `is_divergent` (issue 18: a chain past its stability
+/// limit must not drift silently).
 #[test]
-fn sgld_has_no_diagnostics() {
+fn sgld_records_only_divergence() {
     let q = quick();
     q.a.bayesian(Bayesian::sgld().step_size(1e-4).warmup(20).keep(30))
         .unwrap();
     solve(&q, 50).unwrap();
     assert_eq!(q.a.posterior_samples().unwrap().shape(), &[1, 30, 1]);
-    assert!(q.a.posterior_diagnostics().is_none());
+    let d = q.a.posterior_diagnostics().unwrap();
+    assert_eq!(d.names(), ["is_divergent"]);
+    assert!(!d.is_divergent().unwrap().iter().any(|x| *x));
 }
 
 #[test]

@@ -97,3 +97,86 @@ fn full_data_kernels_never_enter_the_nan_half() {
         }
     }
 }
+
+/// `r = a − 1` at one point: with likelihood scale ½ and the default prior
+/// N(0, 10²) the log-density's gradient is `−1.01 a + 1`, so SGLD's drift
+/// multiplies `a` by `1 − 1.01 ε` each step: at ε = 4 the chain grows by
+/// about 3× a step.
+fn linear(cfg: Bayesian) -> (Crux, Param) {
+    let d = Domain::line(0.0, 1.0, 1.0).unwrap();
+    let x = d.variable("left").unwrap();
+    let a = Param::new("a", [1]);
+    let r = &a - 1.0 + &x * 0.0;
+    a.bayesian(cfg.num_chains(2).likelihood_scale(0.5)).unwrap();
+    (Crux::new([r.mse()]).unwrap(), a)
+}
+
+/// Keeps the tracker's metrics.
+#[derive(Debug, Clone, Default)]
+struct Kept(std::sync::Arc<std::sync::Mutex<Vec<crux::Metrics>>>);
+
+impl crux::Tracker for Kept {
+    fn record(&mut self, m: &crux::Metrics) -> crux::Result<()> {
+        self.0.lock().unwrap().push(m.clone());
+        Ok(())
+    }
+}
+
+/// SGLD past its stability limit: the draws beyond ±1e100 are flagged
+/// `is_divergent` (counted in the report and the tracker) while they are
+/// still finite; a longer run, whose chains overflow, stops with
+/// `Error::Diverged` instead of returning infinities.
+#[test]
+fn sgld_past_its_stability_limit_is_flagged_then_stopped() {
+    // 3.04^300 ≈ 1e145: finite, far past the bound.
+    let (p, a) = linear(Bayesian::sgld().step_size(4.0).warmup(0).keep(300));
+    let kept = Kept::default();
+    let sol = p
+        .solve_with(
+            usize::MAX,
+            &SolveOptions::default().quiet().tracker(kept.clone()),
+        )
+        .unwrap();
+    let post = a.posterior().unwrap();
+    let x = post.entry(0, 0).unwrap();
+    assert!(x.iter().all(|v| v.is_finite()));
+    let div = post.diagnostics.as_ref().unwrap().is_divergent().unwrap();
+    for ((c, i), d) in div.indexed_iter() {
+        let v = x[[c, i]];
+        assert_eq!(
+            *d,
+            v.abs() > crux_compiler::sampler::kernels::SG_POSITION_BOUND,
+            "chain {c} draw {i}: {v}"
+        );
+    }
+    let n = div.iter().filter(|d| **d).count();
+    assert!(n > 100 && n < 300, "{n} flagged draws");
+    assert_eq!(sol.models[0].divergences, Some(n));
+    let last = kept.0.lock().unwrap().last().cloned().unwrap();
+    let tracked = last
+        .values
+        .iter()
+        .find(|(k, _)| k == "posterior/a/n_is_divergent")
+        .map(|v| v.1);
+    assert_eq!(tracked, Some(n as f64));
+
+    // 3.04^1000 overflows: the run stops at a chunk end.
+    for cfg in [
+        Bayesian::sgld().step_size(4.0).warmup(0).keep(5000),
+        Bayesian::sghmc().step_size(3.0).warmup(0).keep(5000),
+    ] {
+        let (p, a) = linear(cfg);
+        let err = p
+            .solve_with(usize::MAX, &SolveOptions::default().quiet())
+            .unwrap_err();
+        match &err {
+            crux::Error::Diverged { model, sweeps, .. } => {
+                assert_eq!(model, "a");
+                assert!(*sweeps < 5000, "stopped at the chunk end after {sweeps}");
+            }
+            other => panic!("expected Error::Diverged, got {other:?}"),
+        }
+        assert!(err.to_string().contains("lower the step size"), "{err}");
+        assert!(a.posterior().is_none(), "no posterior from a diverged run");
+    }
+}

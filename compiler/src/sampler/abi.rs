@@ -167,7 +167,10 @@ impl ChainBuffers {
 /// A diagnostic field a built-in kernel records per kept draw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DiagName {
-    /// Whether the transition diverged (HMC, NUTS).
+    /// Whether the transition diverged: HMC and NUTS, an energy error past
+    /// the threshold or a non-finite log-density; SGLD and SGHMC, a
+    /// non-finite gradient or position, or one beyond
+    /// [`SG_POSITION_BOUND`](crate::sampler::kernels::SG_POSITION_BOUND).
     IsDivergent,
     /// The mean Metropolis acceptance probability of the transition (HMC,
     /// NUTS, MALA).

@@ -12,7 +12,7 @@ pub use hmc::Hmc;
 pub use mala::Mala;
 pub use nuts::Nuts;
 pub use optimizer::{HostOptimizer, Optimizer, Update};
-pub use sg::{Sghmc, Sgld};
+pub use sg::{Sghmc, Sgld, SG_POSITION_BOUND};
 pub use vi::{MeanFieldVi, ELBO_FIELD, PARAMS_SLOT as VI_PARAMS_SLOT};
 
 use crux_ir::kernel::{Builder, CmpOp, Value};

@@ -4,11 +4,55 @@
 //! [`Minibatch`](crate::sampler::Minibatch) (the chunk function draws the
 //! per-point weights before each step; SGHMC keeps them for all the
 //! integration steps of a transition, as blackjax keeps its minibatch).
+//!
+//! These kernels have no log-density and no accept step, so a step size
+//! past the stability limit makes the chain grow without bound. Each step
+//! records `is_divergent` (arviz `diverging`): 1 when an entry of the
+//! gradient it used is not finite, or an entry of the new position is not
+//! finite or beyond ±[`SG_POSITION_BOUND`]. The runtime counts these like
+//! HMC's divergences and stops a run whose chain has left the finite
+//! numbers.
 
-use crux_ir::kernel::KernelError;
+use crux_ir::kernel::{Builder, CmpOp, KernelError, Value};
 use crux_ir::rng::MAX_DRAWS_PER_STEP;
 
-use crate::sampler::{DiagField, Family, Kernel, StepCtx, StepInfo};
+use super::bool_f64;
+use crate::sampler::ctx::Vector;
+use crate::sampler::{DiagField, DiagName, Family, Kernel, StepCtx, StepInfo};
+
+/// The bound on `|θᵢ|` past which a stochastic-gradient step is flagged as
+/// diverging: far beyond any parameter a model means (a chain past it is
+/// on its way to overflow), well inside the f64 range so the flag comes
+/// before the infinities.
+pub const SG_POSITION_BOUND: f64 = 1e100;
+
+/// `1.0` when an entry of `g` is not finite, or an entry of `x` is not
+/// finite or beyond ±[`SG_POSITION_BOUND`]; else `0.0`.
+fn diverging(b: &mut Builder, x: Vector, g: Vector) -> Value {
+    let bad = x.sum(b, |b, i| {
+        let xi = x.load(b, i);
+        let gi = g.load(b, i);
+        let ax = b.abs(xi);
+        let bound = b.f64(SG_POSITION_BOUND);
+        // False for NaN too.
+        let x_ok = b.cmp(CmpOp::Le, ax, bound);
+        let zero = b.f64(0.0);
+        // `g·0` is 0 for finite g, NaN for ±∞ and NaN.
+        let g0 = b.mul(gi, zero);
+        let g_ok = b.cmp(CmpOp::Eq, g0, zero);
+        let ok = b.and(x_ok, g_ok);
+        let one = b.f64(1.0);
+        b.select(ok, zero, one)
+    });
+    let zero = b.f64(0.0);
+    let any = b.cmp(CmpOp::Gt, bad, zero);
+    bool_f64(b, any)
+}
+
+/// The stochastic-gradient kernels' one field.
+fn sg_fields() -> Vec<DiagField> {
+    vec![DiagField::known(DiagName::IsDivergent)]
+}
 
 /// SGLD (blackjax `sgld`, temperature 1): `θ' = θ + ε g(θ) + √(2ε) ξ`.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -22,7 +66,7 @@ impl Kernel for Sgld {
         Family::StochasticGradient
     }
     fn diagnostics(&self) -> Vec<DiagField> {
-        Vec::new()
+        sg_fields()
     }
     fn step(&self, ctx: &mut StepCtx<'_>) -> Result<StepInfo, KernelError> {
         let d = ctx.dim();
@@ -45,7 +89,11 @@ impl Kernel for Sgld {
             let y = b.add(xi, a);
             b.add(y, n)
         });
-        Ok(StepInfo::default())
+        let div = diverging(b, x, g);
+        Ok(StepInfo {
+            accept_stat: None,
+            diagnostics: vec![div],
+        })
     }
 }
 
@@ -80,7 +128,7 @@ impl Kernel for Sghmc {
         Family::StochasticGradient
     }
     fn diagnostics(&self) -> Vec<DiagField> {
-        Vec::new()
+        sg_fields()
     }
     fn step(&self, ctx: &mut StepCtx<'_>) -> Result<StepInfo, KernelError> {
         let d = ctx.dim();
@@ -141,6 +189,10 @@ impl Kernel for Sghmc {
             });
             vec![]
         });
-        Ok(StepInfo::default())
+        let div = diverging(b, x, g);
+        Ok(StepInfo {
+            accept_stat: None,
+            diagnostics: vec![div],
+        })
     }
 }

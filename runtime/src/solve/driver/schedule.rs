@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use crux_compiler::backend::clif::{self, ClifKernel, ClifOptions};
 use crux_compiler::sampler::kernels::ELBO_FIELD;
-use crux_compiler::sampler::{Chunk, DiagKind, DiagName};
+use crux_compiler::sampler::{Chunk, DiagKind, DiagName, Family};
 
 use super::super::resolve::Resolved;
 use super::exe::{clif_options, Chain, Executor};
@@ -115,6 +115,7 @@ impl Run<'_> {
                     self.start_optimised_tier(scope, dt / (hi - lo) as f64, hi, &optimised_seconds);
                 }
                 progress.update(self, hi, &mut t)?;
+                self.check_finite(hi)?;
                 chunks += 1;
                 let stop = (self.opts.stop_after_chunks.is_some_and(|n| chunks >= n)
                     || crate::solve::checkpoint::take_interrupt())
@@ -157,6 +158,41 @@ impl Run<'_> {
             .into_inner()
             .unwrap_or_else(|e| e.into_inner());
         Ok(t)
+    }
+
+    /// Stops the run when a stochastic-gradient chain's position is no
+    /// longer finite (checked at chunk ends, after a device sync; only
+    /// when such a model is sampled).
+    fn check_finite(&self, hi: usize) -> Result<()> {
+        let sg: Vec<_> = self
+            .plan
+            .sampled()
+            .filter(|(_, r, _)| r.kernel.family() == Family::StochasticGradient)
+            .collect();
+        if sg.is_empty() {
+            return Ok(());
+        }
+        self.exe
+            .sync(self.chains)
+            .map_err(|cause| self.plan.run_error(cause))?;
+        for (chain, c) in self.chains.iter().enumerate() {
+            let bufs = c.lock().unwrap_or_else(|e| e.into_inner());
+            let theta = &bufs.state()[self.plan.chunk.theta..];
+            for (m, r, _) in &sg {
+                if !theta[m.offset..m.offset + m.len]
+                    .iter()
+                    .all(|v| v.is_finite())
+                {
+                    return Err(crate::error::Error::Diverged {
+                        model: m.name.clone(),
+                        kernel: r.kernel.name().to_string(),
+                        chain,
+                        sweeps: hi,
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Tiering: when the rest of the run on the baseline code (at
