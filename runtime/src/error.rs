@@ -75,8 +75,11 @@ pub enum Error {
     /// A checkpoint cannot be written, read or resumed from.
     #[error("checkpoint: {0}")]
     Checkpoint(#[from] crate::solve::checkpoint::CheckpointError),
-    /// The run stopped early (`stop_after_chunks`) after `sweeps` sweeps;
-    /// with a checkpoint configured, resume it from there.
+    /// The run stopped early (`stop_after_chunks`, or [`crate::interrupt`]
+    /// e.g. on Ctrl-C) after `sweeps` sweeps; with a checkpoint configured,
+    /// resume it from there. `partial` holds the draws so far (also set on
+    /// the models, as a finished solve's are): each model's first
+    /// `kept` draws, its report and timings up to the stop.
     #[error("the run stopped after {sweeps} of {total} sweeps{}", .checkpoint.as_ref().map_or(String::new(), |p| format!("; resume it with SolveOptions::resume({p:?})")))]
     Interrupted {
         /// Sweeps done.
@@ -85,6 +88,9 @@ pub enum Error {
         total: usize,
         /// The checkpoint written at the stop, if any.
         checkpoint: Option<std::path::PathBuf>,
+        /// The solve up to the stop: posteriors of the draws kept so far,
+        /// reports, timings.
+        partial: Box<crate::solve::Solution>,
     },
     /// A stochastic-gradient chain (SGLD, SGHMC) left the finite numbers:
     /// without an accept step nothing pulls it back, so the run stops at

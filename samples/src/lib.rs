@@ -57,17 +57,24 @@ pub fn report(ld: &LogDensity, args: &InspectArgs) -> crux::Result<bool> {
 }
 
 /// Prints an error and its chain of causes, then exits with status 1.
+/// An interrupted run (Ctrl-C) prints the summary of its draws so far and
+/// the resume command, and exits with status 130.
 pub fn exit_with(e: crux::Error) -> ! {
     if let crux::Error::Interrupted {
-        checkpoint: Some(path),
+        checkpoint,
+        partial,
         ..
     } = &e
     {
         eprintln!("{e}");
-        eprintln!(
-            "resume with the same command and --resume {}",
-            path.display()
-        );
+        println!("draws so far:");
+        print!("{}", partial.summary());
+        if let Some(path) = checkpoint {
+            eprintln!(
+                "resume with the same command and --resume {}",
+                path.display()
+            );
+        }
         std::process::exit(130);
     }
     eprintln!("error: {e}");

@@ -49,6 +49,23 @@ fn same(x: &(Posterior, Posterior), y: &(Posterior, Posterior)) -> bool {
         && x.0.inverse_mass == y.0.inverse_mass
 }
 
+/// `part` holds the first `n` draws (and their diagnostics) of `whole`.
+fn prefix(part: &Posterior, whole: &Posterior, n: usize) -> bool {
+    use ndarray::{s, Axis};
+    let leaves = part.leaves.iter().zip(&whole.leaves).all(|(p, w)| {
+        p.samples.len_of(Axis(1)) == n && p.samples == w.samples.slice_axis(Axis(1), (..n).into())
+    });
+    let diag = match (&part.diagnostics, &whole.diagnostics) {
+        (Some(p), Some(w)) => w
+            .names()
+            .into_iter()
+            .all(|f| p.get(f).unwrap() == w.get(f).unwrap().slice(s![.., ..n])),
+        (None, None) => true,
+        _ => false,
+    };
+    leaves && diag
+}
+
 /// Stops after 1, 3, 6 (the warmup's end is at sweep 200) and 10 chunks,
 /// then resumes on the same or another tier and thread count.
 #[test]
@@ -76,10 +93,19 @@ fn resumed_runs_give_the_uninterrupted_draws() {
             .unwrap_err();
         match &e {
             Error::Interrupted {
-                checkpoint, sweeps, ..
+                checkpoint,
+                sweeps,
+                partial,
+                ..
             } => {
                 assert_eq!(checkpoint.as_deref(), Some(path.as_path()));
                 assert!(*sweeps > 0 && *sweeps < 500, "{e}");
+                // The draws so far: the uninterrupted run's first ones,
+                // on the error and on the models.
+                let kept = sweeps.saturating_sub(200);
+                assert_eq!(partial.models[0].num_draws, kept);
+                assert!(prefix(&partial.posteriors[0], &full.0, kept), "{n}");
+                assert!(prefix(&q.b.posterior().unwrap(), &full.1, kept), "{n}");
             }
             other => panic!("not an interruption: {other}"),
         }

@@ -45,6 +45,10 @@ impl Resolved {
     pub fn is_vi(&self) -> bool {
         self.vi_draws.is_some()
     }
+    /// Draws kept (VI: ELBO steps recorded) once `sweeps` sweeps are done.
+    pub fn kept_after(&self, sweeps: usize) -> usize {
+        (sweeps.saturating_sub(self.warmup) / self.thin).min(self.keep)
+    }
 }
 
 /// Checks the VI configuration of `model` with `dim` entries for a solve

@@ -24,10 +24,13 @@ use crate::solve::options::ModelReport;
 /// fitted `q` with draws of the sampler `seed`), stores it on the model
 /// (with chain 0's last position as its value), clears an optimised
 /// model's, and reports on every sampled member.
+/// `done`: the sweeps run (all of them, or fewer when the run stopped
+/// early: each model's draws so far).
 pub(crate) fn collect(
     plan: &Plan,
     bufs: &[ChainBuffers],
     seed: u64,
+    done: usize,
 ) -> Result<(Vec<Arc<Posterior>>, Vec<ModelReport>)> {
     let mut posteriors = Vec::new();
     let mut reports = Vec::new();
@@ -63,7 +66,7 @@ pub(crate) fn collect(
                 } else {
                     step_sizes(slots, bufs)
                 };
-                (diagnostics(r, slots, bufs), steps)
+                (diagnostics(r.kept_after(done), slots, bufs), steps)
             })
             .collect();
         let fits: Vec<Fit> = sampled
@@ -73,10 +76,10 @@ pub(crate) fn collect(
             .map(|(&(g, _, _), (d, _))| Fit::read(plan, g, d.as_ref(), bufs))
             .collect();
         for (&(g, r, _), (d, steps)) in sampled.iter().zip(&per_group) {
-            reports.push(report(&g.name, r, d.as_ref(), steps.clone()));
+            reports.push(report(&g.name, r, done, d.as_ref(), steps.clone()));
         }
         let (first_diagnostics, first_steps) = per_group.swap_remove(i0);
-        let n = r0.vi_draws.unwrap_or(r0.keep);
+        let n = r0.vi_draws.unwrap_or(r0.kept_after(done));
         let vi_only = r0.is_vi();
         let kernels: Vec<&str> = sampled.iter().map(|(_, r, _)| r.kernel.name()).collect();
         let post = Arc::new(Posterior {
@@ -255,8 +258,9 @@ pub(crate) fn leaf_owner<'a>(
 }
 
 /// A sampled member's per-draw diagnostics, `(K, N)` per field.
-fn diagnostics(r: &Resolved, slots: &ModelSlots, bufs: &[ChainBuffers]) -> Option<Diagnostics> {
-    let (k, n, nf) = (bufs.len(), r.keep, slots.fields.len());
+/// The first `n` draws' diagnostics.
+fn diagnostics(n: usize, slots: &ModelSlots, bufs: &[ChainBuffers]) -> Option<Diagnostics> {
+    let (k, nf) = (bufs.len(), slots.fields.len());
     (nf > 0).then(|| {
         Diagnostics::new(
             slots
@@ -282,7 +286,13 @@ fn step_sizes(slots: &ModelSlots, bufs: &[ChainBuffers]) -> Vec<f64> {
     bufs.iter().map(|b| b.state()[slots.step_size]).collect()
 }
 
-fn report(name: &str, r: &Resolved, d: Option<&Diagnostics>, step_size: Vec<f64>) -> ModelReport {
+fn report(
+    name: &str,
+    r: &Resolved,
+    done: usize,
+    d: Option<&Diagnostics>,
+    step_size: Vec<f64>,
+) -> ModelReport {
     let mean = |a: ndarray::ArrayView2<'_, f64>| {
         let v: Vec<f64> = a.iter().copied().filter(|x| x.is_finite()).collect();
         v.iter().sum::<f64>() / v.len().max(1) as f64
@@ -297,7 +307,7 @@ fn report(name: &str, r: &Resolved, d: Option<&Diagnostics>, step_size: Vec<f64>
     ModelReport {
         name: name.to_string(),
         kernel: r.kernel.name().to_string(),
-        num_draws: r.vi_draws.unwrap_or(r.keep),
+        num_draws: r.vi_draws.unwrap_or(r.kept_after(done)),
         final_elbo,
         divergences: d
             .and_then(|d| d.get(DiagName::IsDivergent.name()))

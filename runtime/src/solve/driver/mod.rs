@@ -112,13 +112,19 @@ pub(crate) fn solve(problem: &Problem, epochs: usize, opts: &SolveOptions) -> Re
         ));
     }
     let grad_evals_total = schedule::grad_evals(&plan.chunk, &chains);
+    let done = timings.stopped_at.unwrap_or(sweeps);
+    let grad_evals_warmup = if done <= warmup_sweeps {
+        grad_evals_total
+    } else {
+        timings.grad_evals_warmup
+    };
     let bufs: Vec<_> = chains
         .into_iter()
         .map(|c| c.into_inner().unwrap_or_else(|e| e.into_inner()))
         .collect();
-    let (posteriors, reports) = collect::collect(&plan, &bufs, seed)?;
+    let (posteriors, reports) = collect::collect(&plan, &bufs, seed, done)?;
     collect::log_reports(&reports, plan.k, &log);
-    Ok(Solution {
+    let solution = Solution {
         backend: opts.backend,
         num_chains: plan.k,
         sweeps,
@@ -128,13 +134,22 @@ pub(crate) fn solve(problem: &Problem, epochs: usize, opts: &SolveOptions) -> Re
         initializer_seconds,
         warmup_seconds: timings.warmup_seconds,
         sampling_seconds: timings.sampling_seconds,
-        grad_evals_warmup: timings.grad_evals_warmup,
-        grad_evals: grad_evals_total - timings.grad_evals_warmup,
+        grad_evals_warmup,
+        grad_evals: grad_evals_total - grad_evals_warmup,
         threads,
         models: reports,
         posteriors,
         loss_history: timings.loss_history,
-    })
+    };
+    match timings.stopped_at {
+        None => Ok(solution),
+        Some(done) => Err(Error::Interrupted {
+            sweeps: done,
+            total: sweeps,
+            checkpoint: opts.checkpoint.clone(),
+            partial: Box::new(solution),
+        }),
+    }
 }
 
 /// The chunk function a solve of `epochs` sweeps would run.

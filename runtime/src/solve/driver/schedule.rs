@@ -10,7 +10,6 @@ use crux_compiler::backend::clif::{self, ClifKernel, ClifOptions};
 use crux_compiler::sampler::kernels::ELBO_FIELD;
 use crux_compiler::sampler::{Chunk, DiagKind, DiagName, Family};
 
-use super::super::resolve::Resolved;
 use super::exe::{clif_options, Chain, Executor};
 use super::init::ThetaLayout;
 use super::plan::Plan;
@@ -32,6 +31,10 @@ pub(crate) struct Timings {
     /// `(sweep, loss at chain 0)` at every chunk end, when a model is
     /// optimised.
     pub loss_history: Vec<(usize, f64)>,
+    /// The sweep at which the run stopped early (`stop_after_chunks` or
+    /// [`crate::interrupt`]), after writing its checkpoint; the chains'
+    /// host buffers are in sync.
+    pub stopped_at: Option<usize>,
 }
 
 /// The fixed inputs of a run.
@@ -137,11 +140,8 @@ impl Run<'_> {
                     }
                 }
                 if stop {
-                    return Err(crate::error::Error::Interrupted {
-                        sweeps: hi,
-                        total: sweeps,
-                        checkpoint: self.checkpoint.map(|(p, _)| p.to_path_buf()),
-                    });
+                    t.stopped_at = Some(hi);
+                    break;
                 }
                 lo = hi;
             }
@@ -329,7 +329,11 @@ impl Progress {
                 (hi * k) as f64 / t.warmup_seconds.max(1e-9)
             )
         } else {
-            let drawn: usize = run.plan.sampled().map(|(_, r, _)| kept(r, hi) * k).sum();
+            let drawn: usize = run
+                .plan
+                .sampled()
+                .map(|(_, r, _)| r.kept_after(hi) * k)
+                .sum();
             format!(
                 "sampling | {:.0} draws/s",
                 drawn as f64 / t.sampling_seconds.max(1e-9)
@@ -359,11 +363,6 @@ impl Progress {
     }
 }
 
-/// Draws a model sampled with `r` has kept after sweep `hi`.
-fn kept(r: &Resolved, hi: usize) -> usize {
-    (hi.saturating_sub(r.warmup) / r.thin).min(r.keep)
-}
-
 /// The spec's `posterior/<model>/...` metrics after sweep `hi`, and the
 /// divergences so far.
 fn model_metrics(plan: &Plan, chains: &[Chain], hi: usize) -> (Vec<(String, f64)>, usize) {
@@ -375,7 +374,7 @@ fn model_metrics(plan: &Plan, chains: &[Chain], hi: usize) -> (Vec<(String, f64)
         .map(|c| c.lock().unwrap_or_else(|e| e.into_inner()))
         .collect();
     for (m, r, slots) in plan.sampled() {
-        let n = kept(r, hi);
+        let n = r.kept_after(hi);
         let key = |f: &str| format!("posterior/{}/{f}", m.name);
         out.push((key("n_samples"), n as f64));
         out.push((key("n_chains"), k as f64));
