@@ -113,6 +113,21 @@ struct SampleArgs {
     /// code first, optimised code once it is compiled on another thread).
     #[arg(long, value_enum, default_value_t = TieringArg::Auto)]
     tiering: TieringArg,
+    /// Write the run's state here at chunk ends (Ctrl-C stops at the next
+    /// one and writes it); continue with `--resume PATH`.
+    #[arg(long, value_name = "PATH")]
+    checkpoint: Option<PathBuf>,
+    /// Seconds between checkpoints (0: every chunk).
+    #[arg(long, value_name = "S", default_value_t = 60.0)]
+    checkpoint_every: f64,
+    /// Continue the run saved in this checkpoint (same artifact, seed,
+    /// chains and draws): the draws equal an uninterrupted run's.
+    #[arg(long, value_name = "PATH")]
+    resume: Option<PathBuf>,
+    /// Stop after this many chunks, writing the checkpoint (split a run
+    /// across time-limited jobs).
+    #[arg(long, value_name = "N")]
+    stop_after_chunks: Option<usize>,
 }
 
 /// `--tiering` values of `crux sample`.
@@ -260,7 +275,13 @@ fn sample(a: &SampleArgs) -> crux::Result<()> {
             TieringArg::Baseline => Tiering::Baseline,
             TieringArg::Optimised => Tiering::Optimised,
         },
+        checkpoint: a.checkpoint.clone(),
+        checkpoint_every: a.checkpoint_every,
+        resume: a.resume.clone(),
+        stop_after_chunks: a.stop_after_chunks,
+        chunk_sweeps: None,
     };
+    crux_samples::interrupt_on_ctrl_c();
     let out = art.sample(&run)?;
     let posts: Vec<&Posterior> = out.posteriors.iter().collect();
     let m = art.manifest();
@@ -275,6 +296,21 @@ fn sample(a: &SampleArgs) -> crux::Result<()> {
     let table = crux::analysis::SummaryTable {
         rows: posts.iter().flat_map(|p| p.summary().rows).collect(),
     };
+    if let Some(done) = out.stopped_at {
+        println!(
+            "stopped after {done} of {} sweeps; draws so far:",
+            out.sweeps
+        );
+        print!("{table}");
+        match &a.checkpoint {
+            Some(p) => eprintln!(
+                "resume with the same command and --resume {} (no --json/--npz written for a stopped run)",
+                p.display()
+            ),
+            None => eprintln!("no --checkpoint was given: this run cannot be resumed"),
+        }
+        std::process::exit(130);
+    }
     print!("{table}");
     let total = t.elapsed().as_secs_f64();
     println!(

@@ -176,3 +176,57 @@ fn compile_a_problem_file() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("nor a readable problem file"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `crux sample --checkpoint P --stop-after-chunks 1` stops with status
+/// 130, the summary of the draws so far and the resume command; `--resume
+/// P` then prints the uninterrupted run's summary.
+#[test]
+fn sample_checkpoint_and_resume() {
+    let dir = scratch("ckpt");
+    succeed(
+        crux()
+            .args(["compile", "quickstart", "--chains", "2", "-o"])
+            .arg(&dir),
+    );
+    let summary = |out: &std::process::Output| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("a[0]") || l.starts_with("b[0]"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let full = succeed(crux().arg("sample").arg(&dir).arg("--quiet"));
+    let ckpt = dir.join("run.ckpt");
+    let out = crux()
+        .arg("sample")
+        .arg(&dir)
+        .args([
+            "--quiet",
+            "--checkpoint-every",
+            "0",
+            "--stop-after-chunks",
+            "1",
+            "--checkpoint",
+        ])
+        .arg(&ckpt)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("stopped after"), "{text}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--resume"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let resumed = succeed(
+        crux()
+            .arg("sample")
+            .arg(&dir)
+            .args(["--quiet", "--resume"])
+            .arg(&ckpt),
+    );
+    assert_eq!(summary(&resumed), summary(&full));
+    assert_eq!(summary(&full).len(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -86,6 +86,13 @@ pub fn exit_with(e: crux::Error) -> ! {
     std::process::exit(1)
 }
 
+/// Ctrl-C ends the run at the next chunk boundary, after writing the
+/// checkpoint when one is configured (the handler only asks: kill the
+/// process to stop at once).
+pub fn interrupt_on_ctrl_c() {
+    let _ = ctrlc::set_handler(crux::interrupt);
+}
+
 /// The sampling flags every sample takes.
 #[derive(clap::Args, Debug, Clone)]
 pub struct SampleArgs {
@@ -225,10 +232,7 @@ impl SampleArgs {
     /// imply: `tracing` events on stderr unless `--quiet`).
     pub fn solve_options(&self) -> crux::Result<crux::SolveOptions> {
         init_logging(self.quiet);
-        // Ctrl-C ends the run at the next chunk boundary, after writing the
-        // checkpoint when one is configured (the handler only asks: kill
-        // the process to stop at once).
-        let _ = ctrlc::set_handler(crux::interrupt);
+        interrupt_on_ctrl_c();
         let mut o = crux::SolveOptions::default().backend(match self.backend {
             BackendArg::Interp => crux::Backend::Interpreter,
             BackendArg::Cranelift => crux::Backend::Cranelift,

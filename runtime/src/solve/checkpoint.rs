@@ -119,14 +119,82 @@ fn hex(d: impl AsRef<[u8]>) -> String {
 
 /// The SHA-256 of the plan's compiled chunk function and data.
 pub(crate) fn problem_hash(plan: &Plan) -> String {
+    let kir = crux_ir::kernel::text::print(&plan.chunk.function);
+    problem_hash_of(kir.as_bytes(), &plan.chunk.data)
+}
+
+/// The SHA-256 of a chunk function's kernel-IR text and its data buffers
+/// (the same for a solve and for the artifact compiled from it).
+pub(crate) fn problem_hash_of(kir: &[u8], data: &[Vec<f64>]) -> String {
     let mut h = Sha256::new();
-    h.update(crux_ir::kernel::text::print(&plan.chunk.function).as_bytes());
-    for d in &plan.chunk.data {
+    h.update(kir);
+    for d in data {
         for v in d {
             h.update(v.to_le_bytes());
         }
     }
     hex(h.finalize())
+}
+
+/// Writes a run's checkpoints at chunk ends: when `every` seconds have
+/// passed since the last one, or when the run stops there.
+pub(crate) struct Writer<'a> {
+    pub path: &'a Path,
+    pub id: &'a RunId<'a>,
+    pub every: f64,
+    last: std::time::Instant,
+}
+
+impl<'a> Writer<'a> {
+    /// A writer whose first checkpoint is due `every` seconds from now.
+    pub fn new(path: &'a Path, id: &'a RunId<'a>, every: f64) -> Writer<'a> {
+        Writer {
+            path,
+            id,
+            every,
+            last: std::time::Instant::now(),
+        }
+    }
+    /// Whether a checkpoint is due at the end of a chunk reaching sweep
+    /// `hi` of `id.sweeps` (never at the run's end: the draws are out).
+    pub fn due(&self, hi: usize, stopping: bool) -> bool {
+        hi < self.id.sweeps && (stopping || self.last.elapsed().as_secs_f64() >= self.every)
+    }
+    /// Writes the chains (their host buffers, in sync) at sweep `hi`.
+    pub fn write(
+        &mut self,
+        hi: usize,
+        chains: &[std::sync::Mutex<ChainBuffers>],
+    ) -> Result<(), CheckpointError> {
+        let guards: Vec<_> = chains
+            .iter()
+            .map(|c| c.lock().unwrap_or_else(|e| e.into_inner()))
+            .collect();
+        let refs: Vec<&ChainBuffers> = guards.iter().map(|g| &**g).collect();
+        write(self.path, self.id, hi, &refs)?;
+        self.last = std::time::Instant::now();
+        Ok(())
+    }
+}
+
+/// Loads the checkpoint at `path` of the run `id` into the chains'
+/// buffers; returns the sweep to continue from.
+pub(crate) fn restore(
+    path: &Path,
+    id: &RunId<'_>,
+    chains: &mut [ChainBuffers],
+) -> Result<usize, CheckpointError> {
+    let (sweep, saved) = read(path, id)?;
+    for (b, saved) in chains.iter_mut().zip(saved) {
+        for (which, v) in BUFFERS.into_iter().zip(saved) {
+            let dst = b.get_mut(which);
+            if dst.len() != v.len() {
+                return Err(CheckpointError::Problem);
+            }
+            dst.copy_from_slice(&v);
+        }
+    }
+    Ok(sweep)
 }
 
 const BUFFERS: [ChunkBuffer; 3] = [ChunkBuffer::State, ChunkBuffer::Draws, ChunkBuffer::Diag];

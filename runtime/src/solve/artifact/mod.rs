@@ -46,6 +46,7 @@ use sha2::{Digest, Sha256};
 pub use error::ArtifactError;
 pub use manifest::{FieldLayout, LeafLayout, LeafSource, Manifest, ModelLayout, FORMAT_VERSION};
 
+use super::checkpoint;
 use super::driver::cpu::run_range;
 use super::driver::init::{base_state, jitters, Jitter};
 use super::driver::plan::plan;
@@ -90,6 +91,21 @@ pub struct ArtifactRun {
     /// first chunk boundary after it is compiled on another thread). The
     /// draws are the same for every choice.
     pub tiering: Tiering,
+    /// Write the run's state here at chunk ends (as
+    /// [`SolveOptions::checkpoint`]), at most every `checkpoint_every`
+    /// seconds.
+    pub checkpoint: Option<std::path::PathBuf>,
+    /// Seconds between checkpoints (default 60; 0: every chunk).
+    pub checkpoint_every: f64,
+    /// Continue the run saved at this checkpoint (the same artifact, seed,
+    /// chains and draws): the draws equal an uninterrupted run's.
+    pub resume: Option<std::path::PathBuf>,
+    /// Stop after this many chunks (after writing the checkpoint): see
+    /// [`ArtifactSamples::stopped_at`].
+    pub stop_after_chunks: Option<usize>,
+    /// Sweeps per chunk (default: a twentieth of the run, at least 1000);
+    /// the draws do not depend on it.
+    pub chunk_sweeps: Option<usize>,
 }
 
 impl Default for ArtifactRun {
@@ -102,6 +118,11 @@ impl Default for ArtifactRun {
             threads: None,
             progress: false,
             tiering: Tiering::Auto,
+            checkpoint: None,
+            checkpoint_every: 60.0,
+            resume: None,
+            stop_after_chunks: None,
+            chunk_sweeps: None,
         }
     }
 }
@@ -149,6 +170,10 @@ pub struct ArtifactSamples {
     pub run_seconds: f64,
     /// Sweeps each chain ran.
     pub sweeps: usize,
+    /// The sweep at which the run stopped early (`stop_after_chunks`, or
+    /// [`crate::interrupt`], e.g. on Ctrl-C), after writing its
+    /// checkpoint; the posteriors then hold the draws kept so far.
+    pub stopped_at: Option<usize>,
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -557,6 +582,12 @@ impl Artifact {
                 m.keep, m.keep
             )));
         }
+        if !(run.checkpoint_every >= 0.0) {
+            return Err(bad(format!(
+                "checkpoint_every must be >= 0 seconds, got {}",
+                run.checkpoint_every
+            )));
+        }
         let seed = run.seed.unwrap_or(m.seed);
         let sweeps = m.sweeps_for(draws);
         let t0 = Instant::now();
@@ -588,15 +619,33 @@ impl Artifact {
             }
         };
         let compile_seconds = t0.elapsed().as_secs_f64();
-        let chains: Vec<Mutex<ChainBuffers>> = (0..k)
+        let mut bufs0: Vec<ChainBuffers> = (0..k)
             .map(|c| {
                 let mut state = self.state.clone();
                 for j in &m.jitter {
                     Jitter::from(*j).apply(&mut state, seed, c);
                 }
-                Mutex::new(self.chain_buffers(state))
+                self.chain_buffers(state)
             })
             .collect();
+        let problem = (run.checkpoint.is_some() || run.resume.is_some())
+            .then(|| checkpoint::problem_hash_of(&self.kir, &self.data))
+            .unwrap_or_default();
+        let id = checkpoint::RunId {
+            problem: &problem,
+            seed,
+            chains: k,
+            sweeps,
+        };
+        let from = match &run.resume {
+            Some(path) => checkpoint::restore(path, &id, &mut bufs0)?,
+            None => 0,
+        };
+        let mut checkpoints = run
+            .checkpoint
+            .as_deref()
+            .map(|p| checkpoint::Writer::new(p, &id, run.checkpoint_every));
+        let chains: Vec<Mutex<ChainBuffers>> = bufs0.into_iter().map(Mutex::new).collect();
         let threads = run
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -608,7 +657,7 @@ impl Artifact {
             SolveOptions::default().quiet()
         };
         let bar = super::options::progress_bar(&opts, sweeps);
-        let chunk = 1000.max(sweeps / 20);
+        let chunk = run.chunk_sweeps.unwrap_or(1000.max(sweeps / 20)).max(1);
         let auto =
             run.backend == Backend::Cranelift && run.tiering == Tiering::Auto && !from_library;
         let optimised: std::sync::Arc<std::sync::OnceLock<Box<clif::ClifKernel>>> =
@@ -622,7 +671,8 @@ impl Artifact {
                 }
             });
         }
-        let mut lo = 0;
+        let mut lo = from;
+        let (mut chunks, mut stopped_at) = (0, None);
         while lo < sweeps {
             let hi = (lo + chunk).min(sweeps);
             let exe: &(dyn Executable + Sync) = match optimised.get() {
@@ -636,6 +686,17 @@ impl Artifact {
             })?;
             lo = hi;
             bar.set_position(hi as u64);
+            chunks += 1;
+            let stop = (run.stop_after_chunks.is_some_and(|n| chunks >= n)
+                || checkpoint::take_interrupt())
+                && hi < sweeps;
+            if let Some(w) = checkpoints.as_mut().filter(|w| w.due(hi, stop)) {
+                w.write(hi, &chains)?;
+            }
+            if stop {
+                stopped_at = Some(hi);
+                break;
+            }
         }
         bar.finish_and_clear();
         let run_seconds = t1.elapsed().as_secs_f64();
@@ -646,7 +707,11 @@ impl Artifact {
         let posteriors = m
             .models
             .iter()
-            .map(|model| posterior(model, &bufs, draws))
+            .map(|model| {
+                let done = stopped_at.unwrap_or(sweeps);
+                let kept = (done.saturating_sub(model.warmup) / model.thin).min(draws);
+                posterior(model, &bufs, kept)
+            })
             .collect();
         Ok(ArtifactSamples {
             posteriors,
@@ -654,6 +719,7 @@ impl Artifact {
             compile_seconds,
             run_seconds,
             sweeps,
+            stopped_at,
         })
     }
 

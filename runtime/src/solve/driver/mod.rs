@@ -50,23 +50,7 @@ pub(crate) fn solve(problem: &Problem, epochs: usize, opts: &SolveOptions) -> Re
         });
     let mut start = 0;
     if let (Some(path), Some(id)) = (&opts.resume, &run_id) {
-        let (sweep, saved) = super::checkpoint::read(path, id)?;
-        for (b, [state, draws, diag]) in bufs0.iter_mut().zip(saved) {
-            use crux_compiler::sampler::abi::ChunkBuffer;
-            for (which, v) in [
-                (ChunkBuffer::State, state),
-                (ChunkBuffer::Draws, draws),
-                (ChunkBuffer::Diag, diag),
-            ] {
-                let dst = b.get_mut(which);
-                if dst.len() != v.len() {
-                    return Err(Error::Checkpoint(
-                        super::checkpoint::CheckpointError::Problem,
-                    ));
-                }
-                dst.copy_from_slice(&v);
-            }
-        }
+        let sweep = super::checkpoint::restore(path, id, &mut bufs0)?;
         start = sweep;
         log(format!("resuming from {} at sweep {sweep}", path.display()));
     }

@@ -80,7 +80,9 @@ impl Run<'_> {
         let mut progress = Progress::new(self)?;
         let mut t = Timings::default();
         let optimised_seconds: Mutex<Option<f64>> = Mutex::new(None);
-        let mut last_checkpoint = Instant::now();
+        let mut checkpoints = self.checkpoint.map(|(path, id)| {
+            crate::solve::checkpoint::Writer::new(path, id, self.opts.checkpoint_every)
+        });
         let mut chunks = 0;
         std::thread::scope(|scope| -> Result<()> {
             let mut lo = from;
@@ -123,21 +125,11 @@ impl Run<'_> {
                 let stop = (self.opts.stop_after_chunks.is_some_and(|n| chunks >= n)
                     || crate::solve::checkpoint::take_interrupt())
                     && hi < sweeps;
-                if let Some((path, id)) = self.checkpoint {
-                    let due = last_checkpoint.elapsed().as_secs_f64() >= self.opts.checkpoint_every;
-                    if (due || stop) && hi < sweeps {
-                        self.exe
-                            .sync(self.chains)
-                            .map_err(|cause| self.plan.run_error(cause))?;
-                        let guards: Vec<_> = self
-                            .chains
-                            .iter()
-                            .map(|c| c.lock().unwrap_or_else(|e| e.into_inner()))
-                            .collect();
-                        let refs: Vec<&_> = guards.iter().map(|g| &**g).collect();
-                        crate::solve::checkpoint::write(path, id, hi, &refs)?;
-                        last_checkpoint = Instant::now();
-                    }
+                if let Some(w) = checkpoints.as_mut().filter(|w| w.due(hi, stop)) {
+                    self.exe
+                        .sync(self.chains)
+                        .map_err(|cause| self.plan.run_error(cause))?;
+                    w.write(hi, self.chains)?;
                 }
                 if stop {
                     t.stopped_at = Some(hi);
