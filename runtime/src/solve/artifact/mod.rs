@@ -582,7 +582,7 @@ impl Artifact {
                 m.keep, m.keep
             )));
         }
-        if !(run.checkpoint_every >= 0.0) {
+        if run.checkpoint_every.is_nan() || run.checkpoint_every < 0.0 {
             return Err(bad(format!(
                 "checkpoint_every must be >= 0 seconds, got {}",
                 run.checkpoint_every
