@@ -628,9 +628,11 @@ impl Artifact {
                 self.chain_buffers(state)
             })
             .collect();
-        let problem = (run.checkpoint.is_some() || run.resume.is_some())
-            .then(|| checkpoint::problem_hash_of(&self.kir, &self.data))
-            .unwrap_or_default();
+        let problem = if run.checkpoint.is_some() || run.resume.is_some() {
+            checkpoint::problem_hash_of(&self.kir, &self.data)
+        } else {
+            String::new()
+        };
         let id = checkpoint::RunId {
             problem: &problem,
             seed,
