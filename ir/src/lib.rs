@@ -48,8 +48,7 @@ macro_rules! typed_index {
 pub mod graph;
 pub mod kernel;
 pub mod rng;
-#[cfg(test)]
-mod text_fuzz;
+pub mod text_fuzz;
 
 pub use graph::{
     BinaryOp, CmpOp, DType, DataId, Graph, GraphError, Node, NodeId, Op, ParamId, Shape, Tensor,

@@ -1,11 +1,22 @@
-//! Test support shared by the graph and kernel text-format fuzzers: small
-//! edits of a valid text (the parsers must answer them with an error or a
-//! round-tripping result, never a panic).
+//! Test support shared by the graph and kernel text-format fuzzers (the
+//! unit tests here, `crux-tests`' differential tests and the `fuzz/`
+//! targets): small edits of a valid text, which the parsers must answer
+//! with an error or a round-tripping result, never a panic.
+
+/// Tokens of the graph text format, for character substitutions.
+pub const GRAPH_TOKENS: [char; 15] = [
+    '%', '0', '9', ',', '[', ']', '{', '}', '"', '\\', '#', ' ', 'x', '=', ':',
+];
+
+/// Tokens of the kernel text format, for character substitutions.
+pub const KERNEL_TOKENS: [char; 19] = [
+    'v', '0', '9', ',', '[', ']', '{', '}', '|', '(', ')', '"', '\\', '#', ' ', 'x', '=', ':', '\n',
+];
 
 /// Edit `kind % 4` of `text` at position `at`: delete a character,
 /// duplicate a line, swap two adjacent lines, or replace a character by one
 /// of `subst` (tokens of the format, so the edit is likely to parse).
-pub(crate) fn mutate(text: &str, kind: u8, at: usize, subst: &[char]) -> String {
+pub fn mutate(text: &str, kind: u8, at: usize, subst: &[char]) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let chars: Vec<char> = text.chars().collect();
     let i = at % chars.len().max(1);

@@ -5,6 +5,8 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
+pub mod differential;
+pub mod fuzz;
 pub mod gen;
 pub mod kgen;
 pub mod kill;

@@ -1198,10 +1198,7 @@ output \"logp\" = %5
         );
     }
 
-    /// Tokens of the graph text format, for character substitutions.
-    const SUBST: [char; 15] = [
-        '%', '0', '9', ',', '[', ']', '{', '}', '"', '\\', '#', ' ', 'x', '=', ':',
-    ];
+    use crate::text_fuzz::GRAPH_TOKENS as SUBST;
 
     /// If a text parses, the graph round-trips through the printer.
     fn check_parse(text: &str) {

@@ -213,10 +213,7 @@ fn text_deep_nesting_is_an_error_not_a_crash() {
     assert!(msg.contains("nested"), "{msg}");
 }
 
-/// Tokens of the kernel text format, for character substitutions.
-const SUBST: [char; 19] = [
-    'v', '0', '9', ',', '[', ']', '{', '}', '|', '(', ')', '"', '\\', '#', ' ', 'x', '=', ':', '\n',
-];
+use crate::text_fuzz::KERNEL_TOKENS as SUBST;
 
 /// If a text parses, the function verifies and round-trips.
 fn check_parse(text: &str) {

@@ -1,0 +1,7 @@
+//! The kernel-IR text parser: never panics; what parses verifies and round-trips (see `crux_tests::fuzz::kernel_text`).
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| crux_tests::fuzz::kernel_text(data));
