@@ -191,12 +191,25 @@ impl<'a> LogDensityBuilder<'a> {
         // entries get a standard normal term of their own (they never reach
         // the model; it keeps them bounded).
         let mut anchors = Vec::new();
+        // Σ log |dx/du| of the constrained leaves of models with a prior
+        // (the densities this log-density is of).
+        let mut jacobians = Vec::new();
         for m in &self.sampled {
             for (li, p) in m.leaves.iter().enumerate() {
                 match m.masks.get(li).and_then(Option::as_ref) {
+                    Some(_) if !p.transform().is_identity() => {
+                        return Err(Error::InvalidArgument {
+                            what: format!("parameter `{}`", p.name()),
+                            reason: "an entry mask on a constrained parameter is not supported: sample the whole parameter, or drop its constraint".into(),
+                        });
+                    }
                     Some(mask) => anchors.push(tracer.add_masked_slot(p, mask)?),
                     None => {
-                        tracer.add_slot(p);
+                        p.transform().check_values(p.name(), &p.values())?;
+                        let logj = tracer.add_unconstrained_slot(p)?;
+                        if m.prior.is_some() {
+                            jacobians.extend(logj);
+                        }
                     }
                 }
                 layout.push(Slot {
@@ -210,7 +223,7 @@ impl<'a> LogDensityBuilder<'a> {
         }
         let (out, minibatch) = match self.batch_size {
             None => {
-                let mut logp = self.crux.loss_of(&which) * (-s);
+                let mut logp = self.crux.log_likelihood_of(&which, s);
                 for m in &self.sampled {
                     if let Some(p) = &m.prior {
                         logp = logp + p.log_prior(&m.leaves)?;
@@ -230,6 +243,9 @@ impl<'a> LogDensityBuilder<'a> {
             }
         };
         let mut out = out;
+        for j in jacobians {
+            out = tracer.graph.binary_bcast(BinaryOp::Add, out, j)?;
+        }
         for (raw, mask) in anchors {
             let g = &mut tracer.graph;
             let sq = g.binary_bcast(BinaryOp::Mul, raw, raw)?;
@@ -246,7 +262,7 @@ impl<'a> LogDensityBuilder<'a> {
         let initial = self
             .sampled
             .iter()
-            .flat_map(|m| m.leaves.iter().flat_map(Param::values))
+            .flat_map(|m| m.leaves.iter().flat_map(unconstrained_values))
             .collect();
         Ok(LogDensity {
             compiled,
@@ -257,6 +273,12 @@ impl<'a> LogDensityBuilder<'a> {
             minibatch,
         })
     }
+}
+
+/// The leaf's value as the sampler holds it (`T⁻¹` of its value).
+pub(crate) fn unconstrained_values(p: &Param) -> Vec<f64> {
+    let t = p.transform();
+    p.values().into_iter().map(|x| t.inverse(x)).collect()
 }
 
 /// The points of constraint residual `r` that a batch of `n` subsamples:
@@ -285,7 +307,20 @@ fn trace_weighted(
     };
     let constraints = problem.constraints();
     let mut total: Option<NodeId> = None;
-    for &ci in which {
+    // Log-density terms: the whole term, added as it is.
+    let mut terms: Vec<NodeId> = Vec::new();
+    let residuals: Vec<usize> = which
+        .iter()
+        .copied()
+        .filter(|&ci| {
+            let c = &constraints[ci];
+            !c.is_log_density()
+        })
+        .collect();
+    for &ci in which.iter().filter(|ci| !residuals.contains(ci)) {
+        terms.push(tracer.trace(&constraints[ci].residual().sum())?);
+    }
+    for &ci in &residuals {
         let c = &constraints[ci];
         let l = match subsampled_points(c.residual(), batch_size) {
             None => tracer.trace(&c.value())?,
@@ -304,6 +339,7 @@ fn trace_weighted(
                 let v = match c.reduction() {
                     Reduction::MeanSquare => g.binary_bcast(BinaryOp::Mul, r, r)?,
                     Reduction::MeanAbs => g.unary(UnaryOp::Abs, r)?,
+                    Reduction::LogDensity => unreachable!("log-density terms are not subsampled"),
                 };
                 let wv = g.binary_bcast(BinaryOp::Mul, w, v)?;
                 let sum = g.sum_all(wv)?;
@@ -316,12 +352,19 @@ fn trace_weighted(
             Some(t) => tracer.graph.binary_bcast(BinaryOp::Add, t, l)?,
         });
     }
-    let total = total.expect("Problem::new refuses an empty constraint list");
     let g = &mut tracer.graph;
-    let inv = g.constant(1.0 / which.len() as f64, DType::F64, Shape::scalar())?;
-    let loss = g.binary_bcast(BinaryOp::Mul, total, inv)?;
-    let neg = g.constant(-scale, DType::F64, Shape::scalar())?;
-    let mut lp = g.binary_bcast(BinaryOp::Mul, loss, neg)?;
+    let mut lp = match total {
+        Some(total) => {
+            let inv = g.constant(1.0 / residuals.len() as f64, DType::F64, Shape::scalar())?;
+            let loss = g.binary_bcast(BinaryOp::Mul, total, inv)?;
+            let neg = g.constant(-scale, DType::F64, Shape::scalar())?;
+            g.binary_bcast(BinaryOp::Mul, loss, neg)?
+        }
+        None => g.constant(0.0, DType::F64, Shape::scalar())?,
+    };
+    for t in terms {
+        lp = tracer.graph.binary_bcast(BinaryOp::Add, lp, t)?;
+    }
     for p in priors {
         let pn = tracer.trace(p)?;
         lp = tracer.graph.binary_bcast(BinaryOp::Add, lp, pn)?;

@@ -38,8 +38,17 @@ impl Problem {
             return Err(Error::NoConstraints);
         }
         let mut domain: Option<DomainId> = None;
-        for c in &constraints {
+        for (i, c) in constraints.iter().enumerate() {
             c.residual().check()?;
+            let shape = c.residual().shape();
+            if c.is_log_density() && shape.iter().product::<usize>() != 1 {
+                return Err(Error::InvalidArgument {
+                    what: format!("log-density term {i} (`{}`)", c.residual()),
+                    reason: format!(
+                        "it has shape {shape:?}; a log-density term is one number: reduce it, e.g. with .sum()"
+                    ),
+                });
+            }
             if let Some(d) = c.residual().0.domain {
                 if domain.is_some_and(|x| x != d) {
                     return Err(Error::MixedDomains {
@@ -131,18 +140,50 @@ impl Problem {
         self.loss_of(&all)
     }
 
-    /// The mean of the constraints `which` (valid, non-empty indices).
+    /// The loss of the constraints `which` (valid, non-empty indices):
+    /// the mean of the residual constraints' losses minus the log-density
+    /// terms.
     pub(crate) fn loss_of(&self, which: &[usize]) -> Expr {
-        let n = which.len() as f64;
-        let mut total: Option<Expr> = None;
-        for &i in which {
-            let v = self.constraints[i].value();
-            total = Some(match total {
+        let (mean, terms) = self.split_terms(which);
+        match (mean, terms) {
+            (Some(m), Some(t)) => m - t,
+            (Some(m), None) => m,
+            (None, Some(t)) => -t,
+            (None, None) => unreachable!("callers pass a non-empty list of constraints"),
+        }
+    }
+
+    /// `−scale · mean_c L_c + Σ_t ℓ_t` over the constraints `which`.
+    pub(crate) fn log_likelihood_of(&self, which: &[usize], scale: f64) -> Expr {
+        let (mean, terms) = self.split_terms(which);
+        match (mean, terms) {
+            (Some(m), Some(t)) => m * (-scale) + t,
+            (Some(m), None) => m * (-scale),
+            (None, Some(t)) => t,
+            (None, None) => unreachable!("callers pass a non-empty list of constraints"),
+        }
+    }
+
+    /// The mean of the residual constraints' losses among `which`, and the
+    /// sum of its log-density terms.
+    fn split_terms(&self, which: &[usize]) -> (Option<Expr>, Option<Expr>) {
+        let add = |total: Option<Expr>, v: Expr| {
+            Some(match total {
                 None => v,
                 Some(t) => t + v,
-            });
+            })
+        };
+        let (mut res, mut terms, mut n) = (None, None, 0);
+        for &i in which {
+            let c = &self.constraints[i];
+            if c.is_log_density() {
+                terms = add(terms, c.residual().sum());
+            } else {
+                res = add(res, c.value());
+                n += 1;
+            }
         }
-        total.expect("callers pass a non-empty list of constraints") * (1.0 / n)
+        (res.map(|r| r * (1.0 / n as f64)), terms)
     }
 
     /// The leaves the constraints `which` read.

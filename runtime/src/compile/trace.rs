@@ -67,6 +67,54 @@ impl Tracer {
         id
     }
 
+    /// A slot for a sampled leaf holding its unconstrained value `u`: the
+    /// model reads `T(u)` (see [`crate::model::transform`]). Returns the
+    /// scalar `Σ log |dx/du|` node of a constrained leaf.
+    pub fn add_unconstrained_slot(&mut self, p: &crate::Param) -> Result<Option<NodeId>> {
+        use crate::model::transform::Transform;
+        use crux_ir::graph::{BinaryOp, UnaryOp};
+        let id = self.add_slot(p);
+        let t = p.transform();
+        if t.is_identity() {
+            return Ok(None);
+        }
+        let g = &mut self.graph;
+        let u = g.param(id)?;
+        let shape = crux_ir::graph::Shape(p.shape().to_vec());
+        let c = |g: &mut Graph, v: f64| g.constant(v, DType::F64, shape.clone());
+        let (x, logj) = match t {
+            Transform::Identity => unreachable!("handled above"),
+            Transform::Lower(lo) | Transform::Upper(lo) => {
+                let e = g.unary(UnaryOp::Exp, u)?;
+                let op = if matches!(t, Transform::Lower(_)) {
+                    BinaryOp::Add
+                } else {
+                    BinaryOp::Sub
+                };
+                let bound = c(g, lo)?;
+                (g.binary_bcast(op, bound, e)?, u)
+            }
+            Transform::Bounded(lo, hi) => {
+                let s = g.unary(UnaryOp::Sigmoid, u)?;
+                let w = c(g, hi - lo)?;
+                let ws = g.binary_bcast(BinaryOp::Mul, w, s)?;
+                let l = c(g, lo)?;
+                let x = g.binary_bcast(BinaryOp::Add, l, ws)?;
+                // ln(hi − lo) − softplus(u) − softplus(−u)
+                let sp = g.unary(UnaryOp::Softplus, u)?;
+                let nu = g.unary(UnaryOp::Neg, u)?;
+                let sn = g.unary(UnaryOp::Softplus, nu)?;
+                let both = g.binary_bcast(BinaryOp::Add, sp, sn)?;
+                let lw = c(g, (hi - lo).ln())?;
+                (x, g.binary_bcast(BinaryOp::Sub, lw, both)?)
+            }
+        };
+        let total = g.sum_all(logj)?;
+        self.fixed.insert(p.leaf_id(), x);
+        self.slots.remove(&p.leaf_id());
+        Ok(Some(total))
+    }
+
     /// A slot of which only the entries where `mask` is true reach the
     /// model: the leaf's value is `select(mask, θ, value)` (its other
     /// entries stay at their current value). Returns the raw parameter node

@@ -8,6 +8,7 @@ pub(crate) mod domain;
 pub(crate) mod expr;
 pub(crate) mod ids;
 pub(crate) mod init;
+pub(crate) mod likelihood;
 pub(crate) mod lora;
 pub(crate) mod mask;
 pub(crate) mod net;
@@ -17,6 +18,7 @@ pub(crate) mod posterior;
 pub(crate) mod prior;
 pub(crate) mod registry;
 pub(crate) mod sampling;
+pub(crate) mod transform;
 pub(crate) mod vi;
 
 pub use constraint::{Constraint, Reduction};
@@ -33,4 +35,5 @@ pub use registry::{GroupRole, MaskGroup, ModelInfo, ModelResults, ModelSettings}
 pub use sampling::{
     Bayesian, InverseMass, KernelChoice, Metric, Optimizer, DEFAULT_TARGET_ACCEPTANCE,
 };
+pub use transform::Transform;
 pub use vi::Vi;

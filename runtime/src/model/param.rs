@@ -10,6 +10,7 @@ use super::init::Init;
 use super::posterior::{Diagnostics, Posterior};
 use super::registry::ModelCell;
 use super::sampling::{Bayesian, Optimizer};
+use super::transform::Transform;
 use super::vi::Vi;
 use crate::error::{Error, Result};
 
@@ -40,6 +41,8 @@ struct ParamState {
     name: String,
     shape: Shape,
     value: RwLock<Vec<f64>>,
+    /// The support of the entries (see [`Transform`]).
+    transform: RwLock<Transform>,
 }
 
 impl Param {
@@ -79,7 +82,53 @@ impl Param {
             name,
             value: RwLock::new(value.unwrap_or_else(|| vec![0.0; n])),
             shape,
+            transform: RwLock::new(Transform::Identity),
         }))
+    }
+
+    /// The support of the entries.
+    pub fn transform(&self) -> Transform {
+        *self.0.transform.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Constrains every entry to `(0, ∞)`: the sampler moves `ln x` and the
+    /// log-density gains the Jacobian (see [`Transform`]); priors and
+    /// likelihoods are written on `x`, posteriors report `x`. The value
+    /// becomes 1 unless it is already positive.
+    pub fn positive(self) -> Param {
+        self.constrain(Transform::Lower(0.0))
+    }
+
+    /// Constrains every entry to `(lo, ∞)` (see [`Param::positive`]); the
+    /// value becomes `lo + 1` unless it is already above `lo`.
+    pub fn lower(self, lo: f64) -> Result<Param> {
+        let t = Transform::lower(self.name(), lo)?;
+        Ok(self.constrain(t))
+    }
+
+    /// Constrains every entry to `(−∞, hi)` (see [`Param::positive`]); the
+    /// value becomes `hi − 1` unless it is already below `hi`.
+    pub fn upper(self, hi: f64) -> Result<Param> {
+        let t = Transform::upper(self.name(), hi)?;
+        Ok(self.constrain(t))
+    }
+
+    /// Constrains every entry to `(lo, hi)` through a scaled logistic map
+    /// (see [`Param::positive`]); `lo < hi`, both finite. The value becomes
+    /// the midpoint unless it is already inside.
+    pub fn bounded(self, lo: f64, hi: f64) -> Result<Param> {
+        let t = Transform::bounded(self.name(), lo, hi)?;
+        Ok(self.constrain(t))
+    }
+
+    fn constrain(self, t: Transform) -> Param {
+        *self.0.transform.write().unwrap_or_else(|e| e.into_inner()) = t;
+        let mut v = self.0.value.write().unwrap_or_else(|e| e.into_inner());
+        for x in v.iter_mut().filter(|x| !t.contains(**x)) {
+            *x = t.default_point();
+        }
+        drop(v);
+        self
     }
 
     /// The parameter's name.
@@ -171,12 +220,26 @@ impl Param {
                 ),
             });
         }
-        if let Some(bad) = v.iter().find(|x| !x.is_finite()) {
-            return Err(Error::NonFinite {
+        self.check_finite(v)?;
+        self.transform().check_values(self.name(), v)?;
+        *self.0.value.write().unwrap_or_else(|e| e.into_inner()) = v.to_vec();
+        Ok(())
+    }
+
+    fn check_finite(&self, v: &[f64]) -> Result<()> {
+        match v.iter().find(|x| !x.is_finite()) {
+            None => Ok(()),
+            Some(bad) => Err(Error::NonFinite {
                 what: format!("the value of parameter `{}`", self.name()),
                 value: *bad,
-            });
+            }),
         }
+    }
+
+    /// Sets the value (length as given, finiteness checked, not the
+    /// support: a solve writing back a draw that rounds onto a bound).
+    pub(crate) fn store(&self, v: &[f64]) -> Result<()> {
+        self.check_finite(v)?;
         *self.0.value.write().unwrap_or_else(|e| e.into_inner()) = v.to_vec();
         Ok(())
     }

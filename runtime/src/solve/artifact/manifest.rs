@@ -144,6 +144,9 @@ pub struct LeafLayout {
     pub shape: Vec<usize>,
     /// Where its draws come from.
     pub source: LeafSource,
+    /// The map from the drawn (unconstrained) values to the leaf's.
+    #[serde(default)]
+    pub transform: crate::model::Transform,
 }
 
 /// Where a leaf's draws come from.
@@ -204,6 +207,7 @@ impl Manifest {
                         name: p.name().to_string(),
                         shape: p.shape().to_vec(),
                         source: owner.unwrap_or_else(|| LeafSource::Value(p.values())),
+                        transform: p.transform(),
                     }
                 })
                 .collect();

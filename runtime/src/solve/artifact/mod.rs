@@ -344,6 +344,7 @@ impl Artifact {
                     offset: slots.draws + off,
                     row: dim,
                 },
+                transform: Default::default(),
             })
             .collect();
         let jitter = (sampling.init_jitter > 0.0)
@@ -767,7 +768,8 @@ fn posterior(model: &ModelLayout, bufs: &[ChainBuffers], n: usize) -> Posterior 
                     match &l.source {
                         LeafSource::Draws { offset, row } => {
                             let at = offset + t * row;
-                            data.extend_from_slice(&b.draws()[at..at + len]);
+                            let u = &b.draws()[at..at + len];
+                            data.extend(u.iter().map(|&u| l.transform.forward(u)));
                         }
                         LeafSource::Value(v) => data.extend_from_slice(v),
                     }

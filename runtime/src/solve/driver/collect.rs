@@ -185,10 +185,13 @@ fn leaf_samples(
         let fit = fits.iter().find(|f| f.q.group == o.member.name);
         (o.row, o.offset, o.mask, fit.map(|f| (f, o.within)))
     });
-    // An entry-masked leaf's other entries: its (fixed) value.
+    // An entry-masked leaf's other entries: its (fixed) value. A
+    // constrained leaf's draws are `T(u)`.
     let value = p.values();
+    let t = p.transform();
     let mut push = |theta: &[f64]| match owner.and_then(|o| o.2) {
-        None => data.extend_from_slice(theta),
+        None if t.is_identity() => data.extend_from_slice(theta),
+        None => data.extend(theta.iter().map(|&u| t.forward(u))),
         Some(m) => data.extend(merge(theta, &value, m)),
     };
     match owner {

@@ -37,33 +37,35 @@ impl<'a> ThetaLayout<'a> {
     }
 
     /// Each leaf's value as the model sees it at `state`, in layout order
-    /// (borrowed from `state` unless the leaf is entry-masked).
+    /// (borrowed from `state` unless the leaf is entry-masked or
+    /// constrained: `T(u)`).
     pub fn unpack<'s>(&self, state: &'s [f64]) -> Vec<std::borrow::Cow<'s, [f64]>> {
         self.leaves
             .iter()
             .map(|(p, at, mask)| {
                 let theta = &state[*at..*at + p.len()];
+                let t = p.transform();
                 match mask {
-                    None => std::borrow::Cow::Borrowed(theta),
+                    None if t.is_identity() => std::borrow::Cow::Borrowed(theta),
+                    None => std::borrow::Cow::Owned(theta.iter().map(|&u| t.forward(u)).collect()),
                     Some(m) => std::borrow::Cow::Owned(merge(theta, &p.values(), m)),
                 }
             })
             .collect()
     }
 
-    /// Writes each leaf's current value into `state`.
+    /// Writes each leaf's current value into `state` (unconstrained).
     pub fn pack(&self, state: &mut [f64]) {
         for (p, at, _) in &self.leaves {
-            for (j, v) in p.values().into_iter().enumerate() {
-                state[at + j] = v;
-            }
+            let u = crate::compile::logdensity::unconstrained_values(p);
+            state[*at..*at + u.len()].copy_from_slice(&u);
         }
     }
 
     /// Sets each leaf's value from `state`.
     pub fn write_back(&self, state: &[f64]) -> Result<()> {
         for ((p, _, _), v) in self.leaves.iter().zip(self.unpack(state)) {
-            p.set_values(&v)?;
+            p.store(&v)?;
         }
         Ok(())
     }
