@@ -77,10 +77,10 @@ pub use error::{Error, Result, RunFailure};
 pub use files::{atomic_write, atomic_write_with};
 pub use model::{
     diff, noise, Activation, Bayesian, Constraint, CustomPrior, Diagnostics, Domain, DomainId,
-    Expr, GroupRole, Init, IntoExpr, InverseMass, KernelChoice, Laplace, LeafSamples, Mask,
+    Expr, Group, GroupRole, Init, IntoExpr, InverseMass, KernelChoice, Laplace, LeafSamples, Mask,
     MaskGroup, Masked, Metric, Model, ModelId, ModelInfo, ModelResults, ModelSettings, Net,
-    Optimizer, Param, Pathfinder, Posterior, Prior, Reduction, Svgd, Variational, Vi, MAX_ELEMENTS,
-    MAX_LAYERS, MAX_NET_PARAMS, MAX_PARAM_ENTRIES, MAX_RANK,
+    Optimizer, Param, Pathfinder, Posterior, Prior, Reduction, Svgd, Transform, Variational, Vi,
+    MAX_ELEMENTS, MAX_LAYERS, MAX_NET_PARAMS, MAX_PARAM_ENTRIES, MAX_RANK,
 };
 pub use solve::{
     interrupt, Artifact, ArtifactError, ArtifactRun, ArtifactSamples, CheckpointError, Crux,

@@ -68,3 +68,158 @@ fn exponentials_on_one_sided_parameters() {
     let logp = (y.expr() - 2.0) * 3.0;
     check("upper", y, logp.sum(), 2.0 - 1.0 / 3.0, 1.0 / 9.0);
 }
+
+/// 40 fixed observations (a deterministic spread around 0).
+fn observations() -> ndarray::Array1<f64> {
+    ndarray::Array1::from_shape_fn(40, |i| {
+        let t = i as f64 * 0.618_033_988_75;
+        1.7 * (2.0 * std::f64::consts::PI * (t - t.floor()) - std::f64::consts::PI).sin()
+            + 0.3 * ((i % 5) as f64 - 2.0)
+    })
+}
+
+/// `y_i ~ N(0, σ²)` with an unknown σ (a positive parameter) under an
+/// inverse-gamma(3, 2) prior on σ² (a log-density term on σ: `−7 ln σ −
+/// 2/σ²`): σ² | y ~ inverse-gamma(3 + N/2, 2 + S/2), `S = Σ y²`.
+#[test]
+fn gaussian_likelihood_with_a_sampled_scale_is_conjugate() {
+    let y = observations();
+    let (n, s) = (y.len() as f64, y.iter().map(|v| v * v).sum::<f64>());
+    let (a, b) = (3.0 + n / 2.0, 2.0 + s / 2.0);
+    let mean = b / (a - 1.0);
+    let var = b * b / ((a - 1.0).powi(2) * (a - 2.0));
+    let sigma = Param::new("sigma", [1]).positive();
+    let r = crux::Expr::array(&y) * 1.0;
+    let prior = sigma.expr().ln() * -7.0 - sigma.expr().square().recip() * 2.0;
+    let p = Crux::new([r.gaussian(&sigma), Constraint::log_density(prior.sum())]).unwrap();
+    sigma
+        .bayesian(
+            Bayesian::nuts()
+                .warmup(500)
+                .keep(3000)
+                .num_chains(4)
+                .prior(Prior::flat()),
+        )
+        .unwrap();
+    p.solve_with(usize::MAX, &SolveOptions::default().quiet())
+        .unwrap();
+    let d = sigma.posterior().unwrap().entry(0, 0).unwrap();
+    let v = d.mapv(|x| x * x);
+    within_4_mcse(&v, mean, "E[σ² | y]");
+    within_4_mcse(&v.mapv(|x| (x - mean).powi(2)), var, "Var[σ² | y]");
+}
+
+/// The terms' values: `gaussian`, `student_t`, `laplace` (scalar and
+/// per-entry scales) and the Jacobian of a constrained leaf, against the
+/// formulas in f64.
+#[test]
+fn likelihood_terms_and_jacobians_have_their_formulas() {
+    use std::f64::consts::PI;
+    let x = Param::new("x", [2]).with_constant(0.0).unwrap();
+    x.set_values(&[0.3, -0.8]).unwrap();
+    let s = Param::new("s", [1]).positive();
+    s.set_values(&[1.7]).unwrap();
+    let data = ndarray::array![1.0, 2.0];
+    let scales = ndarray::array![0.5, 2.5];
+    let r = crux::Expr::array(&data) - &x;
+    let rv = [1.0 - 0.3, 2.0 + 0.8];
+    let lg = |v: f64| -> f64 {
+        // ln Γ at the two values used (ν = 3: Γ(2) = 1, Γ(1.5) = √π / 2).
+        if v == 2.0 {
+            0.0
+        } else {
+            (PI.sqrt() / 2.0).ln()
+        }
+    };
+    let cases: Vec<(crux::Constraint, f64)> = vec![
+        (
+            r.gaussian(&s),
+            rv.iter()
+                .map(|r| -(1.7f64).ln() - r * r / (2.0 * 1.7 * 1.7) - 0.5 * (2.0 * PI).ln())
+                .sum(),
+        ),
+        (
+            r.gaussian(crux::Expr::array(&scales)),
+            rv.iter()
+                .zip(&scales)
+                .map(|(r, s)| -s.ln() - r * r / (2.0 * s * s) - 0.5 * (2.0 * PI).ln())
+                .sum(),
+        ),
+        (
+            r.student_t(3.0, &s),
+            rv.iter()
+                .map(|r| {
+                    lg(2.0)
+                        - lg(1.5)
+                        - 0.5 * (3.0 * PI).ln()
+                        - (1.7f64).ln()
+                        - 2.0 * (1.0 + r * r / (3.0 * 1.7 * 1.7)).ln()
+                })
+                .sum(),
+        ),
+        (
+            r.laplace(&s),
+            rv.iter()
+                .map(|r| -(2.0 * 1.7f64).ln() - r.abs() / 1.7)
+                .sum(),
+        ),
+    ];
+    for (i, (c, want)) in cases.into_iter().enumerate() {
+        let p = Crux::new([c]).unwrap();
+        // x sampled (no Jacobian), s an input at its value.
+        let ld = p.log_density().sample(&x, Prior::flat()).build().unwrap();
+        let got = ld.logp(&[0.3, -0.8]).unwrap();
+        assert!((got - want).abs() < 1e-12, "term {i}: {got} vs {want}");
+        // s sampled: θ holds ln s, and the log-density gains ln s.
+        if i != 1 {
+            let ld = p.log_density().sample(&s, Prior::flat()).build().unwrap();
+            let got = ld.logp(&[(1.7f64).ln()]).unwrap();
+            assert!(
+                (got - want - (1.7f64).ln()).abs() < 1e-12,
+                "term {i}, s sampled: {got} vs {want} + ln 1.7"
+            );
+        }
+    }
+}
+
+/// Bad inputs name the parameter or the term.
+#[test]
+fn constraint_errors_name_what_is_wrong() {
+    let e = Param::new("p", [1])
+        .bounded(2.0, 1.0)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`p`") && e.contains("below"), "{e}");
+    let e = Param::new("q", [1])
+        .lower(f64::INFINITY)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`q`"), "{e}");
+    let t = Param::new("tau", [2]).positive();
+    let e = t.set_values(&[1.0, -1.0]).unwrap_err().to_string();
+    assert!(e.contains("`tau`") && e.contains("support"), "{e}");
+    assert_eq!(t.values(), vec![1.0, 1.0], "a refused value is not stored");
+    let x = Param::new("x", [3]);
+    for (c, want) in [
+        (x.expr().gaussian(0.0), "sigma must be positive"),
+        (x.expr().gaussian(-2.0), "sigma must be positive"),
+        (x.expr().laplace(0.0), "b must be positive"),
+        (x.expr().student_t(0.0, 1.0), "df must be a positive number"),
+        (
+            x.expr()
+                .gaussian(crux::Expr::array(&ndarray::array![1.0, 2.0])),
+            "give a scalar",
+        ),
+    ] {
+        let e = Crux::new([c]).err().expect("refused").to_string();
+        assert!(e.contains(want), "{e}");
+    }
+    let e = Crux::new([Constraint::log_density(x.expr())])
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        e.contains("log-density term 0") && e.contains("one number"),
+        "{e}"
+    );
+}

@@ -6,6 +6,7 @@
 pub(crate) mod constraint;
 pub(crate) mod domain;
 pub(crate) mod expr;
+pub(crate) mod group;
 pub(crate) mod ids;
 pub(crate) mod init;
 pub(crate) mod likelihood;
@@ -24,6 +25,7 @@ pub(crate) mod vi;
 pub use constraint::{Constraint, Reduction};
 pub use domain::Domain;
 pub use expr::{diff, Expr, IntoExpr, MAX_ELEMENTS, MAX_RANK};
+pub use group::Group;
 pub use ids::{DomainId, ModelId};
 pub use init::{Init, Laplace, Pathfinder, Svgd};
 pub use mask::{Mask, Masked};
