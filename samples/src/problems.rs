@@ -283,3 +283,165 @@ pub fn predictive_band(chain: &ndarray::ArrayD<f64>) -> Vec<(f64, f64, f64)> {
         })
         .collect()
 }
+
+/// Eight schools, non-centred (posteriordb `eight_schools_noncentered`):
+/// `μ ~ N(0, 5²)`, `τ ~ half-Cauchy(0, 5)` (a positive parameter), `η_j ~
+/// N(0, 1)`, `y_j ~ N(μ + τ η_j, σ_j²)`: one [`crux::Group`] sampled
+/// jointly (flat model prior; the priors are log-density terms).
+pub struct EightSchools {
+    /// The problem: the Gaussian likelihood and three prior terms.
+    pub problem: Crux,
+    /// The model (μ, τ, η).
+    pub group: crux::Group,
+    /// Population mean.
+    pub mu: Param,
+    /// Population scale (positive).
+    pub tau: Param,
+    /// Standardised school effects (8).
+    pub eta: Param,
+}
+
+impl EightSchools {
+    /// The treatment effects' estimates.
+    pub const Y: [f64; 8] = [28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0];
+    /// Their standard errors.
+    pub const SIGMA: [f64; 8] = [15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0];
+
+    /// Builds the problem.
+    pub fn new() -> crux::Result<EightSchools> {
+        use crux::Constraint;
+        let group = crux::Group::new("schools");
+        let mu = group.param("mu", [1]);
+        let tau = group.param("tau", [1]).positive();
+        let eta = group.param("eta", [8]);
+        let y = Expr::array(&ndarray::arr1(&Self::Y));
+        let sigma = Expr::array(&ndarray::arr1(&Self::SIGMA));
+        let r = y - (&mu + &tau * &eta);
+        let problem = Crux::new([
+            r.gaussian(sigma),
+            Constraint::log_density((mu.expr() * (1.0 / 5.0)).square().sum() * -0.5),
+            // half-Cauchy(0, 5) on τ > 0 (the Jacobian comes from `.positive()`).
+            Constraint::log_density(-((tau.expr() * (1.0 / 5.0)).square().log1p().sum())),
+            Constraint::log_density(eta.expr().square().sum() * -0.5),
+        ])?;
+        Ok(EightSchools {
+            problem,
+            group,
+            mu,
+            tau,
+            eta,
+        })
+    }
+
+    /// The school effects `θ_j = μ + τ η_j` as an expression.
+    pub fn theta(&self) -> Expr {
+        &self.mu + &self.tau * &self.eta
+    }
+}
+
+/// Linear regression with unknown noise: `y = α + β x + N(0, σ²)`, σ a
+/// positive parameter, flat priors; the data from a CSV file with columns
+/// `x,y` (lines starting with `#` are comments).
+pub struct Regression {
+    /// The problem (one Gaussian likelihood term).
+    pub problem: Crux,
+    /// The model (α, β, σ).
+    pub group: crux::Group,
+    /// Intercept.
+    pub alpha: Param,
+    /// Slope.
+    pub beta: Param,
+    /// Noise standard deviation (positive).
+    pub sigma: Param,
+    /// The covariate.
+    pub x: Vec<f64>,
+    /// The responses.
+    pub y: Vec<f64>,
+}
+
+impl Regression {
+    /// The data file the sample ships (`samples/data/regression.csv`).
+    pub fn shipped_data() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/regression.csv")
+    }
+
+    /// Reads `path` and builds the problem.
+    pub fn from_csv(path: &std::path::Path) -> crux::Result<Regression> {
+        let text = std::fs::read_to_string(path).map_err(|e| crate::io_error(path, e))?;
+        let bad = |line: usize, reason: String| crux::Error::InvalidArgument {
+            what: format!("{}, line {line}", path.display()),
+            reason,
+        };
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for (i, l) in text.lines().enumerate() {
+            let l = l.trim();
+            if l.is_empty() || l.starts_with('#') || l == "x,y" {
+                continue;
+            }
+            let cols: Vec<&str> = l.split(',').map(str::trim).collect();
+            let [a, b] = cols[..] else {
+                return Err(bad(i + 1, format!("expected two columns `x,y`, got `{l}`")));
+            };
+            let num = |s: &str| {
+                s.parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .ok_or_else(|| bad(i + 1, format!("`{s}` is not a finite number")))
+            };
+            x.push(num(a)?);
+            y.push(num(b)?);
+        }
+        if x.len() < 3 {
+            return Err(bad(
+                text.lines().count(),
+                format!(
+                    "{} rows; a regression with unknown noise needs at least 3",
+                    x.len()
+                ),
+            ));
+        }
+        let group = crux::Group::new("regression");
+        let alpha = group.param("alpha", [1]);
+        let beta = group.param("beta", [1]);
+        let sigma = group.param("sigma", [1]).positive();
+        let xs = Expr::array(&ndarray::arr1(&x));
+        let ys = Expr::array(&ndarray::arr1(&y));
+        let r = ys - (&alpha + &beta * xs);
+        let problem = Crux::new([r.gaussian(&sigma)])?;
+        Ok(Regression {
+            problem,
+            group,
+            alpha,
+            beta,
+            sigma,
+            x,
+            y,
+        })
+    }
+
+    /// The least-squares fit `(α̂, β̂)` and its residual sum of squares:
+    /// under flat priors on (α, β, σ) the posterior means of α and β, and
+    /// `E[σ² | y] = RSS / (N − 5)` (σ² | y is inverse-gamma((N − 3)/2,
+    /// RSS/2)).
+    pub fn least_squares(&self) -> (f64, f64, f64) {
+        let n = self.x.len() as f64;
+        let mx = self.x.iter().sum::<f64>() / n;
+        let my = self.y.iter().sum::<f64>() / n;
+        let sxy: f64 = self
+            .x
+            .iter()
+            .zip(&self.y)
+            .map(|(x, y)| (x - mx) * (y - my))
+            .sum();
+        let sxx: f64 = self.x.iter().map(|x| (x - mx).powi(2)).sum();
+        let b = sxy / sxx;
+        let a = my - b * mx;
+        let rss = self
+            .x
+            .iter()
+            .zip(&self.y)
+            .map(|(x, y)| (y - a - b * x).powi(2))
+            .sum();
+        (a, b, rss)
+    }
+}

@@ -227,3 +227,60 @@ fn constraint_errors_name_what_is_wrong() {
         "{e}"
     );
 }
+
+/// The regression sample's problem (α, β, σ > 0 jointly, flat priors,
+/// `gaussian(σ)`): the posterior means of α and β are the least-squares
+/// fit and `E[σ² | y] = RSS / (N − 5)`.
+#[test]
+fn regression_with_unknown_noise_matches_its_exact_posterior() {
+    let r = crux_samples::problems::Regression::from_csv(
+        &crux_samples::problems::Regression::shipped_data(),
+    )
+    .unwrap();
+    r.group
+        .bayesian(
+            Bayesian::nuts()
+                .warmup(500)
+                .keep(3000)
+                .num_chains(4)
+                .prior(Prior::flat()),
+        )
+        .unwrap();
+    r.problem
+        .solve_with(usize::MAX, &SolveOptions::default().quiet())
+        .unwrap();
+    let (a, b, rss) = r.least_squares();
+    let post = r.group.posterior().unwrap();
+    let leaf = |name: &str| {
+        post.leaf(name)
+            .unwrap()
+            .index_axis(ndarray::Axis(2), 0)
+            .to_owned()
+            .into_dimensionality::<ndarray::Ix2>()
+            .unwrap()
+    };
+    within_4_mcse(&leaf("alpha"), a, "alpha");
+    within_4_mcse(&leaf("beta"), b, "beta");
+    let n = r.x.len() as f64;
+    within_4_mcse(&leaf("sigma").mapv(|s| s * s), rss / (n - 5.0), "sigma^2");
+}
+
+/// A CSV file with a bad row is a typed error naming the file and line.
+#[test]
+fn regression_data_errors_name_the_line() {
+    let dir = std::env::temp_dir().join(format!("crux-regression-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (text, want) in [
+        ("x,y\n1,2\n3\n", "line 3"),
+        ("x,y\n1,2\n3,abc\n", "`abc` is not a finite number"),
+        ("x,y\n1,2\n", "at least 3"),
+    ] {
+        let path = dir.join("bad.csv");
+        std::fs::write(&path, text).unwrap();
+        match crux_samples::problems::Regression::from_csv(&path) {
+            Ok(_) => panic!("accepted {text:?}"),
+            Err(e) => assert!(e.to_string().contains(want), "{e}"),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

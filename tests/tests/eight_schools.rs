@@ -1,47 +1,16 @@
 //! Eight schools, non-centred (posteriordb `eight_schools_noncentered`):
 //! `μ ~ N(0, 5²)`, `τ ~ half-Cauchy(0, 5)` (a positive parameter),
-//! `η_j ~ N(0, 1)`, `y_j ~ N(μ + τ η_j, σ_j²)`, written with a [`Group`]
+//! `η_j ~ N(0, 1)`, `y_j ~ N(μ + τ η_j, σ_j²)`, written with a `Group`
 //! (one NUTS over all ten entries), `.gaussian(σ)` and log-density prior
-//! terms. NUTS at `target_acceptance(0.95)` has no divergence over four
+//! terms (`crux_samples::problems::EightSchools`, the sample's problem). NUTS at `target_acceptance(0.95)` has no divergence over four
 //! seeds, and its means of μ and τ agree within 4 combined MCSE with a
 //! long reference run by HMC with a small step that the test computes
 //! itself.
 
 use crux::diagnostics::summarize;
-use crux::{Bayesian, Constraint, Crux, Expr, Group, Param, Prior, SolveOptions};
-use ndarray::{array, Array2, Axis};
-
-struct Schools {
-    problem: Crux,
-    group: Group,
-    mu: Param,
-    tau: Param,
-}
-
-fn schools() -> Schools {
-    let y = array![28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0];
-    let sigma = array![15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0];
-    let g = Group::new("schools");
-    let mu = g.param("mu", [1]);
-    let tau = g.param("tau", [1]).positive();
-    let eta = g.param("eta", [8]);
-    let theta = &mu + &tau * &eta;
-    let r = Expr::array(&y) - theta;
-    let problem = Crux::new([
-        r.gaussian(Expr::array(&sigma)),
-        Constraint::log_density((mu.expr() * (1.0 / 5.0)).square().sum() * -0.5),
-        // half-Cauchy(0, 5) on τ > 0 (the Jacobian comes from `.positive()`).
-        Constraint::log_density(-((tau.expr() * (1.0 / 5.0)).square().log1p().sum())),
-        Constraint::log_density(eta.expr().square().sum() * -0.5),
-    ])
-    .unwrap();
-    Schools {
-        problem,
-        group: g,
-        mu,
-        tau,
-    }
-}
+use crux::{Bayesian, Param, Prior, SolveOptions};
+use crux_samples::problems::EightSchools as Schools;
+use ndarray::{Array2, Axis};
 
 /// The `(K, N)` draws of a scalar leaf.
 fn draws(s: &Schools, p: &Param) -> Array2<f64> {
@@ -55,7 +24,7 @@ fn draws(s: &Schools, p: &Param) -> Array2<f64> {
 
 /// `(mean, mcse)` of `μ` and `τ` from a run of `cfg`.
 fn run(cfg: Bayesian, seed: u64) -> (Schools, [(f64, f64); 2], usize) {
-    let s = schools();
+    let s = Schools::new().unwrap();
     s.group.bayesian(cfg.prior(Prior::flat())).unwrap();
     s.problem
         .solve_with(usize::MAX, &SolveOptions::default().quiet().seed(seed))
