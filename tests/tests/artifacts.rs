@@ -430,3 +430,41 @@ fn artifact_runs_checkpoint_and_resume_bit_for_bit() {
     ));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A constrained parameter's draws come out of an artifact on the
+/// constrained scale, equal to the in-process solve's (eight schools: τ >
+/// 0 through `.positive()`).
+#[test]
+fn constrained_parameters_round_trip_through_artifacts() {
+    let s = crux_samples::problems::EightSchools::new().unwrap();
+    s.group
+        .bayesian(
+            Bayesian::nuts()
+                .warmup(200)
+                .keep(200)
+                .num_chains(2)
+                .prior(crux::Prior::flat()),
+        )
+        .unwrap();
+    let art = s
+        .problem
+        .compile_artifact("schools", usize::MAX, &SolveOptions::default())
+        .unwrap();
+    let dir = scratch("schools");
+    art.write(&dir).unwrap();
+    s.problem
+        .solve_with(usize::MAX, &SolveOptions::default().quiet())
+        .unwrap();
+    let out = Artifact::read(&dir)
+        .unwrap()
+        .sample(&ArtifactRun::default())
+        .unwrap();
+    let inproc = s.group.posterior().unwrap();
+    assert_eq!(out.posteriors[0].leaves, inproc.leaves);
+    assert!(out.posteriors[0]
+        .leaf("tau")
+        .unwrap()
+        .iter()
+        .all(|t| *t > 0.0));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -415,6 +415,50 @@ fn cases() -> Vec<Case> {
         "tracker",
         crux::JsonlTracker::create(nowhere()).map(|_| ())
     );
+    // Constrained parameters and likelihood terms.
+    case!(
+        "an initial value outside a parameter's support",
+        "tau",
+        Param::new("tau", [1]).positive().set_values(&[-1.0])
+    );
+    case!(
+        "bounds with lo >= hi",
+        "rho",
+        Param::new("rho", [1]).bounded(1.0, -1.0).map(|_| ())
+    );
+    case!(
+        "an infinite lower bound",
+        "lower bound",
+        Param::new("s", [1]).lower(f64::NEG_INFINITY).map(|_| ())
+    );
+    case!("a non-positive constant sigma", "sigma", {
+        let (_, x) = line();
+        Crux::new([(&x * 1.0).gaussian(-1.0)]).map(|_| ())
+    });
+    case!("a zero Laplace scale", "b must be positive", {
+        let (_, x) = line();
+        Crux::new([(&x * 1.0).laplace(0.0)]).map(|_| ())
+    });
+    case!("a Student-t with df 0", "df", {
+        let (_, x) = line();
+        Crux::new([(&x * 1.0).student_t(0.0, 1.0)]).map(|_| ())
+    });
+    case!(
+        "a log-density term that is not scalar",
+        "log-density term",
+        {
+            let (_, x) = line();
+            Crux::new([crux::Constraint::log_density(&x * 1.0)]).map(|_| ())
+        }
+    );
+    case!("an entry mask on a constrained parameter", "constrained", {
+        let (_, x) = line();
+        let w = Param::new("w", [2]).positive();
+        let p = Crux::new([(&x * w.at(0) + w.at(1)).mse()])?;
+        w.mask(Mask::entries("w", [true, false]))
+            .bayesian(Bayesian::nuts().warmup(10).keep(5))?;
+        p.solve_with(20, &quiet()).map(|_| ())
+    });
     v
 }
 

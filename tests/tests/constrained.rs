@@ -284,3 +284,64 @@ fn regression_data_errors_name_the_line() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A prior on a constrained parameter applies on the constrained scale:
+/// `Prior::gaussian(1)` on a positive `x` (no data) is the half-normal,
+/// mean √(2/π), variance 1 − 2/π (the Jacobian is the transform's).
+#[test]
+fn priors_apply_on_the_constrained_scale() {
+    let x = Param::new("x", [1]).positive();
+    let p = Crux::new([Constraint::log_density((x.expr() * 0.0).sum())]).unwrap();
+    x.bayesian(
+        Bayesian::nuts()
+            .warmup(500)
+            .keep(4000)
+            .num_chains(4)
+            .prior(Prior::gaussian(1.0)),
+    )
+    .unwrap();
+    p.solve_with(usize::MAX, &SolveOptions::default().quiet())
+        .unwrap();
+    let d = x.posterior().unwrap().entry(0, 0).unwrap();
+    let mean = (2.0 / std::f64::consts::PI).sqrt();
+    within_4_mcse(&d, mean, "half-normal mean");
+    within_4_mcse(
+        &d.mapv(|v| (v - mean).powi(2)),
+        1.0 - 2.0 / std::f64::consts::PI,
+        "half-normal variance",
+    );
+}
+
+/// `.mse()` terms and likelihood terms in one problem: the log-density
+/// is `−scale · mean(mse terms) + Σ ℓ` (the likelihood terms are neither
+/// scaled nor averaged).
+#[test]
+fn mse_and_likelihood_terms_mix() {
+    let a = Param::new("a", [1]);
+    let b = Param::new("b", [1]);
+    let r1 = &a - 1.0;
+    let r2 = &a - &b * 2.0;
+    let r3 = &b + 0.5;
+    let p = Crux::new([r1.mse(), r2.gaussian(0.5), r3.mse()]).unwrap();
+    let ld = p
+        .log_density()
+        .sample(&a, Prior::flat())
+        .sample(&b, Prior::flat())
+        .likelihood_scale(3.0)
+        .build()
+        .unwrap();
+    let (av, bv) = (0.2, -0.7);
+    let got = ld.logp(&[av, bv]).unwrap();
+    let mse = ((av - 1.0f64).powi(2) + (bv + 0.5f64).powi(2)) / 2.0;
+    let r = av - 2.0 * bv;
+    let ll = -(0.5f64).ln() - r * r / (2.0 * 0.25) - 0.5 * (2.0 * std::f64::consts::PI).ln();
+    assert!(
+        (got - (-3.0 * mse + ll)).abs() < 1e-12,
+        "{got} vs {}",
+        -3.0 * mse + ll
+    );
+    // The loss (optimisers, progress): mean of the mse terms minus ℓ.
+    a.set_values(&[av]).unwrap();
+    b.set_values(&[bv]).unwrap();
+    assert!((p.loss_value().unwrap() - (mse - ll)).abs() < 1e-12);
+}

@@ -190,6 +190,10 @@ impl Bayesian {
     /// the number of residual entries, turns `.mse()` into a Gaussian
     /// likelihood with known noise σ (`−Σr²/(2σ²)`). The spec's text says
     /// `N/σ²`, which halves the posterior variance: see DESIGN.md §6.
+    /// It weighs the `.mse()`/`.mae()` terms only: the likelihood terms
+    /// (`.gaussian(σ)`, `.student_t`, `.laplace`,
+    /// [`crate::Constraint::log_density`]) are full log-densities and enter
+    /// unscaled.
     pub fn likelihood_scale(mut self, s: f64) -> Self {
         self.likelihood_scale = s;
         self

@@ -78,7 +78,8 @@ impl Vi {
     /// [`crate::Bayesian::likelihood_scale`] (`N/(2σ²)` for a Gaussian
     /// likelihood with known noise σ over `N` residual entries). Without
     /// it the mean-square loss is `N` times too weak and the prior
-    /// dominates the fit.
+    /// dominates the fit. Likelihood terms (`.gaussian(σ)`, ...) are not
+    /// scaled.
     pub fn likelihood_scale(mut self, s: f64) -> Vi {
         self.likelihood_scale = s;
         self
