@@ -263,6 +263,17 @@ fn regression_with_unknown_noise_matches_its_exact_posterior() {
     within_4_mcse(&leaf("beta"), b, "beta");
     let n = r.x.len() as f64;
     within_4_mcse(&leaf("sigma").mapv(|s| s * s), rss / (n - 5.0), "sigma^2");
+    // Chain-aware evaluation sees the constrained values too.
+    let ev = r
+        .problem
+        .eval_samples([r.sigma.expr() * 1.0], crux::Samples::Chain)
+        .unwrap();
+    let sigma = post.leaf("sigma").unwrap();
+    assert_eq!(ev[0].shape(), sigma.shape());
+    assert!(ev[0]
+        .iter()
+        .zip(sigma.iter())
+        .all(|(a, b)| (a - b).abs() < 1e-12));
 }
 
 /// A CSV file with a bad row is a typed error naming the file and line.
