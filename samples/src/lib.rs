@@ -56,6 +56,32 @@ pub fn report(ld: &LogDensity, args: &InspectArgs) -> crux::Result<bool> {
     Ok(false)
 }
 
+/// `compile …, warmup …, sampling …, total … ms` of a solve started at `t0`.
+pub fn timings(sol: &crux::Solution, t0: std::time::Instant) -> String {
+    format!(
+        "compile {:.1} ms, warmup {:.1} ms, sampling {:.1} ms, total {:.1} ms",
+        sol.compile_seconds * 1e3,
+        sol.warmup_seconds * 1e3,
+        sol.sampling_seconds * 1e3,
+        t0.elapsed().as_secs_f64() * 1e3
+    )
+}
+
+/// The summary table's rows as JSON (`name`, `mean`, `sd`, `r_hat`,
+/// `ess_bulk`), with the solve's divergences: a sample's `--json`.
+pub fn summary_json_of(sol: &crux::Solution) -> serde_json::Value {
+    let rows: Vec<_> = sol
+        .summary()
+        .rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({"name": r.name, "mean": r.mean, "sd": r.sd, "r_hat": r.r_hat, "ess_bulk": r.ess_bulk})
+        })
+        .collect();
+    let divergences: usize = sol.models.iter().filter_map(|m| m.divergences).sum();
+    serde_json::json!({"summary": rows, "divergences": divergences})
+}
+
 /// Prints an error and its chain of causes, then exits with status 1.
 /// An interrupted run (Ctrl-C) prints the summary of its draws so far and
 /// the resume command, and exits with status 130.

@@ -7,18 +7,20 @@
 use crux::{Bayesian, Constraint, Crux, Param, Prior, SolveOptions};
 use crux_tests::stats::within_4_mcse;
 
+/// NUTS, 4 chains × 3000 draws after 500 warmup, flat prior.
+fn nuts_flat() -> Bayesian {
+    Bayesian::nuts()
+        .warmup(500)
+        .keep(3000)
+        .num_chains(4)
+        .prior(Prior::flat())
+}
+
 /// Samples `x` under the log-density `logp(x)` and checks the mean and
 /// variance.
 fn check(what: &str, x: Param, logp: crux::Expr, mean: f64, var: f64) {
     let p = Crux::new([Constraint::log_density(logp)]).unwrap();
-    x.bayesian(
-        Bayesian::nuts()
-            .warmup(500)
-            .keep(3000)
-            .num_chains(4)
-            .prior(Prior::flat()),
-    )
-    .unwrap();
+    x.bayesian(nuts_flat()).unwrap();
     p.solve_with(usize::MAX, &SolveOptions::default().quiet())
         .unwrap();
     let post = x.posterior().unwrap();
@@ -92,15 +94,7 @@ fn gaussian_likelihood_with_a_sampled_scale_is_conjugate() {
     let r = crux::Expr::array(&y) * 1.0;
     let prior = sigma.expr().ln() * -7.0 - sigma.expr().square().recip() * 2.0;
     let p = Crux::new([r.gaussian(&sigma), Constraint::log_density(prior.sum())]).unwrap();
-    sigma
-        .bayesian(
-            Bayesian::nuts()
-                .warmup(500)
-                .keep(3000)
-                .num_chains(4)
-                .prior(Prior::flat()),
-        )
-        .unwrap();
+    sigma.bayesian(nuts_flat()).unwrap();
     p.solve_with(usize::MAX, &SolveOptions::default().quiet())
         .unwrap();
     let d = sigma.posterior().unwrap().entry(0, 0).unwrap();
@@ -237,15 +231,7 @@ fn regression_with_unknown_noise_matches_its_exact_posterior() {
         &crux_samples::problems::Regression::shipped_data(),
     )
     .unwrap();
-    r.group
-        .bayesian(
-            Bayesian::nuts()
-                .warmup(500)
-                .keep(3000)
-                .num_chains(4)
-                .prior(Prior::flat()),
-        )
-        .unwrap();
+    r.group.bayesian(nuts_flat()).unwrap();
     r.problem
         .solve_with(usize::MAX, &SolveOptions::default().quiet())
         .unwrap();

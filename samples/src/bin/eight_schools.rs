@@ -75,28 +75,16 @@ fn run(args: Args) -> crux::Result<()> {
     }
     let divergences: usize = sol.models.iter().filter_map(|m| m.divergences).sum();
     println!(
-        "  {divergences} divergent, step sizes {:?}; compile {:.1} ms, warmup {:.1} ms, sampling {:.1} ms, total {:.1} ms",
+        "  {divergences} divergent, step sizes {:?}; {}",
         sol.models[0]
             .step_size
             .iter()
             .map(|s| format!("{s:.3}"))
             .collect::<Vec<_>>(),
-        sol.compile_seconds * 1e3,
-        sol.warmup_seconds * 1e3,
-        sol.sampling_seconds * 1e3,
-        t0.elapsed().as_secs_f64() * 1e3
+        crux_samples::timings(&sol, t0)
     );
     if let Some(path) = &sa.json {
-        let rows: Vec<_> = sol
-            .summary()
-            .rows
-            .iter()
-            .map(|r| serde_json::json!({"name": r.name, "mean": r.mean, "sd": r.sd, "r_hat": r.r_hat, "ess_bulk": r.ess_bulk}))
-            .collect();
-        crux_samples::write_json(
-            path,
-            &serde_json::json!({"divergences": divergences, "summary": rows}),
-        )?;
+        crux_samples::write_json(path, &crux_samples::summary_json_of(&sol))?;
     }
     sa.write_outputs(&sol.posterior_refs(), &[])?;
     Ok(())

@@ -63,23 +63,11 @@ fn run(args: Args) -> crux::Result<()> {
     );
     let divergences: usize = sol.models.iter().filter_map(|m| m.divergences).sum();
     println!(
-        "  {divergences} divergent; compile {:.1} ms, warmup {:.1} ms, sampling {:.1} ms, total {:.1} ms",
-        sol.compile_seconds * 1e3,
-        sol.warmup_seconds * 1e3,
-        sol.sampling_seconds * 1e3,
-        t0.elapsed().as_secs_f64() * 1e3
+        "  {divergences} divergent; {}",
+        crux_samples::timings(&sol, t0)
     );
     if let Some(p) = &sa.json {
-        let rows: Vec<_> = sol
-            .summary()
-            .rows
-            .iter()
-            .map(|r| serde_json::json!({"name": r.name, "mean": r.mean, "sd": r.sd, "r_hat": r.r_hat}))
-            .collect();
-        crux_samples::write_json(
-            p,
-            &serde_json::json!({"summary": rows, "divergences": divergences}),
-        )?;
+        crux_samples::write_json(p, &crux_samples::summary_json_of(&sol))?;
     }
     sa.write_outputs(&sol.posterior_refs(), &[])?;
     Ok(())
