@@ -1,7 +1,12 @@
 //! The log-density of sampled models and its gradient.
 //!
-//! `log p(θ) = − likelihood_scale · mean_c L_c(θ) + Σ_models log prior(θ_model)`
-//! (DESIGN §6). With a batch size `n` ([`LogDensityBuilder::batch_size`]),
+//! `log p(θ) = − likelihood_scale · mean_c L_c(x) + Σ_t ℓ_t(x) + Σ_models log
+//! prior(x_model) + Σ log |dx/du|` (DESIGN §6): the `.mse()`/`.mae()`
+//! constraints averaged and scaled, the log-density terms ℓ_t
+//! (`.gaussian(σ)`, ..., `Constraint::log_density`) as they are. θ holds
+//! the unconstrained value `u` of each leaf and the model reads `x = T(u)`
+//! (the identity unless the leaf is constrained; see
+//! `crate::model::transform`). With a batch size `n` ([`LogDensityBuilder::batch_size`]),
 //! each constraint with more than `n` points has weights: `L_c =
 //! mean(w_c ⊙ r_c²)` (`.mse()`) or `mean(w_c ⊙ |r_c|)` (`.mae()`), `w_c` a
 //! runtime input of the graph (one weight per point) that the chunk
