@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crux::Bayesian;
 use crux_compiler::backend::ptxas;
-use crux_samples::problems::{Bpinn, Gauss100, Quickstart, GAUSS_DIM};
+use crux_samples::problems::{Bpinn, EightSchools, Gauss100, Quickstart, Regression, GAUSS_DIM};
 
 fn ptxas_available() -> bool {
     if ptxas::find().is_some() {
@@ -95,6 +95,31 @@ fn sample_chunk_kernels_assemble() {
         .unwrap();
     let spills = assemble("mixed", &m.problem.emit_ptx(1500).unwrap());
     assert_eq!(spills, 0, "the mixed chunk kernel spills");
+
+    // Constrained parameters and likelihood terms: eight schools (positive
+    // τ, per-school σ) and the regression (σ sampled through `gaussian`).
+    let s = EightSchools::new().unwrap();
+    s.group
+        .bayesian(
+            Bayesian::nuts()
+                .warmup(1000)
+                .keep(2000)
+                .prior(crux::Prior::flat()),
+        )
+        .unwrap();
+    let spills = assemble("eight_schools", &s.problem.emit_ptx(3000).unwrap());
+    assert_eq!(spills, 0, "the eight-schools chunk kernel spills");
+    let r = Regression::from_csv(&Regression::shipped_data()).unwrap();
+    r.group
+        .bayesian(
+            Bayesian::nuts()
+                .warmup(1000)
+                .keep(2000)
+                .prior(crux::Prior::flat()),
+        )
+        .unwrap();
+    let spills = assemble("regression", &r.problem.emit_ptx(3000).unwrap());
+    assert_eq!(spills, 0, "the regression's chunk kernel spills");
 }
 
 /// Without a CUDA driver, `Backend::Cuda` fails with a clear error, not a

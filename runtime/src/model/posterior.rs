@@ -77,17 +77,19 @@ pub struct Posterior {
     pub model_id: ModelId,
     /// Kernel name.
     pub kernel: String,
-    /// One chain per leaf, in the model's leaf order.
+    /// One chain per leaf, in the model's leaf order (a constrained
+    /// leaf's draws on its constrained scale).
     pub leaves: Vec<LeafSamples>,
     /// Per-draw diagnostics; `None` for kernels without an info record
-    /// (SGLD, SGHMC).
+    /// (VI; SGLD and SGHMC record `is_divergent` only).
     pub diagnostics: Option<Diagnostics>,
     /// Final (adapted) step size of each chain.
     pub step_size: Vec<f64>,
     /// Final (adapted) inverse mass matrix of each chain: its diagonal
     /// (`d` entries), with [`crate::Metric::LowRank`] `D`, `Λ` and `U`
     /// (`d + k + k d` entries, see its docs), or with [`crate::Metric::Dense`] the whole `d × d`
-    /// matrix, row-major.
+    /// matrix, row-major. Like the step size, it is of the unconstrained
+    /// position (the sampler's `u` of a constrained leaf).
     pub inverse_mass: Vec<Vec<f64>>,
     /// The fitted `q` of each of the model's `.vi(..)` groups (empty for
     /// a model sampled by MCMC only). The draws of their leaves above are
