@@ -71,7 +71,7 @@ fn prefix(part: &Posterior, whole: &Posterior, n: usize) -> bool {
 #[test]
 fn resumed_runs_give_the_uninterrupted_draws() {
     let q = problem(50.0, 2);
-    q.problem.solve_with(usize::MAX, &opts()).unwrap();
+    let whole = q.problem.solve_with(usize::MAX, &opts()).unwrap();
     let full = posteriors(&q);
     for (n, resume) in [
         (1, opts()),
@@ -112,10 +112,18 @@ fn resumed_runs_give_the_uninterrupted_draws() {
         assert!(e.to_string().contains("resume it with"), "{e}");
         // A fresh process: the same problem and settings, resumed.
         let q = problem(50.0, 2);
-        q.problem
+        let sol = q
+            .problem
             .solve_with(usize::MAX, &resume.resume(&path))
             .unwrap();
         assert!(same(&posteriors(&q), &full), "stopped after {n} chunks");
+        // The whole run's gradient counts, wherever it stopped (the
+        // checkpoint keeps the warmup's).
+        assert_eq!(
+            (sol.grad_evals_warmup, sol.grad_evals),
+            (whole.grad_evals_warmup, whole.grad_evals),
+            "stopped after {n} chunks"
+        );
         let _ = std::fs::remove_file(&path);
     }
 }

@@ -98,6 +98,19 @@ pub enum CheckpointError {
     Checksum,
 }
 
+/// What a run measured before its checkpoint, so that a resumed run
+/// reports the whole run's warmup cost and times.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct RunClock {
+    /// Seconds of warmup chunks.
+    pub warmup_seconds: f64,
+    /// Seconds of sampling chunks.
+    pub sampling_seconds: f64,
+    /// Gradient evaluations of all chains during warmup (set once the
+    /// warmup is over).
+    pub grad_evals_warmup: u64,
+}
+
 #[derive(Serialize, Deserialize)]
 struct Header {
     magic: String,
@@ -111,6 +124,9 @@ struct Header {
     lens: [usize; 3],
     payload_bytes: usize,
     payload_sha256: String,
+    /// Absent in files written before it existed: zero.
+    #[serde(default)]
+    clock: RunClock,
 }
 
 fn hex(d: impl AsRef<[u8]>) -> String {
@@ -160,31 +176,34 @@ impl<'a> Writer<'a> {
     pub fn due(&self, hi: usize, stopping: bool) -> bool {
         hi < self.id.sweeps && (stopping || self.last.elapsed().as_secs_f64() >= self.every)
     }
-    /// Writes the chains (their host buffers, in sync) at sweep `hi`.
+    /// Writes the chains (their host buffers, in sync) at sweep `hi`, and
+    /// what the run measured so far.
     pub fn write(
         &mut self,
         hi: usize,
         chains: &[std::sync::Mutex<ChainBuffers>],
+        clock: RunClock,
     ) -> Result<(), CheckpointError> {
         let guards: Vec<_> = chains
             .iter()
             .map(|c| c.lock().unwrap_or_else(|e| e.into_inner()))
             .collect();
         let refs: Vec<&ChainBuffers> = guards.iter().map(|g| &**g).collect();
-        write(self.path, self.id, hi, &refs)?;
+        write(self.path, self.id, hi, &refs, clock)?;
         self.last = std::time::Instant::now();
         Ok(())
     }
 }
 
 /// Loads the checkpoint at `path` of the run `id` into the chains'
-/// buffers; returns the sweep to continue from.
+/// buffers; returns the sweep to continue from and what the run had
+/// measured.
 pub(crate) fn restore(
     path: &Path,
     id: &RunId<'_>,
     chains: &mut [ChainBuffers],
-) -> Result<usize, CheckpointError> {
-    let (sweep, saved) = read(path, id)?;
+) -> Result<(usize, RunClock), CheckpointError> {
+    let (sweep, saved, clock) = read(path, id)?;
     for (b, saved) in chains.iter_mut().zip(saved) {
         for (which, v) in BUFFERS.into_iter().zip(saved) {
             let dst = b.get_mut(which);
@@ -194,7 +213,7 @@ pub(crate) fn restore(
             dst.copy_from_slice(&v);
         }
     }
-    Ok(sweep)
+    Ok((sweep, clock))
 }
 
 const BUFFERS: [ChunkBuffer; 3] = [ChunkBuffer::State, ChunkBuffer::Draws, ChunkBuffer::Diag];
@@ -220,6 +239,7 @@ pub(crate) fn write(
     id: &RunId<'_>,
     sweep: usize,
     chains: &[&ChainBuffers],
+    clock: RunClock,
 ) -> Result<(), CheckpointError> {
     let lens = BUFFERS.map(|b| chains.first().map_or(0, |c| c.get(b).len()));
     let mut payload = Vec::with_capacity(chains.len() * lens.iter().sum::<usize>() * 8);
@@ -242,6 +262,7 @@ pub(crate) fn write(
         lens,
         payload_bytes: payload.len(),
         payload_sha256: hex(Sha256::digest(&payload)),
+        clock,
     };
     let mut bytes = serde_json::to_vec(&header).expect("the header serialises");
     bytes.push(b'\n');
@@ -254,11 +275,12 @@ pub(crate) type SavedChain = [Vec<f64>; 3];
 
 /// Reads the checkpoint at `path` for the run `id`, checking everything
 /// (format, version, problem, configuration, length, checksum); returns
-/// the sweep reached and each chain's (state, draws, diagnostics).
+/// the sweep reached, each chain's (state, draws, diagnostics) and what the
+/// run had measured.
 pub(crate) fn read(
     path: &Path,
     id: &RunId<'_>,
-) -> Result<(usize, Vec<SavedChain>), CheckpointError> {
+) -> Result<(usize, Vec<SavedChain>, RunClock), CheckpointError> {
     let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
     let not = || CheckpointError::NotACheckpoint(path.display().to_string());
     let nl = bytes.iter().position(|&b| b == b'\n').ok_or_else(not)?;
@@ -334,5 +356,5 @@ pub(crate) fn read(
     let chains = (0..header.chains)
         .map(|_| header.lens.map(&mut take))
         .collect();
-    Ok((header.sweep, chains))
+    Ok((header.sweep, chains, header.clock))
 }

@@ -641,7 +641,7 @@ impl Artifact {
             sweeps,
         };
         let from = match &run.resume {
-            Some(path) => checkpoint::restore(path, &id, &mut bufs0)?,
+            Some(path) => checkpoint::restore(path, &id, &mut bufs0)?.0,
             None => 0,
         };
         let mut checkpoints = run
@@ -694,7 +694,7 @@ impl Artifact {
                 || checkpoint::take_interrupt())
                 && hi < sweeps;
             if let Some(w) = checkpoints.as_mut().filter(|w| w.due(hi, stop)) {
-                w.write(hi, &chains)?;
+                w.write(hi, &chains, checkpoint::RunClock::default())?;
             }
             if stop {
                 stopped_at = Some(hi);

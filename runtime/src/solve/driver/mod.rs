@@ -48,10 +48,11 @@ pub(crate) fn solve(problem: &Problem, epochs: usize, opts: &SolveOptions) -> Re
             chains: plan.k,
             sweeps: plan.chunk.sweeps,
         });
-    let mut start = 0;
+    let (mut start, mut clock) = (0, super::checkpoint::RunClock::default());
     if let (Some(path), Some(id)) = (&opts.resume, &run_id) {
-        let sweep = super::checkpoint::restore(path, id, &mut bufs0)?;
+        let (sweep, saved) = super::checkpoint::restore(path, id, &mut bufs0)?;
         start = sweep;
+        clock = saved;
         log(format!("resuming from {} at sweep {sweep}", path.display()));
     }
     let chains: Vec<exe::Chain> = bufs0.into_iter().map(Mutex::new).collect();
@@ -87,7 +88,7 @@ pub(crate) fn solve(problem: &Problem, epochs: usize, opts: &SolveOptions) -> Re
         run.chunk_len(),
         plan.k
     ));
-    let timings = run.run_all(start)?;
+    let timings = run.run_all(start, clock)?;
     let compile_seconds = run.compile_seconds;
     if let Some(t) = timings.optimised_compile_seconds {
         log(format!(

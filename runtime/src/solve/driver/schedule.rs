@@ -16,6 +16,7 @@ use super::plan::Plan;
 use crate::compile::problem::Problem;
 use crate::compile::pushforward::Pushforward;
 use crate::error::Result;
+use crate::solve::checkpoint::RunClock;
 use crate::solve::options::{progress_bar, SolveOptions, Tiering};
 use crate::solve::track::Metrics;
 
@@ -73,12 +74,17 @@ impl Run<'_> {
     /// compiled first (it times the run), then chunks of `chunk_len` (short
     /// ones while optimised code may still arrive), cut at the end of
     /// warmup.
-    pub fn run_all(&self, from: usize) -> Result<Timings> {
+    pub fn run_all(&self, from: usize, clock: RunClock) -> Result<Timings> {
         let sweeps = self.plan.chunk.sweeps;
         let warmup = self.warmup_sweeps();
         let chunk_len = self.chunk_len();
         let mut progress = Progress::new(self)?;
-        let mut t = Timings::default();
+        let mut t = Timings {
+            warmup_seconds: clock.warmup_seconds,
+            sampling_seconds: clock.sampling_seconds,
+            grad_evals_warmup: clock.grad_evals_warmup,
+            ..Timings::default()
+        };
         let optimised_seconds: Mutex<Option<f64>> = Mutex::new(None);
         let mut checkpoints = self.checkpoint.map(|(path, id)| {
             crate::solve::checkpoint::Writer::new(path, id, self.opts.checkpoint_every)
@@ -129,7 +135,12 @@ impl Run<'_> {
                     self.exe
                         .sync(self.chains)
                         .map_err(|cause| self.plan.run_error(cause))?;
-                    w.write(hi, self.chains)?;
+                    let clock = RunClock {
+                        warmup_seconds: t.warmup_seconds,
+                        sampling_seconds: t.sampling_seconds,
+                        grad_evals_warmup: t.grad_evals_warmup,
+                    };
+                    w.write(hi, self.chains, clock)?;
                 }
                 if stop {
                     t.stopped_at = Some(hi);
