@@ -377,3 +377,42 @@ fn initializers_and_vi_on_a_positive_parameter() {
     let m = d.mean().unwrap();
     assert!((m - 1.5).abs() < 0.15, "VI mean {m}");
 }
+
+/// An ordered vector: two i.i.d. N(0, 1) under `.ordered()` are the
+/// order statistics of two normals: means ∓1/√π, variances 1 − 1/π; the
+/// draws are increasing. A non-vector is refused.
+#[test]
+fn ordered_vectors_are_order_statistics() {
+    let x = Param::new("x", [2]).ordered().unwrap();
+    assert_eq!(
+        x.values(),
+        vec![0.0, 1.0],
+        "an ordered parameter starts at 0, 1, …"
+    );
+    let p = Crux::new([Constraint::log_density((x.expr() * 0.0).sum())]).unwrap();
+    x.bayesian(
+        Bayesian::nuts()
+            .warmup(500)
+            .keep(4000)
+            .num_chains(4)
+            .prior(Prior::gaussian(1.0)),
+    )
+    .unwrap();
+    p.solve_with(usize::MAX, &SolveOptions::default().quiet())
+        .unwrap();
+    let post = x.posterior().unwrap();
+    let (lo, hi) = (post.entry(0, 0).unwrap(), post.entry(0, 1).unwrap());
+    assert!(
+        lo.iter().zip(hi.iter()).all(|(a, b)| a < b),
+        "unordered draw"
+    );
+    let m = 1.0 / std::f64::consts::PI.sqrt();
+    let v = 1.0 - 1.0 / std::f64::consts::PI;
+    within_4_mcse(&lo, -m, "E[min]");
+    within_4_mcse(&hi, m, "E[max]");
+    within_4_mcse(&lo.mapv(|a| (a + m).powi(2)), v, "Var[min]");
+    let e = Param::new("m", [2, 2]).ordered().unwrap_err().to_string();
+    assert!(e.contains("`m`") && e.contains("vector"), "{e}");
+    let e = x.set_values(&[1.0, 1.0]).unwrap_err().to_string();
+    assert!(e.contains("increasing"), "{e}");
+}

@@ -282,8 +282,7 @@ impl<'a> LogDensityBuilder<'a> {
 
 /// The leaf's value as the sampler holds it (`T⁻¹` of its value).
 pub(crate) fn unconstrained_values(p: &Param) -> Vec<f64> {
-    let t = p.transform();
-    p.values().into_iter().map(|x| t.inverse(x)).collect()
+    p.transform().inverse(&p.values())
 }
 
 /// The points of constraint residual `r` that a batch of `n` subsamples:

@@ -84,6 +84,31 @@ impl Tracer {
         let c = |g: &mut Graph, v: f64| g.constant(v, DType::F64, shape.clone());
         let (x, logj) = match t {
             Transform::Identity => unreachable!("handled above"),
+            Transform::Ordered => {
+                // x = L v, v = (u₀, e^{u₁}, …), L lower-triangular ones;
+                // log J = Σ_{i≥1} uᵢ.
+                let n = p.len();
+                if n == 1 {
+                    let zero = g.constant(0.0, DType::F64, crux_ir::graph::Shape::scalar())?;
+                    (u, zero)
+                } else {
+                    let e = g.unary(UnaryOp::Exp, u)?;
+                    let head = g.slice(u, 0, 0, 1, 1)?;
+                    let tail = g.slice(e, 0, 1, n - 1, 1)?;
+                    let v = g.concat(&[head, tail], 0)?;
+                    let v = g.reshape(v, crux_ir::graph::Shape(vec![n, 1]))?;
+                    let lower: Vec<f64> = (0..n * n)
+                        .map(|k| if k % n <= k / n { 1.0 } else { 0.0 })
+                        .collect();
+                    let l = Tensor::new(DType::F64, vec![n, n], lower)?;
+                    let ld = g.add_data(format!("{}.cumsum", p.name()), l);
+                    let ln = g.data_node(ld)?;
+                    let x = g.matmul(ln, v)?;
+                    let x = g.reshape(x, shape.clone())?;
+                    let us = g.slice(u, 0, 1, n - 1, 1)?;
+                    (x, us)
+                }
+            }
             Transform::Lower(lo) | Transform::Upper(lo) => {
                 let e = g.unary(UnaryOp::Exp, u)?;
                 let op = if matches!(t, Transform::Lower(_)) {

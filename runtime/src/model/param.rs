@@ -121,11 +121,36 @@ impl Param {
         Ok(self.constrain(t))
     }
 
+    /// Constrains the parameter, a 1-D vector, to strictly increasing
+    /// values (Stan's `ordered`: cut points, ordered locations); the
+    /// sampler moves `(x₀, ln(x₁ − x₀), …)`. The value becomes `0, 1, …`
+    /// unless it is already increasing. A parameter of another rank is
+    /// refused.
+    pub fn ordered(self) -> Result<Param> {
+        if self.shape().len() != 1 {
+            return Err(Error::InvalidArgument {
+                what: format!("parameter `{}`", self.name()),
+                reason: format!(
+                    "an ordered parameter is a vector (shape [n]), this one has shape {:?}",
+                    self.shape()
+                ),
+            });
+        }
+        Ok(self.constrain(Transform::Ordered))
+    }
+
     fn constrain(self, t: Transform) -> Param {
         *self.0.transform.write().unwrap_or_else(|e| e.into_inner()) = t;
         let mut v = self.0.value.write().unwrap_or_else(|e| e.into_inner());
-        for x in v.iter_mut().filter(|x| !t.contains(**x)) {
-            *x = t.default_point();
+        if t == Transform::Ordered {
+            if !t.contains_all(&v) {
+                *v = t.default_values(v.len());
+            }
+        } else {
+            let d = t.default_values(1)[0];
+            for x in v.iter_mut().filter(|x| !t.contains(**x)) {
+                *x = d;
+            }
         }
         drop(v);
         self

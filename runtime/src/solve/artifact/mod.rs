@@ -769,7 +769,7 @@ fn posterior(model: &ModelLayout, bufs: &[ChainBuffers], n: usize) -> Posterior 
                         LeafSource::Draws { offset, row } => {
                             let at = offset + t * row;
                             let u = &b.draws()[at..at + len];
-                            data.extend(u.iter().map(|&u| l.transform.forward(u)));
+                            data.extend(l.transform.forward(u));
                         }
                         LeafSource::Value(v) => data.extend_from_slice(v),
                     }

@@ -191,7 +191,7 @@ fn leaf_samples(
     let t = p.transform();
     let mut push = |theta: &[f64]| match owner.and_then(|o| o.2) {
         None if t.is_identity() => data.extend_from_slice(theta),
-        None => data.extend(theta.iter().map(|&u| t.forward(u))),
+        None => data.extend(t.forward(theta)),
         Some(m) => data.extend(merge(theta, &value, m)),
     };
     match owner {

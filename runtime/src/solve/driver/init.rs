@@ -47,7 +47,7 @@ impl<'a> ThetaLayout<'a> {
                 let t = p.transform();
                 match mask {
                     None if t.is_identity() => std::borrow::Cow::Borrowed(theta),
-                    None => std::borrow::Cow::Owned(theta.iter().map(|&u| t.forward(u)).collect()),
+                    None => std::borrow::Cow::Owned(t.forward(theta)),
                     Some(m) => std::borrow::Cow::Owned(merge(theta, &p.values(), m)),
                 }
             })
