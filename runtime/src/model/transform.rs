@@ -260,10 +260,11 @@ mod tests {
                 .expect("a non-empty range");
             m.swap(c, p);
             total += m[c][c].abs().ln();
-            for r in c + 1..n {
-                let f = m[r][c] / m[c][c];
-                for k in c..n {
-                    m[r][k] -= f * m[c][k];
+            let pivot = m[c].clone();
+            for row in &mut m[c + 1..] {
+                let f = row[c] / pivot[c];
+                for (a, b) in row[c..].iter_mut().zip(&pivot[c..]) {
+                    *a -= f * b;
                 }
             }
         }
