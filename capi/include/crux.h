@@ -22,7 +22,10 @@ size_t crux_model_dim(const crux_model *m);
  * Returns NaN on failure (crux_last_error() says why). */
 double crux_logp_grad(crux_model *m, const double *theta, double *grad);
 
-/* The model's parameters at their initial values (`dim` entries). */
+/* The model's parameters at their initial values (`dim` entries). A
+ * constrained parameter (positive, bounded, ordered) enters the position
+ * unconstrained (e.g. ln x), as the sampler moves it; the log-density
+ * includes the transform's log-Jacobian. */
 void crux_model_initial(const crux_model *m, double *theta);
 
 /* Frees a model (NULL is ignored). */

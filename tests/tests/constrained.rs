@@ -416,3 +416,40 @@ fn ordered_vectors_are_order_statistics() {
     let e = x.set_values(&[1.0, 1.0]).unwrap_err().to_string();
     assert!(e.contains("increasing"), "{e}");
 }
+
+/// With a batch size, only the `.mse()` terms are subsampled: at unit
+/// weights the minibatch log-density is the full one, and with all
+/// weights zero what is left is the likelihood term (and the prior).
+#[test]
+fn minibatches_subsample_only_the_residual_terms() {
+    let d = crux::Domain::line(0.0, 1.0, 0.01).unwrap();
+    let x = d.variable("interior").unwrap();
+    let a = Param::new("a", [1]);
+    let r = &a * &x - &x * 2.0;
+    let term = (&a - 1.0).gaussian(0.5);
+    let p = Crux::new([r.mse(), term]).unwrap();
+    let full = p.log_density().sample(&a, Prior::flat()).build().unwrap();
+    let mb = p
+        .log_density()
+        .sample(&a, Prior::flat())
+        .batch_size(10)
+        .build()
+        .unwrap();
+    let m = mb.minibatch().unwrap();
+    assert_eq!(m.inputs.len(), 1, "one subsampled term: the .mse()");
+    let points = m.inputs[0].points;
+    let theta = [0.7];
+    let (l0, g0) = full.logp_and_grad(&theta).unwrap();
+    let (l1, g1) = mb
+        .logp_and_grad_weighted(&theta, &[vec![1.0; points]])
+        .unwrap();
+    assert!((l0 - l1).abs() < 1e-12 && (g0[0] - g1[0]).abs() < 1e-12);
+    let (lz, gz) = mb
+        .logp_and_grad_weighted(&theta, &[vec![0.0; points]])
+        .unwrap();
+    let ll = -(0.5f64).ln()
+        - (0.7f64 - 1.0).powi(2) / (2.0 * 0.25)
+        - 0.5 * (2.0 * std::f64::consts::PI).ln();
+    assert!((lz - ll).abs() < 1e-12, "{lz} vs {ll}");
+    assert!((gz[0] - (1.0 - 0.7) / 0.25).abs() < 1e-12, "{}", gz[0]);
+}
