@@ -114,7 +114,8 @@ impl Run<'_> {
                 } else {
                     t.sampling_seconds += dt;
                 }
-                if hi == warmup || progress.wanted() {
+                let synced = hi == warmup || progress.wanted();
+                if synced {
                     self.exe
                         .sync(self.chains)
                         .map_err(|cause| self.plan.run_error(cause))?;
@@ -126,7 +127,7 @@ impl Run<'_> {
                     self.start_optimised_tier(scope, dt / (hi - lo) as f64, hi, &optimised_seconds);
                 }
                 progress.update(self, hi, &mut t)?;
-                self.check_finite(hi)?;
+                self.check_finite(hi, synced)?;
                 chunks += 1;
                 let stop = (self.opts.stop_after_chunks.is_some_and(|n| chunks >= n)
                     || crate::solve::checkpoint::take_interrupt())
@@ -164,9 +165,9 @@ impl Run<'_> {
     }
 
     /// Stops the run when a stochastic-gradient chain's position is no
-    /// longer finite (checked at chunk ends, after a device sync; only
-    /// when such a model is sampled).
-    fn check_finite(&self, hi: usize) -> Result<()> {
+    /// longer finite (checked at chunk ends, after a device sync unless
+    /// the chunk end already `synced`; only when such a model is sampled).
+    fn check_finite(&self, hi: usize, synced: bool) -> Result<()> {
         let sg: Vec<_> = self
             .plan
             .sampled()
@@ -175,9 +176,11 @@ impl Run<'_> {
         if sg.is_empty() {
             return Ok(());
         }
-        self.exe
-            .sync(self.chains)
-            .map_err(|cause| self.plan.run_error(cause))?;
+        if !synced {
+            self.exe
+                .sync(self.chains)
+                .map_err(|cause| self.plan.run_error(cause))?;
+        }
         for (chain, c) in self.chains.iter().enumerate() {
             let bufs = c.lock().unwrap_or_else(|e| e.into_inner());
             let theta = &bufs.state()[self.plan.chunk.theta..];
