@@ -80,7 +80,8 @@ pub use model::{
     Expr, Group, GroupRole, Init, IntoExpr, InverseMass, KernelChoice, Laplace, LeafSamples, Mask,
     MaskGroup, Masked, Metric, Model, ModelId, ModelInfo, ModelResults, ModelSettings, Net,
     Optimizer, Param, Pathfinder, Posterior, Prior, Reduction, Svgd, Transform, Variational, Vi,
-    MAX_ELEMENTS, MAX_LAYERS, MAX_NET_PARAMS, MAX_PARAM_ENTRIES, MAX_RANK,
+    MAX_DF, MAX_ELEMENTS, MAX_LAYERS, MAX_NET_PARAMS, MAX_ORDERED_ENTRIES, MAX_PARAM_ENTRIES,
+    MAX_RANK,
 };
 pub use solve::{
     interrupt, Artifact, ArtifactError, ArtifactRun, ArtifactSamples, CheckpointError, Crux,

@@ -391,11 +391,13 @@ impl Regression {
             x.push(num(a)?);
             y.push(num(b)?);
         }
-        if x.len() < 3 {
+        // Under flat priors the posterior is proper from 4 rows on and
+        // E[σ²] = RSS/(N − 5) is finite from 6.
+        if x.len() < 6 {
             return Err(bad(
                 text.lines().count(),
                 format!(
-                    "{} rows; a regression with unknown noise needs at least 3",
+                    "{} rows; this regression with unknown noise needs at least 6",
                     x.len()
                 ),
             ));

@@ -451,6 +451,20 @@ fn cases() -> Vec<Case> {
             Crux::new([crux::Constraint::log_density(&x * 1.0)]).map(|_| ())
         }
     );
+    case!("two parameters of one name in a group", "`mu`", {
+        let g = crux::Group::new("g");
+        let (a, b) = (g.param("mu", [1]), g.param("mu", [2]));
+        Crux::new([(&a + b.at(0)).gaussian(1.0)]).map(|_| ())
+    });
+    case!(
+        "an ordered parameter too long",
+        "at most",
+        Param::new("cuts", [100_000]).ordered().map(|_| ())
+    );
+    case!("a Student-t with an absurd df", "df", {
+        let (_, x) = line();
+        Crux::new([(&x * 1.0).student_t(1e300, 1.0)]).map(|_| ())
+    });
     case!("an entry mask on a constrained parameter", "constrained", {
         let (_, x) = line();
         let w = Param::new("w", [2]).positive();

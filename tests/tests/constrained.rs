@@ -270,7 +270,7 @@ fn regression_data_errors_name_the_line() {
     for (text, want) in [
         ("x,y\n1,2\n3\n", "line 3"),
         ("x,y\n1,2\n3,abc\n", "`abc` is not a finite number"),
-        ("x,y\n1,2\n", "at least 3"),
+        ("x,y\n1,2\n", "at least 6"),
     ] {
         let path = dir.join("bad.csv");
         std::fs::write(&path, text).unwrap();
@@ -452,4 +452,38 @@ fn minibatches_subsample_only_the_residual_terms() {
         - 0.5 * (2.0 * std::f64::consts::PI).ln();
     assert!((lz - ll).abs() < 1e-12, "{lz} vs {ll}");
     assert!((gz[0] - (1.0 - 0.7) / 0.25).abs() < 1e-12, "{}", gz[0]);
+}
+
+/// The tracker's `posterior/<model>/mean` of a constrained scalar is the
+/// mean of its constrained draws (not of `ln x`).
+#[test]
+fn the_tracker_reports_constrained_means() {
+    #[derive(Debug, Clone, Default)]
+    struct Last(std::sync::Arc<std::sync::Mutex<Option<crux::Metrics>>>);
+    impl crux::Tracker for Last {
+        fn record(&mut self, m: &crux::Metrics) -> crux::Result<()> {
+            *self.0.lock().unwrap() = Some(m.clone());
+            Ok(())
+        }
+    }
+    let x = Param::new("x", [1]).positive();
+    let logp = x.expr().ln() * 2.0 - &x * 2.0;
+    let p = Crux::new([Constraint::log_density(logp.sum())]).unwrap();
+    x.bayesian(nuts_flat()).unwrap();
+    let last = Last::default();
+    p.solve_with(
+        usize::MAX,
+        &SolveOptions::default().quiet().tracker(last.clone()),
+    )
+    .unwrap();
+    let m = last.0.lock().unwrap().clone().unwrap();
+    let tracked = m
+        .values
+        .iter()
+        .find(|(k, _)| k == "posterior/x/mean")
+        .unwrap()
+        .1;
+    let d = x.posterior().unwrap().entry(0, 0).unwrap();
+    let mean = d.mean().unwrap();
+    assert!((tracked - mean).abs() < 1e-9 * mean, "{tracked} vs {mean}");
 }

@@ -293,8 +293,10 @@ fn subsampled_points(r: &Expr, n: usize) -> Option<usize> {
     r.shape().first().copied().filter(|&p| p > n)
 }
 
-/// Traces `−scale · mean_c L_c + Σ priors` with minibatch weights on every
-/// constraint that has more than `batch_size` points; the same graph ops as
+/// Traces `−scale · mean_c L_c + Σ_t ℓ_t + Σ priors` with minibatch
+/// weights on every residual constraint that has more than `batch_size`
+/// points (the log-density terms ℓ_t are whole; the caller adds the
+/// Jacobians); the same graph ops as
 /// tracing [`Problem::loss`] otherwise (`L_c = sum(w ⊙ r²) · (1 / numel)`,
 /// with `w` broadcast over the residual's trailing axes).
 fn trace_weighted(
@@ -459,7 +461,8 @@ impl LogDensity {
         &self.layout
     }
 
-    /// θ at the parameters' values when the log-density was built.
+    /// θ at the parameters' values when the log-density was built
+    /// (unconstrained: `T⁻¹(x)` of a constrained leaf).
     pub fn initial_position(&self) -> &[f64] {
         &self.initial
     }

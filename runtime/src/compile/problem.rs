@@ -76,6 +76,12 @@ impl Problem {
                         });
                     }
                     match models.iter_mut().find(|m| m.id == p.owner()) {
+                        Some(m) if m.leaves.iter().any(|l| l.name() == p.name()) => {
+                            return Err(Error::InvalidArgument {
+                                what: format!("parameter `{}` of model `{}`", p.name(), m.name),
+                                reason: "the model has two parameters of this name: posteriors and masks find leaves by name, give each its own".into(),
+                            });
+                        }
                         Some(m) => m.leaves.push(p.clone()),
                         None => models.push(ModelInfo {
                             id: p.owner(),

@@ -15,13 +15,19 @@
 //!
 //! A scale may be an expression of parameters (sampled like any other,
 //! e.g. `Param::new("sigma", [1]).positive()`); a constant scale must be
-//! positive.
+//! positive (checked when the term is built). An expression scale is not
+//! checked: where it is not positive the log-density is not a number, which
+//! the samplers treat as a divergence — make it positive by construction.
 
 use std::f64::consts::PI;
 
 use super::constraint::{Constraint, Reduction};
 use super::expr::{Expr, IntoExpr, Kind};
 use crate::error::Error;
+
+/// The largest Student-t `df` (its normalising constant loses all digits
+/// beyond; the distribution is Gaussian to f64 precision long before).
+pub const MAX_DF: f64 = 1e12;
 
 impl Constraint {
     /// An arbitrary log-density term: the scalar expression `log_density`
@@ -51,17 +57,17 @@ impl Expr {
     }
 
     /// Student-t likelihood of this residual with `df` degrees of freedom
-    /// (a positive number) and scale `sigma` (as in [`Expr::gaussian`]).
+    /// (a positive number up to [`MAX_DF`]) and scale `sigma` (as in [`Expr::gaussian`]).
     pub fn student_t(&self, df: f64, sigma: impl IntoExpr) -> Constraint {
         let s = sigma.into_expr();
-        let term = match (
-            df.is_finite() && df > 0.0,
-            self.per_entry(&s, "student_t", "sigma"),
-        ) {
+        let ok = df > 0.0 && df <= MAX_DF;
+        let term = match (ok, self.per_entry(&s, "student_t", "sigma")) {
             (false, _) => Expr::invalid(Error::InvalidOperation {
                 op: "student_t",
                 expr: self.to_string(),
-                reason: format!("df must be a positive number, got {df}"),
+                reason: format!(
+                    "df must be a positive number up to {MAX_DF:e}, got {df} (beyond it, the Student-t is a Gaussian: use .gaussian)"
+                ),
             }),
             (true, Err(e)) => Expr::invalid(e),
             (true, Ok(n)) => {

@@ -28,6 +28,10 @@ pub trait Model {
 /// The most entries one parameter tensor may have (2³¹).
 pub const MAX_PARAM_ENTRIES: usize = 1 << 31;
 
+/// The most entries of an [`Param::ordered`] vector (its cumulative sum is
+/// an `n × n` triangular product in the graph).
+pub const MAX_ORDERED_ENTRIES: usize = 1024;
+
 /// A named parameter tensor. Cloning gives another handle to the same
 /// parameter (its value is shared).
 #[derive(Clone)]
@@ -124,9 +128,19 @@ impl Param {
     /// Constrains the parameter, a 1-D vector, to strictly increasing
     /// values (Stan's `ordered`: cut points, ordered locations); the
     /// sampler moves `(x₀, ln(x₁ − x₀), …)`. The value becomes `0, 1, …`
-    /// unless it is already increasing. A parameter of another rank is
-    /// refused.
+    /// unless it is already increasing. A parameter of another rank, or of
+    /// more than [`MAX_ORDERED_ENTRIES`] entries (the cumulative sum is a
+    /// dense triangular product), is refused.
     pub fn ordered(self) -> Result<Param> {
+        if self.len() > MAX_ORDERED_ENTRIES {
+            return Err(Error::InvalidArgument {
+                what: format!("parameter `{}`", self.name()),
+                reason: format!(
+                    "an ordered parameter has at most {MAX_ORDERED_ENTRIES} entries, this one {}",
+                    self.len()
+                ),
+            });
+        }
         if self.shape().len() != 1 {
             return Err(Error::InvalidArgument {
                 what: format!("parameter `{}`", self.name()),

@@ -93,7 +93,8 @@ pub struct Posterior {
     pub inverse_mass: Vec<Vec<f64>>,
     /// The fitted `q` of each of the model's `.vi(..)` groups (empty for
     /// a model sampled by MCMC only). The draws of their leaves above are
-    /// i.i.d. draws from these.
+    /// i.i.d. draws from these (through the leaf's transform when it is
+    /// constrained: `q` is over the unconstrained value).
     pub variational: Vec<Variational>,
 }
 

@@ -52,10 +52,12 @@ impl Transform {
     pub(crate) fn bounded(param: &str, lo: f64, hi: f64) -> Result<Transform> {
         finite(param, "lower bound", lo)?;
         finite(param, "upper bound", hi)?;
-        if lo >= hi {
+        if lo.next_up() >= hi {
             return Err(Error::InvalidArgument {
                 what: format!("bounds of parameter `{param}`"),
-                reason: format!("the lower bound {lo} must be below the upper bound {hi}"),
+                reason: format!(
+                    "the lower bound {lo} must be below the upper bound {hi}, with a number between them"
+                ),
             });
         }
         Ok(Transform::Bounded(lo, hi))
@@ -85,12 +87,36 @@ impl Transform {
         (0..n)
             .map(|i| match self {
                 Transform::Identity => 0.0,
-                Transform::Lower(lo) => lo + 1.0,
-                Transform::Upper(hi) => hi - 1.0,
-                Transform::Bounded(lo, hi) => lo + 0.5 * (hi - lo),
+                // `lo + 1` is `lo` itself beyond 2⁵³.
+                Transform::Lower(lo) => (lo + 1.0).max(lo.next_up()),
+                Transform::Upper(hi) => (hi - 1.0).min(hi.next_down()),
+                Transform::Bounded(lo, hi) => {
+                    (lo + 0.5 * (hi - lo)).clamp(lo.next_up(), hi.next_down())
+                }
                 Transform::Ordered => i as f64,
             })
             .collect()
+    }
+
+    /// `xs` moved to the nearest representable values inside the support:
+    /// a draw whose `T(u)` rounded onto a bound (e.g. `σ(u) = 1` for `u >
+    /// 37`) stays a valid starting value.
+    pub fn nudge_inside(self, xs: &mut [f64]) {
+        match self {
+            Transform::Identity => {}
+            Transform::Lower(lo) => xs.iter_mut().for_each(|x| *x = x.max(lo.next_up())),
+            Transform::Upper(hi) => xs.iter_mut().for_each(|x| *x = x.min(hi.next_down())),
+            Transform::Bounded(lo, hi) => xs
+                .iter_mut()
+                .for_each(|x| *x = x.clamp(lo.next_up(), hi.next_down())),
+            Transform::Ordered => {
+                for i in 1..xs.len() {
+                    if xs[i] <= xs[i - 1] {
+                        xs[i] = xs[i - 1].next_up();
+                    }
+                }
+            }
+        }
     }
 
     /// The support in words, for messages: `(0, inf)`, `(-1, 2)`.
@@ -295,6 +321,21 @@ mod tests {
         for t in all() {
             assert!(t.contains_all(&t.default_values(4)));
         }
+        // Beyond 2⁵³ `lo + 1 == lo`: the start is still inside.
+        for t in [Transform::Lower(1e20), Transform::Upper(-1e20)] {
+            assert!(t.contains_all(&t.default_values(1)), "{t:?}");
+        }
+        assert!(Transform::bounded("p", 1.0, 1.0f64.next_up()).is_err());
+        // Values rounded onto a bound are moved just inside.
+        let mut v = [1.0, 0.0, 0.5];
+        Transform::Bounded(0.0, 1.0).nudge_inside(&mut v);
+        assert!(Transform::Bounded(0.0, 1.0).contains_all(&v), "{v:?}");
+        let mut v = [2.0, 2.0, 1.0];
+        Transform::Ordered.nudge_inside(&mut v);
+        assert!(Transform::Ordered.contains_all(&v), "{v:?}");
+        let mut v = [1000.0];
+        Transform::Lower(1000.0).nudge_inside(&mut v);
+        assert!(v[0] > 1000.0);
         let e = Transform::Ordered
             .check_values("cut", &[1.0, 0.5])
             .unwrap_err()

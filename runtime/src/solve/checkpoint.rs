@@ -24,7 +24,8 @@ static INTERRUPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool:
 
 /// Asks the running solves to stop at their next chunk boundary (after
 /// writing their checkpoint, if one is configured) with
-/// [`crate::Error::Interrupted`]. Async-signal-safe (one atomic store): call
+/// [`crate::Error::Interrupted`] (an artifact run returns its draws so far
+/// with [`crate::ArtifactSamples::stopped_at`] set). Async-signal-safe (one atomic store): call
 /// it from a Ctrl-C handler, as the samples do.
 pub fn interrupt() {
     INTERRUPT.store(true, std::sync::atomic::Ordering::SeqCst);

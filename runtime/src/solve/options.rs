@@ -210,7 +210,8 @@ pub struct Solution {
     pub backend: Backend,
     /// Chains.
     pub num_chains: usize,
-    /// Sweeps per chain.
+    /// Sweeps per chain the solve was planned for (a run that stopped
+    /// early, see [`crate::Error::Interrupted`], ran fewer).
     pub sweeps: usize,
     /// Sweeps of warmup (the longest model's).
     pub warmup_sweeps: usize,

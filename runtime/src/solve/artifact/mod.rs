@@ -168,7 +168,8 @@ pub struct ArtifactSamples {
     pub compile_seconds: f64,
     /// Seconds running the chains.
     pub run_seconds: f64,
-    /// Sweeps each chain ran.
+    /// Sweeps each chain runs in the whole run (a stopped run ran
+    /// [`ArtifactSamples::stopped_at`]).
     pub sweeps: usize,
     /// The sweep at which the run stopped early (`stop_after_chunks`, or
     /// [`crate::interrupt`], e.g. on Ctrl-C), after writing its

@@ -325,7 +325,7 @@ fn report(
 pub(crate) fn log_reports(reports: &[ModelReport], k: usize, log: &dyn Fn(String)) {
     for r in reports {
         let mut parts = Vec::new();
-        if let Some(d) = r.divergences {
+        if let Some(d) = r.divergences.filter(|_| r.num_draws > 0) {
             let total = r.num_draws * k;
             parts.push(format!(
                 "{d}/{total} divergent ({:.2}%)",

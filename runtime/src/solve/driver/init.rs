@@ -65,6 +65,8 @@ impl<'a> ThetaLayout<'a> {
     /// Sets each leaf's value from `state`.
     pub fn write_back(&self, state: &[f64]) -> Result<()> {
         for ((p, _, _), v) in self.leaves.iter().zip(self.unpack(state)) {
+            let mut v = v.into_owned();
+            p.transform().nudge_inside(&mut v);
             p.store(&v)?;
         }
         Ok(())

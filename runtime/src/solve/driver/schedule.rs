@@ -388,9 +388,15 @@ fn model_metrics(plan: &Plan, chains: &[Chain], hi: usize) -> (Vec<(String, f64)
             continue;
         }
         if m.len == 1 {
+            // The model's value: through the leaf's transform.
+            let t = m.leaves[0].transform();
             let sum: f64 = guards
                 .iter()
-                .map(|g| (0..n).map(|i| g.draws()[slots.draws + i]).sum::<f64>())
+                .map(|g| {
+                    (0..n)
+                        .map(|i| t.forward(&[g.draws()[slots.draws + i]])[0])
+                        .sum::<f64>()
+                })
                 .sum();
             out.push((key("mean"), sum / (n * k) as f64));
         }
