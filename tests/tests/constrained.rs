@@ -282,23 +282,29 @@ fn regression_data_errors_name_the_line() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A prior on a constrained parameter applies on the constrained scale:
-/// `Prior::gaussian(1)` on a positive `x` (no data) is the half-normal,
-/// mean √(2/π), variance 1 − 2/π (the Jacobian is the transform's).
-#[test]
-fn priors_apply_on_the_constrained_scale() {
-    let x = Param::new("x", [1]).positive();
+/// Samples `x` under `prior` alone (NUTS, 4 × 4000 draws; the problem's
+/// one term is zero).
+fn sample_prior(x: &Param, prior: Prior) {
     let p = Crux::new([Constraint::log_density((x.expr() * 0.0).sum())]).unwrap();
     x.bayesian(
         Bayesian::nuts()
             .warmup(500)
             .keep(4000)
             .num_chains(4)
-            .prior(Prior::gaussian(1.0)),
+            .prior(prior),
     )
     .unwrap();
     p.solve_with(usize::MAX, &SolveOptions::default().quiet())
         .unwrap();
+}
+
+/// A prior on a constrained parameter applies on the constrained scale:
+/// `Prior::gaussian(1)` on a positive `x` (no data) is the half-normal,
+/// mean √(2/π), variance 1 − 2/π (the Jacobian is the transform's).
+#[test]
+fn priors_apply_on_the_constrained_scale() {
+    let x = Param::new("x", [1]).positive();
+    sample_prior(&x, Prior::gaussian(1.0));
     let d = x.posterior().unwrap().entry(0, 0).unwrap();
     let mean = (2.0 / std::f64::consts::PI).sqrt();
     within_4_mcse(&d, mean, "half-normal mean");
@@ -389,17 +395,7 @@ fn ordered_vectors_are_order_statistics() {
         vec![0.0, 1.0],
         "an ordered parameter starts at 0, 1, …"
     );
-    let p = Crux::new([Constraint::log_density((x.expr() * 0.0).sum())]).unwrap();
-    x.bayesian(
-        Bayesian::nuts()
-            .warmup(500)
-            .keep(4000)
-            .num_chains(4)
-            .prior(Prior::gaussian(1.0)),
-    )
-    .unwrap();
-    p.solve_with(usize::MAX, &SolveOptions::default().quiet())
-        .unwrap();
+    sample_prior(&x, Prior::gaussian(1.0));
     let post = x.posterior().unwrap();
     let (lo, hi) = (post.entry(0, 0).unwrap(), post.entry(0, 1).unwrap());
     assert!(

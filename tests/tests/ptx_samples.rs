@@ -99,27 +99,22 @@ fn sample_chunk_kernels_assemble() {
     // Constrained parameters and likelihood terms: eight schools (positive
     // τ, per-school σ) and the regression (σ sampled through `gaussian`).
     let s = EightSchools::new().unwrap();
-    s.group
-        .bayesian(
-            Bayesian::nuts()
-                .warmup(1000)
-                .keep(2000)
-                .prior(crux::Prior::flat()),
-        )
-        .unwrap();
-    let spills = assemble("eight_schools", &s.problem.emit_ptx(3000).unwrap());
-    assert_eq!(spills, 0, "the eight-schools chunk kernel spills");
     let r = Regression::from_csv(&Regression::shipped_data()).unwrap();
-    r.group
-        .bayesian(
-            Bayesian::nuts()
-                .warmup(1000)
-                .keep(2000)
-                .prior(crux::Prior::flat()),
-        )
-        .unwrap();
-    let spills = assemble("regression", &r.problem.emit_ptx(3000).unwrap());
-    assert_eq!(spills, 0, "the regression's chunk kernel spills");
+    for (name, group, problem) in [
+        ("eight_schools", &s.group, &s.problem),
+        ("regression", &r.group, &r.problem),
+    ] {
+        group
+            .bayesian(
+                Bayesian::nuts()
+                    .warmup(1000)
+                    .keep(2000)
+                    .prior(crux::Prior::flat()),
+            )
+            .unwrap();
+        let spills = assemble(name, &problem.emit_ptx(3000).unwrap());
+        assert_eq!(spills, 0, "the {name} chunk kernel spills");
+    }
 }
 
 /// Without a CUDA driver, `Backend::Cuda` fails with a clear error, not a
