@@ -163,42 +163,32 @@ fn compile(a: &CompileArgs) -> crux::Result<()> {
     let Some(named) = named else {
         return compile_file(a, t);
     };
+    // The command line's schedule over each problem's defaults (warmup,
+    // likelihood scale).
+    let schedule = |b: Bayesian, warmup: usize, scale: f64| {
+        b.warmup(a.warmup.unwrap_or(warmup))
+            .keep(a.draws.unwrap_or(1000))
+            .num_chains(a.chains)
+            .likelihood_scale(a.likelihood_scale.unwrap_or(scale))
+    };
     let (problem, epochs, name) = match named {
         ProblemName::Quickstart => {
             let q = Quickstart::new(a.seed)?;
             for p in [&q.a, &q.b] {
-                p.bayesian(
-                    Bayesian::nuts()
-                        .step_size(1e-2)
-                        .warmup(a.warmup.unwrap_or(500))
-                        .keep(a.draws.unwrap_or(1000))
-                        .num_chains(a.chains)
-                        .likelihood_scale(a.likelihood_scale.unwrap_or(1.0)),
-                )?;
+                p.bayesian(schedule(Bayesian::nuts().step_size(1e-2), 500, 1.0))?;
             }
             (q.problem, usize::MAX, "quickstart")
         }
         ProblemName::Gauss100 => {
             let g = Gauss100::new(1)?;
-            g.theta.bayesian(
-                Bayesian::nuts()
-                    .warmup(a.warmup.unwrap_or(1000))
-                    .keep(a.draws.unwrap_or(1000))
-                    .num_chains(a.chains)
-                    .likelihood_scale(a.likelihood_scale.unwrap_or(GAUSS_DIM as f64 / 2.0)),
-            )?;
+            g.theta
+                .bayesian(schedule(Bayesian::nuts(), 1000, GAUSS_DIM as f64 / 2.0))?;
             (g.problem.with_seed(a.seed), usize::MAX, "gauss100")
         }
         ProblemName::Bpinn => {
             let b = Bpinn::new(0)?;
-            b.net.bayesian(
-                Bayesian::sgld()
-                    .step_size(1e-5)
-                    .warmup(a.warmup.unwrap_or(2000))
-                    .keep(a.draws.unwrap_or(1000))
-                    .num_chains(a.chains)
-                    .likelihood_scale(a.likelihood_scale.unwrap_or(1.0)),
-            )?;
+            b.net
+                .bayesian(schedule(Bayesian::sgld().step_size(1e-5), 2000, 1.0))?;
             (b.problem.with_seed(a.seed), usize::MAX, "bpinn")
         }
     };

@@ -37,29 +37,28 @@ fn configure(q: &Quickstart) {
     }
 }
 
+/// `problem`'s artifact named `name`, written to a fresh directory.
+fn write_artifact(problem: &crux::Crux, name: &str, tag: &str) -> (Artifact, PathBuf) {
+    let art = problem
+        .compile_artifact(name, usize::MAX, &SolveOptions::default())
+        .unwrap();
+    let dir = scratch(tag);
+    art.write(&dir).unwrap();
+    (art, dir)
+}
+
 /// The quick example's artifact, written to a fresh directory.
 fn written(tag: &str) -> PathBuf {
     let q = Quickstart::new(7).unwrap();
     configure(&q);
-    let art = q
-        .problem
-        .compile_artifact("quickstart", usize::MAX, &SolveOptions::default())
-        .unwrap();
-    let dir = scratch(tag);
-    art.write(&dir).unwrap();
-    dir
+    write_artifact(&q.problem, "quickstart", tag).1
 }
 
 #[test]
 fn round_trip_gives_the_in_process_draws_bit_for_bit() {
     let q = Quickstart::new(7).unwrap();
     configure(&q);
-    let art = q
-        .problem
-        .compile_artifact("quickstart", usize::MAX, &SolveOptions::default())
-        .unwrap();
-    let dir = scratch("roundtrip");
-    art.write(&dir).unwrap();
+    let (art, dir) = write_artifact(&q.problem, "quickstart", "roundtrip");
     // In process, after compiling (the solve moves the models' values).
     q.problem
         .solve_with(usize::MAX, &SolveOptions::default().quiet())
@@ -446,12 +445,7 @@ fn constrained_parameters_round_trip_through_artifacts() {
                 .prior(crux::Prior::flat()),
         )
         .unwrap();
-    let art = s
-        .problem
-        .compile_artifact("schools", usize::MAX, &SolveOptions::default())
-        .unwrap();
-    let dir = scratch("schools");
-    art.write(&dir).unwrap();
+    let dir = write_artifact(&s.problem, "schools", "schools").1;
     s.problem
         .solve_with(usize::MAX, &SolveOptions::default().quiet())
         .unwrap();

@@ -11,6 +11,16 @@ use std::time::{Duration, Instant};
 use crux_tests::kill::{options, problem, SWEEPS};
 
 /// The sweep recorded in the checkpoint's header, if it is readable.
+/// `a`'s draws of the run resumed from `path` in a fresh problem, as a new
+/// process would.
+fn resumed(path: &std::path::Path) -> Vec<crux::LeafSamples> {
+    let q = problem().unwrap();
+    q.problem
+        .solve_with(usize::MAX, &options().resume(path))
+        .unwrap();
+    q.a.posterior().unwrap().leaves.clone()
+}
+
 fn sweep_of(path: &std::path::Path) -> Option<usize> {
     let f = std::fs::File::open(path).ok()?;
     let mut line = String::new();
@@ -53,16 +63,7 @@ fn killed_runs_resume_to_the_uninterrupted_draws() {
             killed += 1;
             assert!(at < SWEEPS, "killed before the end");
         }
-        // Resume in a fresh problem, as a new process would.
-        let q = problem().unwrap();
-        q.problem
-            .solve_with(usize::MAX, &options().resume(&path))
-            .unwrap();
-        assert_eq!(
-            q.a.posterior().unwrap().leaves,
-            full.0.leaves,
-            "killed at sweep {at}"
-        );
+        assert_eq!(resumed(&path), full.0.leaves, "killed at sweep {at}");
         assert_eq!(q.b.posterior().unwrap().leaves, full.1.leaves);
         assert_eq!(q.a.posterior().unwrap().diagnostics, full.0.diagnostics);
     }
@@ -111,14 +112,6 @@ fn interrupted_runs_checkpoint_and_resume() {
     assert_eq!(status.code(), Some(130), "{status}");
     let at = sweep_of(&path).unwrap();
     assert!((2_000..SWEEPS).contains(&at));
-    let q = problem().unwrap();
-    q.problem
-        .solve_with(usize::MAX, &options().resume(&path))
-        .unwrap();
-    assert_eq!(
-        q.a.posterior().unwrap().leaves,
-        full.leaves,
-        "interrupted at sweep {at}"
-    );
+    assert_eq!(resumed(&path), full.leaves, "interrupted at sweep {at}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,7 +9,7 @@ use super::host_target;
 use crate::solve::driver::collect::leaf_owner;
 use crate::solve::driver::init::Jitter;
 use crate::solve::driver::plan::Plan;
-use crux_compiler::sampler::{DiagKind, ModelSlots};
+use crux_compiler::sampler::{Chunk, DiagField, DiagKind, ModelSlots};
 
 /// The artifact format this crux writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -125,6 +125,16 @@ pub struct FieldLayout {
 }
 
 impl FieldLayout {
+    /// The layouts of a model's diagnostic fields.
+    pub(crate) fn of(fields: &[DiagField]) -> Vec<FieldLayout> {
+        fields
+            .iter()
+            .map(|f| FieldLayout {
+                name: f.name.to_string(),
+                kind: kind_name(f.kind).to_string(),
+            })
+            .collect()
+    }
     /// The storage kind.
     pub fn kind(&self) -> DiagKind {
         match self.kind.as_str() {
@@ -218,45 +228,55 @@ impl Manifest {
                 keep: r0.keep,
                 thin: r0.thin,
                 diag: s0.diag,
-                fields: s0
-                    .fields
-                    .iter()
-                    .map(|f| FieldLayout {
-                        name: f.name.to_string(),
-                        kind: kind_name(f.kind).to_string(),
-                    })
-                    .collect(),
+                fields: FieldLayout::of(&s0.fields),
                 step_size: s0.step_size,
                 inverse_mass: (s0.inverse_mass, s0.metric.inverse_mass_len(first.len)),
                 leaves,
             });
         }
+        let keep = models.iter().map(|m| m.keep).max().unwrap_or(0);
+        let jitter = jitter
+            .iter()
+            .map(|j| JitterEntry {
+                at: j.at,
+                len: j.len,
+                sigma: j.sigma,
+                counter: j.counter,
+            })
+            .collect();
+        let run = (seed, plan.k, keep);
+        Manifest::of_chunk(name, chunk, run, jitter, models, plan.builtin())
+    }
+
+    /// The manifest of `chunk` (this build's versions and target, the
+    /// chunk's entry point and buffer lengths), run `(seed, chains, keep)`
+    /// by default; no files yet.
+    pub(crate) fn of_chunk(
+        name: &str,
+        chunk: &Chunk,
+        (seed, chains, keep): (u64, usize, usize),
+        jitter: Vec<JitterEntry>,
+        models: Vec<ModelLayout>,
+        builtin: bool,
+    ) -> Manifest {
         Manifest {
             format_version: FORMAT_VERSION,
             crux_version: env!("CARGO_PKG_VERSION").to_string(),
             target: host_target(),
             name: name.to_string(),
-            entry: String::new(),
+            entry: chunk.function.name.clone(),
             seed,
-            chains: plan.k,
-            keep: models.iter().map(|m| m.keep).max().unwrap_or(0),
+            chains,
+            keep,
             sweeps: chunk.sweeps,
             state_len: chunk.state.len,
             work_len: chunk.work_len,
             draws_len: chunk.draws_len,
             diag_len: chunk.diag_len,
             data_lens: chunk.data.iter().map(Vec::len).collect(),
-            jitter: jitter
-                .iter()
-                .map(|j| JitterEntry {
-                    at: j.at,
-                    len: j.len,
-                    sigma: j.sigma,
-                    counter: j.counter,
-                })
-                .collect(),
+            jitter,
             models,
-            builtin: plan.builtin(),
+            builtin,
             files: Vec::new(),
         }
     }

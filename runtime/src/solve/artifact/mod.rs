@@ -251,13 +251,12 @@ impl Artifact {
     /// The files of an artifact: PTX, object code and its shared library,
     /// the graphs' text.
     fn assemble(
-        mut manifest: Manifest,
+        manifest: Manifest,
         function: Function,
         data: Vec<Vec<f64>>,
         state: Vec<f64>,
         graphs: Vec<(String, crux_ir::graph::Graph)>,
     ) -> Result<Artifact> {
-        manifest.entry = function.name.clone();
         let backend = |e| Error::Compile(crux_compiler::pipeline::CompileError::Backend(e));
         let ptx = emit(
             &function,
@@ -357,44 +356,20 @@ impl Artifact {
             })
             .into_iter()
             .collect();
-        let manifest = Manifest {
-            format_version: FORMAT_VERSION,
-            crux_version: env!("CARGO_PKG_VERSION").to_string(),
-            target: host_target(),
+        let model = ModelLayout {
             name: name.to_string(),
-            entry: chunk.function.name.clone(),
-            seed: sampling.seed,
-            chains: sampling.chains,
+            kernel: "nuts".into(),
+            warmup: sampling.warmup,
             keep: sampling.keep,
-            sweeps: chunk.sweeps,
-            state_len: chunk.state.len,
-            work_len: chunk.work_len,
-            draws_len: chunk.draws_len,
-            diag_len: chunk.diag_len,
-            data_lens: chunk.data.iter().map(Vec::len).collect(),
-            jitter,
-            models: vec![ModelLayout {
-                name: name.to_string(),
-                kernel: "nuts".into(),
-                warmup: sampling.warmup,
-                keep: sampling.keep,
-                thin: 1,
-                diag: slots.diag,
-                fields: slots
-                    .fields
-                    .iter()
-                    .map(|f| FieldLayout {
-                        name: f.name.to_string(),
-                        kind: manifest::kind_name(f.kind).to_string(),
-                    })
-                    .collect(),
-                step_size: slots.step_size,
-                inverse_mass: (slots.inverse_mass, dim),
-                leaves,
-            }],
-            builtin: true,
-            files: Vec::new(),
+            thin: 1,
+            diag: slots.diag,
+            fields: FieldLayout::of(&slots.fields),
+            step_size: slots.step_size,
+            inverse_mass: (slots.inverse_mass, dim),
+            leaves,
         };
+        let run = (sampling.seed, sampling.chains, sampling.keep);
+        let manifest = Manifest::of_chunk(name, &chunk, run, jitter, vec![model], true);
         let function = chunk.function;
         Self::assemble(
             manifest,
