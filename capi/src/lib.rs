@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
 
-use crux::{Backend, CompiledLogDensity, LogDensity, Prior, Workspace};
+use crux::{Backend, CompiledLogDensity, LogDensity, Workspace};
 use crux_samples::problems::{Bpinn, Gauss100, Quickstart};
 
 /// A compiled log-density with its workspace.
@@ -31,31 +31,9 @@ fn set_error(msg: impl Into<String>) {
 /// The log-density of sample problem `name` (see `crux.h`).
 pub fn model(name: &str, seed: u64, scale: f64) -> crux::Result<CruxModel> {
     let ld: LogDensity = match name {
-        "quickstart" => {
-            let q = Quickstart::new(seed)?;
-            q.problem
-                .log_density()
-                .sample(&q.a, Prior::default())
-                .sample(&q.b, Prior::default())
-                .likelihood_scale(scale)
-                .build()?
-        }
-        "gauss100" => {
-            let g = Gauss100::new(seed)?;
-            g.problem
-                .log_density()
-                .sample(&g.theta, Prior::default())
-                .likelihood_scale(scale)
-                .build()?
-        }
-        "bpinn" => {
-            let b = Bpinn::new(seed)?;
-            b.problem
-                .log_density()
-                .sample(&b.net, Prior::default())
-                .likelihood_scale(scale)
-                .build()?
-        }
+        "quickstart" => Quickstart::new(seed)?.log_density(scale)?,
+        "gauss100" => Gauss100::new(seed)?.log_density_scaled(scale)?,
+        "bpinn" => Bpinn::new(seed)?.log_density_scaled(scale)?,
         other => {
             return Err(crux::Error::InvalidArgument {
                 what: "problem".into(),

@@ -111,9 +111,15 @@ impl Bpinn {
 
     /// The log-density of the network's weights under the default prior.
     pub fn log_density(&self) -> crux::Result<LogDensity> {
+        self.log_density_scaled(1.0)
+    }
+
+    /// The log-density with likelihood scale `scale`.
+    pub fn log_density_scaled(&self, scale: f64) -> crux::Result<LogDensity> {
         self.problem
             .log_density()
             .sample(&self.net, Prior::default())
+            .likelihood_scale(scale)
             .build()
     }
 }
@@ -214,10 +220,15 @@ impl Gauss100 {
     /// The log-density of θ: likelihood scale `N/2 = 50` makes the
     /// likelihood term `−½ θᵀPθ`; the default prior adds `−θᵀθ/200`.
     pub fn log_density(&self) -> crux::Result<LogDensity> {
+        self.log_density_scaled(GAUSS_DIM as f64 / 2.0)
+    }
+
+    /// The log-density with likelihood scale `scale`.
+    pub fn log_density_scaled(&self, scale: f64) -> crux::Result<LogDensity> {
         self.problem
             .log_density()
             .sample(&self.theta, Prior::default())
-            .likelihood_scale(GAUSS_DIM as f64 / 2.0)
+            .likelihood_scale(scale)
             .build()
     }
 }
