@@ -38,15 +38,15 @@ use crux_compiler::backend::clif::{self, ClifOptions};
 use crux_compiler::backend::ptx::{emit, PtxOptions};
 use crux_compiler::backend::{Executable, Interpreter};
 use crux_compiler::sampler::abi::ChainBuffers;
-use crux_compiler::sampler::DiagKind;
 use crux_ir::kernel::Function;
-use ndarray::{Array2, ArrayD, IxDyn};
+use ndarray::{ArrayD, IxDyn};
 use sha2::{Digest, Sha256};
 
 pub use error::ArtifactError;
 pub use manifest::{FieldLayout, LeafLayout, LeafSource, Manifest, ModelLayout, FORMAT_VERSION};
 
 use super::checkpoint;
+use super::driver::collect::read_diagnostics;
 use super::driver::cpu::run_range;
 use super::driver::init::{base_state, jitters, Jitter};
 use super::driver::plan::plan;
@@ -54,7 +54,7 @@ use super::options::{SolveOptions, Tiering};
 use crate::compile::problem::Problem;
 use crate::compile::Backend;
 use crate::error::{Error, Result};
-use crate::model::{Diagnostics, LeafSamples, ModelId, Posterior};
+use crate::model::{LeafSamples, ModelId, Posterior};
 
 /// A loaded (or freshly compiled) artifact.
 #[derive(Clone, Debug)]
@@ -760,26 +760,12 @@ fn posterior(model: &ModelLayout, bufs: &[ChainBuffers], n: usize) -> Posterior 
             }
         })
         .collect();
-    let nf = model.fields.len();
-    let diagnostics = (nf > 0).then(|| {
-        Diagnostics::new(
-            model
-                .fields
-                .iter()
-                .enumerate()
-                .map(|(j, f)| {
-                    let a = Array2::from_shape_fn((k, n), |(c, t)| {
-                        let v = bufs[c].diag()[model.diag + t * nf + j];
-                        match f.kind() {
-                            DiagKind::Bool => (v != 0.0) as u8 as f64,
-                            DiagKind::Float | DiagKind::Int => v,
-                        }
-                    });
-                    (f.name.clone(), a)
-                })
-                .collect(),
-        )
-    });
+    let fields: Vec<_> = model
+        .fields
+        .iter()
+        .map(|f| (f.name.as_str(), f.kind()))
+        .collect();
+    let diagnostics = read_diagnostics(n, model.diag, &fields, bufs);
     Posterior {
         model: model.name.clone(),
         model_id: ModelId::fresh(),

@@ -66,7 +66,9 @@ pub(crate) fn collect(
                 } else {
                     step_sizes(slots, bufs)
                 };
-                (diagnostics(r.kept_after(done), slots, bufs), steps)
+                let fields: Vec<_> = slots.fields.iter().map(|f| (f.name, f.kind)).collect();
+                let d = read_diagnostics(r.kept_after(done), slots.diag, &fields, bufs);
+                (d, steps)
             })
             .collect();
         let fits: Vec<Fit> = sampled
@@ -260,25 +262,31 @@ pub(crate) fn leaf_owner<'a>(
     })
 }
 
-/// A sampled member's per-draw diagnostics, `(K, N)` per field.
-/// The first `n` draws' diagnostics.
-fn diagnostics(n: usize, slots: &ModelSlots, bufs: &[ChainBuffers]) -> Option<Diagnostics> {
-    let (k, nf) = (bufs.len(), slots.fields.len());
+/// The per-draw diagnostics of a model's first `n` draws, `(K, N)` per
+/// field: `fields` (name, kind) recorded per draw from `offset` of each
+/// chain's diagnostics buffer (`None` without fields). The solve's
+/// collection and artifact runs both read them here.
+pub(crate) fn read_diagnostics(
+    n: usize,
+    offset: usize,
+    fields: &[(&str, DiagKind)],
+    bufs: &[ChainBuffers],
+) -> Option<Diagnostics> {
+    let (k, nf) = (bufs.len(), fields.len());
     (nf > 0).then(|| {
         Diagnostics::new(
-            slots
-                .fields
+            fields
                 .iter()
                 .enumerate()
-                .map(|(j, f)| {
+                .map(|(j, &(name, kind))| {
                     let a = Array2::from_shape_fn((k, n), |(c, d)| {
-                        let v = bufs[c].diag()[slots.diag + d * nf + j];
-                        match f.kind {
+                        let v = bufs[c].diag()[offset + d * nf + j];
+                        match kind {
                             DiagKind::Bool => (v != 0.0) as u8 as f64,
                             DiagKind::Float | DiagKind::Int => v,
                         }
                     });
-                    (f.name.to_string(), a)
+                    (name.to_string(), a)
                 })
                 .collect(),
         )
