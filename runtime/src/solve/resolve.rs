@@ -40,6 +40,12 @@ pub(crate) struct Resolved {
     pub vi_draws: Option<usize>,
 }
 
+/// Draws kept once `sweeps` sweeps are done by a schedule of `warmup`
+/// sweeps, then one kept draw every `thin`, `keep` in all.
+pub(crate) fn kept_after(sweeps: usize, warmup: usize, thin: usize, keep: usize) -> usize {
+    (sweeps.saturating_sub(warmup) / thin).min(keep)
+}
+
 impl Resolved {
     /// Whether the member is fitted by VI rather than sampled by MCMC.
     pub fn is_vi(&self) -> bool {
@@ -47,7 +53,7 @@ impl Resolved {
     }
     /// Draws kept (VI: ELBO steps recorded) once `sweeps` sweeps are done.
     pub fn kept_after(&self, sweeps: usize) -> usize {
-        (sweeps.saturating_sub(self.warmup) / self.thin).min(self.keep)
+        kept_after(sweeps, self.warmup, self.thin, self.keep)
     }
 }
 

@@ -688,7 +688,7 @@ impl Artifact {
             .iter()
             .map(|model| {
                 let done = stopped_at.unwrap_or(sweeps);
-                let kept = (done.saturating_sub(model.warmup) / model.thin).min(draws);
+                let kept = super::resolve::kept_after(done, model.warmup, model.thin, draws);
                 posterior(model, &bufs, kept)
             })
             .collect();
