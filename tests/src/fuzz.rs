@@ -92,7 +92,8 @@ pub fn graph_text(data: &[u8]) {
         let Some((&which, edits)) = rest.split_first() else {
             return;
         };
-        let base = &sample_graphs()[which as usize % sample_graphs().len()];
+        let graphs = sample_graphs();
+        let base = &graphs[which as usize % graphs.len()];
         edited(base.clone(), edits, &GRAPH_TOKENS)
     };
     if let Ok(g) = parse(&text) {

@@ -393,9 +393,8 @@ fn model_metrics(plan: &Plan, chains: &[Chain], hi: usize) -> (Vec<(String, f64)
             let sum: f64 = guards
                 .iter()
                 .map(|g| {
-                    (0..n)
-                        .map(|i| t.forward(&[g.draws()[slots.draws + i]])[0])
-                        .sum::<f64>()
+                    let u = &g.draws()[slots.draws..slots.draws + n];
+                    t.forward(u).iter().sum::<f64>()
                 })
                 .sum();
             out.push((key("mean"), sum / (n * k) as f64));
