@@ -315,15 +315,10 @@ fn trace_weighted(
     let mut total: Option<NodeId> = None;
     // Log-density terms: the whole term, added as it is.
     let mut terms: Vec<NodeId> = Vec::new();
-    let residuals: Vec<usize> = which
+    let (log_density, residuals): (Vec<usize>, Vec<usize>) = which
         .iter()
-        .copied()
-        .filter(|&ci| {
-            let c = &constraints[ci];
-            !c.is_log_density()
-        })
-        .collect();
-    for &ci in which.iter().filter(|ci| !residuals.contains(ci)) {
+        .partition(|&&ci| constraints[ci].is_log_density());
+    for ci in log_density {
         terms.push(tracer.trace(&constraints[ci].residual().sum())?);
     }
     for &ci in &residuals {
